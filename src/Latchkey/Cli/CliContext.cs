@@ -1,0 +1,68 @@
+using System.CommandLine;
+using System.Data.Common;
+using Latchkey.Storage;
+using Microsoft.Extensions.Options;
+
+namespace Latchkey.Cli;
+
+/// <summary>What every command needs: how to build the application, and uniform error handling.</summary>
+public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextReader input)
+{
+    public const int Success = 0;
+    public const int Failure = 1;
+    public const int ConfigurationError = 2;
+
+    public TextReader Input { get; } = input;
+
+    /// <summary>Builds the application for <c>serve</c>, with the server's logging.</summary>
+    public WebApplication BuildServer(string[] hostArgs) => Program.BuildWebApp(hostArgs, configure);
+
+    /// <summary>Builds the application for a one-shot command: only warnings and errors are logged.</summary>
+    public WebApplication BuildApp() => Program.BuildWebApp([], builder =>
+    {
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.Logging.AddFilter("Latchkey", LogLevel.Warning);
+        configure?.Invoke(builder);
+    });
+
+    /// <summary>
+    /// Runs a command against a built (not started) application, with the schema migrated
+    /// when <c>Storage:MigrateOnStart</c> is on, and turns expected failures into messages.
+    /// </summary>
+    public async Task<int> RunAsync(ParseResult parse, Func<IServiceProvider, TextWriter, CancellationToken, Task<int>> command,
+        CancellationToken cancellationToken, bool migrate = true)
+    {
+        var output = parse.InvocationConfiguration.Output;
+        var error = parse.InvocationConfiguration.Error;
+        try
+        {
+            await using var app = BuildApp();
+            ValidateOptions(app.Services);
+            await using var scope = app.Services.CreateAsyncScope();
+            if (migrate && scope.ServiceProvider.GetRequiredService<IOptions<StorageOptions>>().Value.MigrateOnStart)
+            {
+                await scope.ServiceProvider.GetRequiredService<DatabaseMigrator>().MigrateAsync(cancellationToken);
+            }
+            return await command(scope.ServiceProvider, output, cancellationToken);
+        }
+        catch (Exception exception) when (Describe(exception) is { } message)
+        {
+            await error.WriteLineAsync(message);
+            return exception is OptionsValidationException ? ConfigurationError : Failure;
+        }
+    }
+
+    /// <summary>Runs the <c>ValidateOnStart</c> checks now, as starting the host would.</summary>
+    public static void ValidateOptions(IServiceProvider services) =>
+        services.GetService<IStartupValidator>()?.Validate();
+
+    /// <summary>A plain message for failures a person can fix; null for bugs, which keep their stack trace.</summary>
+    public static string? Describe(Exception exception) => exception switch
+    {
+        OptionsValidationException options => "Configuration error:" + Environment.NewLine +
+            string.Join(Environment.NewLine, options.Failures.Select(f => "  - " + f)),
+        DbException db => $"Cannot use the database: {db.Message}",
+        InvalidOperationException { InnerException: DbException db } => $"Cannot use the database: {db.Message}",
+        _ => null,
+    };
+}

@@ -1,0 +1,65 @@
+using System.CommandLine;
+using System.Security.Cryptography;
+using Latchkey.Common;
+using Latchkey.Features.Accounts;
+using Microsoft.AspNetCore.Identity;
+
+namespace Latchkey.Cli;
+
+/// <summary><c>latchkey users create</c>: make an account without the sign-up page (the first user, or when sign-up is closed).</summary>
+public static class UserCommands
+{
+    public static Command Create(CliContext context)
+    {
+        var email = new Option<string>("--email") { Description = "E-mail address; the user signs in with it.", Required = true };
+        var name = new Option<string>("--name") { Description = "Display name.", Required = true };
+        var timeZone = new Option<string>("--timezone") { Description = "IANA time zone, such as Europe/Berlin.", DefaultValueFactory = _ => "UTC" };
+        var passwordStdin = new Option<bool>("--password-stdin")
+        {
+            Description = "Read the password from standard input. Without it a strong password is generated and printed once.",
+        };
+
+        var create = new Command("create", "Create a user account.") { email, name, timeZone, passwordStdin };
+        create.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
+        {
+            var generated = !parse.GetValue(passwordStdin);
+            var password = generated
+                ? RandomNumberGenerator.GetString(OpaqueSecretFormat.Alphabet, 24)
+                : (await context.Input.ReadLineAsync(ct))?.TrimEnd('\r', '\n') ?? "";
+
+            var registration = services.GetRequiredService<AccountRegistration>();
+            var result = await registration.RegisterAsync(parse.GetValue(email)!, parse.GetValue(name)!, parse.GetValue(timeZone), password);
+            if (!result.Succeeded)
+            {
+                var error = parse.InvocationConfiguration.Error;
+                await error.WriteLineAsync("The user was not created:");
+                foreach (var message in result.Errors.SelectMany(e => e.Value))
+                {
+                    await error.WriteLineAsync("  - " + message);
+                }
+                return CliContext.Failure;
+            }
+
+            await output.WriteLineAsync($"Created user {result.User.Email} ({result.User.Id}).");
+            if (generated)
+            {
+                await output.WriteLineAsync($"Password: {password}");
+                await output.WriteLineAsync("This password is shown only now. Sign in at /account/sign-in.");
+            }
+            return CliContext.Success;
+        }, cancellationToken));
+
+        return new Command("users", "Manage user accounts.") { create };
+    }
+
+    /// <summary>Finds a user by e-mail for commands that act on someone's behalf.</summary>
+    internal static async Task<LatchkeyUser?> FindAsync(IServiceProvider services, string email, TextWriter error)
+    {
+        var user = await services.GetRequiredService<UserManager<LatchkeyUser>>().FindByEmailAsync(email.Trim());
+        if (user is null)
+        {
+            await error.WriteLineAsync($"No user has the e-mail address '{email}'. Create one with 'latchkey users create'.");
+        }
+        return user;
+    }
+}

@@ -1,0 +1,24 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Latchkey.Features.Accounts;
+
+/// <summary>Account rules. Bound from the <c>Accounts</c> section.</summary>
+public sealed class AccountOptions
+{
+    public const string SectionName = "Accounts";
+
+    /// <summary>Whether anyone may create an account at <c>/account/sign-up</c>. The CLI can always create users.</summary>
+    public bool AllowSignUp { get; set; } = true;
+
+    /// <summary>Failed sign-ins in a row before the account is locked.</summary>
+    [Range(1, 100)]
+    public int MaxFailedSignInAttempts { get; set; } = 5;
+
+    /// <summary>How long a locked account stays locked.</summary>
+    [Range(1, 24 * 60)]
+    public int LockoutMinutes { get; set; } = 15;
+
+    /// <summary>How long a sign-in lasts without activity (sliding).</summary>
+    [Range(5, 60 * 24 * 90)]
+    public int SessionMinutes { get; set; } = 60 * 24 * 14;
+}

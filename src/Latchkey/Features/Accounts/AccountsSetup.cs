@@ -1,0 +1,81 @@
+using Latchkey.Common;
+using Latchkey.Storage;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.Options;
+
+namespace Latchkey.Features.Accounts;
+
+public static class AccountsSetup
+{
+    public const string SignInPath = "/account/sign-in";
+    public const string SignUpPath = "/account/sign-up";
+    public const string SignOutPath = "/account/sign-out";
+
+    /// <summary>ASP.NET Core Identity with cookie sign-in, lock-out and the account pages.</summary>
+    public static WebApplicationBuilder AddAccounts(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<AccountOptions>().BindConfiguration(AccountOptions.SectionName)
+            .ValidateDataAnnotations().ValidateOnStart();
+
+        builder.Services.AddIdentity<LatchkeyUser, IdentityRole>(options =>
+            {
+                options.User.RequireUniqueEmail = true;
+                // Length over composition rules (NIST SP 800-63B).
+                options.Password.RequiredLength = AccountLimits.PasswordMinLength;
+                options.Password.RequireDigit = false;
+                options.Password.RequireLowercase = false;
+                options.Password.RequireUppercase = false;
+                options.Password.RequireNonAlphanumeric = false;
+                options.Password.RequiredUniqueChars = 4;
+                options.Lockout.AllowedForNewUsers = true;
+            })
+            .AddEntityFrameworkStores<LatchkeyDbContext>()
+            .AddDefaultTokenProviders();
+
+        builder.Services.AddOptions<IdentityOptions>().Configure<IOptions<AccountOptions>>((identity, accounts) =>
+        {
+            identity.Lockout.MaxFailedAccessAttempts = accounts.Value.MaxFailedSignInAttempts;
+            identity.Lockout.DefaultLockoutTimeSpan = TimeSpan.FromMinutes(accounts.Value.LockoutMinutes);
+        });
+
+        builder.Services.ConfigureApplicationCookie(cookie =>
+        {
+            cookie.Cookie.Name = "latchkey.session";
+            cookie.Cookie.HttpOnly = true;
+            cookie.Cookie.SameSite = SameSiteMode.Lax;
+            cookie.LoginPath = SignInPath;
+            cookie.LogoutPath = SignOutPath;
+            cookie.AccessDeniedPath = SignInPath;
+            cookie.SlidingExpiration = true;
+            // JSON APIs answer 401/403 problem details; only pages redirect to the sign-in page.
+            cookie.Events.OnRedirectToLogin = context => ApiAwareRedirect(context, StatusCodes.Status401Unauthorized);
+            cookie.Events.OnRedirectToAccessDenied = context => ApiAwareRedirect(context, StatusCodes.Status403Forbidden);
+        });
+        builder.Services.AddOptions<Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationOptions>(IdentityConstants.ApplicationScheme)
+            .Configure<IOptions<AccountOptions>>((cookie, accounts) =>
+                cookie.ExpireTimeSpan = TimeSpan.FromMinutes(accounts.Value.SessionMinutes));
+
+        builder.Services.AddScoped<AccountRegistration>();
+        builder.Services.AddRazorPages(options => options.RootDirectory = "/Features");
+        return builder;
+    }
+
+    public static WebApplication MapAccounts(this WebApplication app)
+    {
+        app.MapRazorPages();
+        return app;
+    }
+
+    private static Task ApiAwareRedirect(Microsoft.AspNetCore.Authentication.RedirectContext<Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationOptions> context, int status)
+    {
+        if (!context.Request.Path.StartsWithSegments("/api"))
+        {
+            context.Response.Redirect(context.RedirectUri);
+            return Task.CompletedTask;
+        }
+        return Problems.WriteAsync(context.HttpContext, status,
+            status == StatusCodes.Status401Unauthorized
+                ? "Sign in first: this endpoint uses the browser session cookie."
+                : "Your account may not do this.");
+    }
+}

@@ -1,0 +1,92 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.Extensions.Options;
+
+namespace Latchkey.Features.Accounts.Pages;
+
+public sealed class SignUpModel(
+    AccountRegistration registration,
+    SignInManager<LatchkeyUser> signInManager,
+    IOptions<AccountOptions> options) : PageModel
+{
+    private static readonly string[] SortedTimeZoneIds =
+        TimeZoneInfo.GetSystemTimeZones().Select(z => z.Id).Order(StringComparer.Ordinal).ToArray();
+
+    [BindProperty]
+    public SignUpInput Input { get; set; } = new();
+
+    [BindProperty(SupportsGet = true)]
+    public string? ReturnUrl { get; set; }
+
+    public IReadOnlyList<string> TimeZoneIds => SortedTimeZoneIds;
+
+    public string SignInUrl => ReturnUrls.AppendTo(AccountsSetup.SignInPath, ReturnUrl);
+
+    public IActionResult OnGet() => options.Value.AllowSignUp ? Page() : SignUpClosed();
+
+    public async Task<IActionResult> OnPostAsync()
+    {
+        if (!options.Value.AllowSignUp)
+        {
+            return SignUpClosed();
+        }
+        if (!ModelState.IsValid)
+        {
+            return Page();
+        }
+
+        var result = await registration.RegisterAsync(Input.Email, Input.DisplayName, Input.TimeZone, Input.Password);
+        if (!result.Succeeded)
+        {
+            foreach (var (field, messages) in result.Errors)
+            {
+                var key = field switch
+                {
+                    "display_name" => "Input.DisplayName",
+                    "time_zone" => "Input.TimeZone",
+                    "password" => "Input.Password",
+                    _ => "Input.Email",
+                };
+                foreach (var message in messages)
+                {
+                    ModelState.AddModelError(key, message);
+                }
+            }
+            return Page();
+        }
+
+        await signInManager.SignInAsync(result.User, isPersistent: false);
+        return LocalRedirect(ReturnUrls.SafeLocal(Url, ReturnUrl));
+    }
+
+    private static ContentResult SignUpClosed() => new()
+    {
+        StatusCode = StatusCodes.Status403Forbidden,
+        ContentType = "text/plain; charset=utf-8",
+        Content = "Sign-up is closed on this server. Ask an administrator to create an account for you.",
+    };
+}
+
+public sealed class SignUpInput
+{
+    [Required(ErrorMessage = "Enter your e-mail address.")]
+    [EmailAddress(ErrorMessage = "Enter a valid e-mail address, like name@example.com.")]
+    [StringLength(AccountLimits.EmailMaxLength)]
+    public string Email { get; set; } = "";
+
+    [Required(ErrorMessage = "Enter your name.")]
+    [StringLength(AccountLimits.DisplayNameMaxLength)]
+    public string DisplayName { get; set; } = "";
+
+    public string? TimeZone { get; set; } = "UTC";
+
+    [Required(ErrorMessage = "Choose a password.")]
+    [StringLength(AccountLimits.PasswordMaxLength, MinimumLength = AccountLimits.PasswordMinLength,
+        ErrorMessage = "Use at least {2} characters.")]
+    public string Password { get; set; } = "";
+
+    [Compare(nameof(Password), ErrorMessage = "The two passwords differ.")]
+    public string ConfirmPassword { get; set; } = "";
+}

@@ -1,0 +1,33 @@
+using Scalar.AspNetCore;
+
+namespace Latchkey.Features.ApiDocs;
+
+/// <summary>The OpenAPI document (<c>/openapi/v1.json</c>) and its browsable reference (<c>/docs</c>).</summary>
+public static class ApiDocsSetup
+{
+    public const string DocumentName = "v1";
+    public const string DocumentPath = "/openapi/v1.json";
+
+    public static WebApplicationBuilder AddApiDocs(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOpenApi(DocumentName, options =>
+        {
+            options.AddDocumentTransformer((document, _, _) =>
+            {
+                document.Info.Title = "Latchkey API";
+                document.Info.Description = "Identity and credential hub for AI-agent platforms.";
+                return Task.CompletedTask;
+            });
+        });
+        return builder;
+    }
+
+    public static WebApplication MapApiDocs(this WebApplication app)
+    {
+        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapScalarApiReference("/docs", options => options
+            .WithTitle("Latchkey API")
+            .WithOpenApiRoutePattern("/openapi/{documentName}.json"));
+        return app;
+    }
+}

@@ -1,0 +1,86 @@
+using System.Security.Claims;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Identity;
+
+namespace Latchkey.Features.ApiKeys;
+
+public sealed record CreateApiKeyRequest(string? Name, string[]? Scopes, DateTimeOffset? ExpiresAt);
+
+/// <summary>An API key as listed: everything but the secret.</summary>
+public sealed record ApiKeyView(
+    string Id, string Name, string Prefix, IReadOnlyList<string> Scopes,
+    DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt, DateTimeOffset? ExpiresAt)
+{
+    public static ApiKeyView From(ApiKey key) =>
+        new(key.Id, key.Name, key.DisplayPrefix, key.ScopeList, key.CreatedAt, key.LastUsedAt, key.ExpiresAt);
+}
+
+/// <summary>The answer to a create: the only time the key itself is shown.</summary>
+public sealed record CreatedApiKeyResponse(
+    string Id, string Name, string Key, string Prefix, IReadOnlyList<string> Scopes,
+    DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt);
+
+public sealed record ApiKeyList(IReadOnlyList<ApiKeyView> Keys);
+
+public static class ApiKeyEndpoints
+{
+    public static WebApplicationBuilder AddApiKeys(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddScoped<ApiKeyService>();
+        return builder;
+    }
+
+    /// <summary>Key management for the signed-in user (browser session cookie).</summary>
+    public static WebApplication MapApiKeys(this WebApplication app)
+    {
+        var keys = app.MapGroup("/api/keys")
+            .WithTags("API keys")
+            .RequireAuthorization(policy => policy
+                .AddAuthenticationSchemes(IdentityConstants.ApplicationScheme)
+                .RequireAuthenticatedUser());
+
+        keys.MapPost("/", CreateAsync)
+            .WithSummary("Create an API key")
+            .WithDescription("The key is in the response once; only its hash is stored. Scopes come from the scope catalog (GET /api/scopes).");
+        keys.MapGet("/", ListAsync).WithSummary("List your active API keys");
+        keys.MapGet("/{id}", GetAsync).WithSummary("Show one API key");
+        keys.MapDelete("/{id}", RevokeAsync).WithSummary("Revoke an API key");
+        return app;
+    }
+
+    private static async Task<Results<Created<CreatedApiKeyResponse>, ValidationProblem>> CreateAsync(
+        CreateApiKeyRequest request, ClaimsPrincipal user, ApiKeyService service, CancellationToken cancellationToken)
+    {
+        var (created, errors) = await service.CreateAsync(UserId(user), request.Name, request.Scopes, request.ExpiresAt, cancellationToken);
+        if (created is null)
+        {
+            return TypedResults.ValidationProblem(errors, detail: "The API key was not created.");
+        }
+        var key = created.Key;
+        return TypedResults.Created($"/api/keys/{key.Id}", new CreatedApiKeyResponse(
+            key.Id, key.Name, created.Secret, key.DisplayPrefix, key.ScopeList, key.CreatedAt, key.ExpiresAt));
+    }
+
+    private static async Task<Ok<ApiKeyList>> ListAsync(ClaimsPrincipal user, ApiKeyService service, CancellationToken cancellationToken)
+    {
+        var keys = await service.ListAsync(UserId(user), cancellationToken);
+        return TypedResults.Ok(new ApiKeyList(keys.ConvertAll(ApiKeyView.From)));
+    }
+
+    private static async Task<Results<Ok<ApiKeyView>, ProblemHttpResult>> GetAsync(
+        string id, ClaimsPrincipal user, ApiKeyService service, CancellationToken cancellationToken)
+    {
+        var key = await service.FindAsync(UserId(user), id, cancellationToken);
+        return key is null ? NotFound(id) : TypedResults.Ok(ApiKeyView.From(key));
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> RevokeAsync(
+        string id, ClaimsPrincipal user, ApiKeyService service, CancellationToken cancellationToken) =>
+        await service.RevokeAsync(UserId(user), id, cancellationToken) ? TypedResults.NoContent() : NotFound(id);
+
+    private static ProblemHttpResult NotFound(string id) =>
+        TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, detail: $"You have no active API key '{id}'.");
+
+    private static string UserId(ClaimsPrincipal user) =>
+        user.FindFirstValue(ClaimTypes.NameIdentifier) ?? throw new InvalidOperationException("Authenticated user without an id.");
+}

@@ -1,0 +1,146 @@
+using System.Security.Claims;
+using System.Text.Encodings.Web;
+using Latchkey.Common;
+using Latchkey.Features.ApiKeys;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
+
+namespace Latchkey.Features.ExternalApi;
+
+/// <summary>
+/// Checks bearer access tokens issued by Latchkey's authorization server. The external API's
+/// authentication handler calls it for every bearer that is not an API key.
+/// </summary>
+public interface IAccessTokenValidator
+{
+    ValueTask<CallerValidation> ValidateAsync(string token, CancellationToken cancellationToken);
+}
+
+/// <summary>Who is calling, as established from an API key or access token, or why not.</summary>
+public readonly record struct CallerValidation(string? UserId, IReadOnlyList<string> Scopes, string? CredentialId, string? ClientId, string? Error)
+{
+    public bool Succeeded => Error is null;
+
+    public static CallerValidation Fail(string error) => new(null, [], null, null, error);
+}
+
+public static class ExternalApiClaims
+{
+    public const string Scope = "scope";
+    public const string CredentialType = "credential_type";
+    public const string CredentialId = "credential_id";
+    public const string ClientId = "client_id";
+    public const string ApiKey = "api_key";
+    public const string AccessToken = "access_token";
+}
+
+/// <summary>
+/// One authentication handler for <c>/external-api</c>: <c>X-API-Key</c>, or
+/// <c>Authorization: Bearer</c> carrying either an API key (told apart by prefix) or an access token.
+/// </summary>
+public sealed class ExternalApiAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options,
+    ILoggerFactory loggerFactory,
+    UrlEncoder encoder,
+    ApiKeyService apiKeys,
+    IServiceProvider services)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, loggerFactory, encoder)
+{
+    public const string SchemeName = "ExternalApi";
+    public const string ApiKeyHeader = "X-API-Key";
+    private const string ErrorItem = "latchkey.auth_error";
+
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        var apiKeyHeader = Request.Headers[ApiKeyHeader];
+        var authorization = Request.Headers.Authorization;
+        if (apiKeyHeader.Count == 0 && authorization.Count == 0)
+        {
+            return AuthenticateResult.NoResult();
+        }
+        if (apiKeyHeader.Count + authorization.Count > 1)
+        {
+            return Fail("Send exactly one credential: one X-API-Key header or one Authorization header.");
+        }
+
+        CallerValidation caller;
+        if (apiKeyHeader.Count == 1)
+        {
+            caller = await CheckApiKeyAsync(apiKeyHeader.ToString());
+        }
+        else
+        {
+            var value = authorization.ToString();
+            if (!value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || value.Length <= 7)
+            {
+                return Fail("The Authorization header must be 'Bearer <token>'.");
+            }
+            var token = value[7..].Trim();
+            caller = ApiKeyService.Format.HasPrefix(token)
+                ? await CheckApiKeyAsync(token)
+                : await CheckAccessTokenAsync(token);
+        }
+
+        if (!caller.Succeeded)
+        {
+            return Fail(caller.Error!);
+        }
+
+        var claims = new List<Claim>(caller.Scopes.Count + 4)
+        {
+            new(ClaimTypes.NameIdentifier, caller.UserId!),
+            new(ExternalApiClaims.CredentialType, caller.ClientId is null ? ExternalApiClaims.ApiKey : ExternalApiClaims.AccessToken),
+        };
+        if (caller.CredentialId is not null)
+        {
+            claims.Add(new Claim(ExternalApiClaims.CredentialId, caller.CredentialId));
+        }
+        if (caller.ClientId is not null)
+        {
+            claims.Add(new Claim(ExternalApiClaims.ClientId, caller.ClientId));
+        }
+        foreach (var scope in caller.Scopes)
+        {
+            claims.Add(new Claim(ExternalApiClaims.Scope, scope));
+        }
+        var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));
+        return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
+    }
+
+    private async Task<CallerValidation> CheckApiKeyAsync(string presented)
+    {
+        var check = await apiKeys.AuthenticateAsync(presented.Trim(), Context.RequestAborted);
+        return check.Succeeded
+            ? new CallerValidation(check.UserId, check.Scopes, check.KeyId, null, null)
+            : CallerValidation.Fail(check.FailureDescription);
+    }
+
+    private async Task<CallerValidation> CheckAccessTokenAsync(string token)
+    {
+        // Until an authorization server is registered, no bearer token but an API key is valid.
+        var validator = services.GetService<IAccessTokenValidator>();
+        return validator is null
+            ? CallerValidation.Fail("The access token is not valid.")
+            : await validator.ValidateAsync(token, Context.RequestAborted);
+    }
+
+    private AuthenticateResult Fail(string error)
+    {
+        Context.Items[ErrorItem] = error;
+        return AuthenticateResult.Fail(error);
+    }
+
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        // RFC 6750 §3: no error code when no credentials were sent, invalid_token otherwise.
+        var error = Context.Items[ErrorItem] as string;
+        Response.Headers.Append(HeaderNames.WWWAuthenticate, error is null
+            ? "Bearer realm=\"latchkey\""
+            : $"Bearer realm=\"latchkey\", error=\"invalid_token\", error_description=\"{error.Replace('"', '\'')}\"");
+        Response.Headers.Append(HeaderNames.WWWAuthenticate, $"ApiKey realm=\"latchkey\", header=\"{ApiKeyHeader}\"");
+        return Problems.WriteAsync(Context, StatusCodes.Status401Unauthorized,
+            error ?? $"Authenticate with an API key in the {ApiKeyHeader} header or an access token as 'Authorization: Bearer <token>'.",
+            error is null ? null : new Dictionary<string, object?> { ["error"] = "invalid_token" });
+    }
+}

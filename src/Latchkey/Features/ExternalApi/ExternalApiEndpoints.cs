@@ -1,0 +1,47 @@
+using System.Security.Claims;
+using Latchkey.Features.Accounts;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Identity;
+
+namespace Latchkey.Features.ExternalApi;
+
+/// <summary>The signed-in user's identity, as <c>GET /external-api/v1/me</c> answers it.</summary>
+public sealed record MeResponse(string Id, string Name, string? Email, string Timezone);
+
+public static class ExternalApiEndpoints
+{
+    public static WebApplicationBuilder AddExternalApi(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddAuthentication()
+            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ExternalApiAuthenticationHandler>(
+                ExternalApiAuthenticationHandler.SchemeName, displayName: "API key or access token", _ => { });
+        builder.Services.AddSingleton<IAuthorizationHandler, ScopeRequirementHandler>();
+        builder.Services.AddSingleton<IAuthorizationMiddlewareResultHandler, InsufficientScopeResultHandler>();
+        return builder;
+    }
+
+    /// <summary>
+    /// The API third parties call with an API key or an access token. Each endpoint names the
+    /// scope it needs with <see cref="ScopeAuthorizationExtensions.RequireScope{TBuilder}"/>.
+    /// </summary>
+    public static WebApplication MapExternalApi(this WebApplication app)
+    {
+        var v1 = app.MapGroup("/external-api/v1").WithTags("External API");
+
+        v1.MapGet("/me", GetMeAsync)
+            .RequireScope("IDENTITY")
+            .WithSummary("The user the credential acts for")
+            .WithDescription("Needs the IDENTITY scope. Authenticate with X-API-Key or Authorization: Bearer.");
+        return app;
+    }
+
+    private static async Task<Results<Ok<MeResponse>, ProblemHttpResult>> GetMeAsync(ClaimsPrincipal caller, UserManager<LatchkeyUser> users)
+    {
+        var user = await users.FindByIdAsync(caller.FindFirstValue(ClaimTypes.NameIdentifier)!);
+        // A credential outliving its user is refused like any invalid credential.
+        return user is null
+            ? TypedResults.Problem(statusCode: StatusCodes.Status401Unauthorized, detail: "The credential's account no longer exists.")
+            : TypedResults.Ok(new MeResponse(user.Id, user.DisplayName, user.Email, user.TimeZone));
+    }
+}

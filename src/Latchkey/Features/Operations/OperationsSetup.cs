@@ -1,0 +1,108 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Latchkey.Storage;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using KestrelServerOptions = Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions;
+
+namespace Latchkey.Features.Operations;
+
+/// <summary>What every request and every node share: errors, JSON, limits, health, Data Protection.</summary>
+public static class OperationsSetup
+{
+    public static WebApplicationBuilder AddOperations(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<ServerOptions>().BindConfiguration(ServerOptions.SectionName)
+            .ValidateDataAnnotations().ValidateOnStart();
+        var server = builder.Configuration.GetSection(ServerOptions.SectionName).Get<ServerOptions>() ?? new ServerOptions();
+        builder.Services.Configure<KestrelServerOptions>(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = server.MaxRequestBodyBytes;
+        });
+
+        builder.Services.TryAddSingleton(TimeProvider.System);
+
+        builder.Services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
+            context.ProblemDetails.Extensions.TryAdd("trace_id", context.HttpContext.TraceIdentifier));
+        builder.Services.AddExceptionHandler<LatchkeyExceptionHandler>();
+        // Bad requests are thrown so that one handler turns every one into problem details.
+        builder.Services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
+
+        builder.Services.Configure<Microsoft.AspNetCore.Http.Json.JsonOptions>(options =>
+        {
+            options.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            options.SerializerOptions.DictionaryKeyPolicy = JsonNamingPolicy.SnakeCaseLower;
+            // An unknown field is a client bug worth reporting, not something to drop silently.
+            options.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+            options.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
+        });
+
+        builder.Services.AddHealthChecks().AddDbContextCheck<LatchkeyDbContext>("database", tags: ["ready"]);
+
+        // Data Protection keys (cookies, antiforgery) live in the database so every node shares them.
+        builder.Services.AddDataProtection()
+            .SetApplicationName("Latchkey")
+            .PersistKeysToDbContext<LatchkeyDbContext>();
+
+        if (string.Equals(builder.Configuration["Logging:Format"], "json", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.Logging.AddJsonConsole(options => options.IncludeScopes = true);
+        }
+        return builder;
+    }
+
+    public static WebApplication UseOperations(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        return app;
+    }
+
+    public static WebApplication MapOperations(this WebApplication app)
+    {
+        app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false })
+            .WithTags("Operations").WithSummary("Liveness: the process answers");
+        app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") })
+            .WithTags("Operations").WithSummary("Readiness: the database answers");
+        return app;
+    }
+}
+
+/// <summary>Turns exceptions into problem details: the client's mistakes as 4xx, ours as a bare 500.</summary>
+internal sealed partial class LatchkeyExceptionHandler(IProblemDetailsService problems, ILogger<LatchkeyExceptionHandler> logger) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
+    {
+        ProblemDetails problem;
+        if (exception is BadHttpRequestException bad)
+        {
+            problem = new ProblemDetails { Status = bad.StatusCode, Detail = Describe(bad) };
+        }
+        else
+        {
+            LogUnhandled(logger, exception);
+            problem = new ProblemDetails
+            {
+                Status = StatusCodes.Status500InternalServerError,
+                Detail = "Something went wrong on our side. The error has been logged; try again, and report it if it persists.",
+            };
+        }
+        context.Response.StatusCode = problem.Status!.Value;
+        return await problems.TryWriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem, Exception = exception });
+    }
+
+    private static string Describe(BadHttpRequestException bad) => bad.StatusCode switch
+    {
+        StatusCodes.Status413PayloadTooLarge => "The request body is too large.",
+        StatusCodes.Status415UnsupportedMediaType => "Send the body as JSON with 'Content-Type: application/json'.",
+        _ when bad.InnerException is JsonException json => $"The body is not valid JSON for this endpoint: {json.Message}",
+        _ => bad.Message,
+    };
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled exception")]
+    private static partial void LogUnhandled(ILogger logger, Exception exception);
+}

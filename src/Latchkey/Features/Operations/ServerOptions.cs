@@ -1,0 +1,17 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Latchkey.Features.Operations;
+
+/// <summary>HTTP server limits. Bound from the <c>Server</c> section.</summary>
+public sealed class ServerOptions
+{
+    public const string SectionName = "Server";
+
+    /// <summary>Largest request body accepted, in bytes; larger requests get 413.</summary>
+    [Range(1024, 100 * 1024 * 1024)]
+    public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>The address people use to reach this server, used in printed links. Defaults to the first listening address.</summary>
+    [Url]
+    public string? PublicUrl { get; set; }
+}

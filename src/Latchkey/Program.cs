@@ -1,0 +1,67 @@
+using Latchkey.Cli;
+using Latchkey.Features.Accounts;
+using Latchkey.Features.ApiDocs;
+using Latchkey.Features.ApiKeys;
+using Latchkey.Features.ExternalApi;
+using Latchkey.Features.Operations;
+using Latchkey.Features.Scopes;
+using Latchkey.Storage;
+using Microsoft.Extensions.Configuration.CommandLine;
+
+namespace Latchkey;
+
+public static class Program
+{
+    public const string EnvironmentPrefix = "LATCHKEY_";
+
+    /// <summary>One executable: the CLI, whose default command serves the web app.</summary>
+    public static Task<int> Main(string[] args) => LatchkeyCommandLine.InvokeAsync(args);
+
+    /// <summary>The composition root: each feature adds its services, then maps its endpoints.</summary>
+    public static WebApplication BuildWebApp(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        AddPrefixedEnvironmentVariables(builder.Configuration);
+        configure?.Invoke(builder);
+
+        builder.AddOperations();
+        builder.AddStorage();
+        builder.AddScopeCatalog();
+        builder.AddAccounts();
+        builder.AddApiKeys();
+        builder.AddExternalApi();
+        builder.AddApiDocs();
+
+        var app = builder.Build();
+        app.UseOperations();
+        app.UseAuthentication();
+        app.UseAuthorization();
+
+        app.MapOperations();
+        app.MapAccounts();
+        app.MapScopes();
+        app.MapApiKeys();
+        app.MapExternalApi();
+        app.MapApiDocs();
+        return app;
+    }
+
+    /// <summary>
+    /// <c>LATCHKEY_Storage__Provider=postgres</c> and friends. They override appsettings.json and
+    /// plain environment variables, and are overridden by command-line arguments.
+    /// </summary>
+    private static void AddPrefixedEnvironmentVariables(ConfigurationManager configuration)
+    {
+        var sources = configuration.Sources;
+        var commandLine = sources.OfType<CommandLineConfigurationSource>().FirstOrDefault();
+        var index = commandLine is null ? sources.Count : sources.IndexOf(commandLine);
+        sources.Insert(index, new Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationSource
+        {
+            Prefix = EnvironmentPrefix,
+        });
+    }
+}

@@ -1,0 +1,39 @@
+using Latchkey.Features.Accounts;
+using Latchkey.Features.ApiKeys;
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
+using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
+
+namespace Latchkey.Storage;
+
+/// <summary>
+/// The one database of a Latchkey deployment. Each feature contributes its entities through
+/// <see cref="IEntityTypeConfiguration{TEntity}"/> classes in its own folder. The provider-specific
+/// subclasses exist only so that SQLite and PostgreSQL each keep their own migrations.
+/// </summary>
+public abstract class LatchkeyDbContext(DbContextOptions options)
+    : IdentityDbContext<LatchkeyUser>(options), IDataProtectionKeyContext
+{
+    public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
+    public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
+
+    protected override void OnModelCreating(ModelBuilder builder)
+    {
+        base.OnModelCreating(builder);
+        builder.ApplyConfigurationsFromAssembly(typeof(LatchkeyDbContext).Assembly);
+    }
+}
+
+public sealed class SqliteLatchkeyDbContext(DbContextOptions<SqliteLatchkeyDbContext> options) : LatchkeyDbContext(options)
+{
+    protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
+    {
+        base.ConfigureConventions(configurationBuilder);
+        // SQLite has no date-time type; storing instants as sortable integers lets queries compare
+        // and order them in the database (EF cannot translate DateTimeOffset comparisons on TEXT).
+        configurationBuilder.Properties<DateTimeOffset>().HaveConversion<DateTimeOffsetToBinaryConverter>();
+    }
+}
+
+public sealed class PostgresLatchkeyDbContext(DbContextOptions<PostgresLatchkeyDbContext> options) : LatchkeyDbContext(options);

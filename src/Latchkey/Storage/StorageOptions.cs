@@ -1,0 +1,58 @@
+using Microsoft.Extensions.Options;
+
+namespace Latchkey.Storage;
+
+/// <summary>Which database Latchkey keeps its data in. Bound from the <c>Storage</c> section.</summary>
+public sealed class StorageOptions
+{
+    public const string SectionName = "Storage";
+    public const string ConnectionStringName = "Latchkey";
+
+    /// <summary><c>sqlite</c> (embedded default) or <c>postgres</c>.</summary>
+    public string Provider { get; set; } = StorageProvider.Sqlite;
+
+    /// <summary>SQLite database file used when no connection string is configured; relative to the working directory.</summary>
+    public string SqlitePath { get; set; } = "data/latchkey.db";
+
+    /// <summary>Apply pending migrations when the server starts (the CLI's <c>db migrate</c> does the same on demand).</summary>
+    public bool MigrateOnStart { get; set; } = true;
+
+    /// <summary>Resolved from <c>ConnectionStrings:Latchkey</c>; not bound from the section itself.</summary>
+    public string? ConnectionString { get; set; }
+
+    public bool IsPostgres => string.Equals(Provider, StorageProvider.Postgres, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>The connection string actually used: the configured one, or one built from <see cref="SqlitePath"/>.</summary>
+    public string EffectiveConnectionString => !string.IsNullOrWhiteSpace(ConnectionString)
+        ? ConnectionString
+        : $"Data Source={Path.GetFullPath(SqlitePath)}";
+}
+
+public static class StorageProvider
+{
+    public const string Sqlite = "sqlite";
+    public const string Postgres = "postgres";
+}
+
+internal sealed class StorageOptionsValidator : IValidateOptions<StorageOptions>
+{
+    public ValidateOptionsResult Validate(string? name, StorageOptions options)
+    {
+        var failures = new List<string>();
+        var provider = options.Provider?.Trim().ToLowerInvariant();
+        if (provider is not (StorageProvider.Sqlite or StorageProvider.Postgres))
+        {
+            failures.Add($"Storage:Provider must be '{StorageProvider.Sqlite}' or '{StorageProvider.Postgres}', not '{options.Provider}'.");
+        }
+        if (provider == StorageProvider.Postgres && string.IsNullOrWhiteSpace(options.ConnectionString))
+        {
+            failures.Add("Storage:Provider is 'postgres' but ConnectionStrings:Latchkey is empty. " +
+                         "Set it, for example LATCHKEY_ConnectionStrings__Latchkey='Host=localhost;Database=latchkey;Username=latchkey;Password=...'.");
+        }
+        if (provider == StorageProvider.Sqlite && string.IsNullOrWhiteSpace(options.ConnectionString) && string.IsNullOrWhiteSpace(options.SqlitePath))
+        {
+            failures.Add("Storage:SqlitePath must name a file when no ConnectionStrings:Latchkey is set.");
+        }
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

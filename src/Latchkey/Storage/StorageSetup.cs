@@ -1,0 +1,81 @@
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Latchkey.Storage;
+
+public static class StorageSetup
+{
+    /// <summary>Registers <see cref="LatchkeyDbContext"/> on the configured provider.</summary>
+    public static WebApplicationBuilder AddStorage(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>();
+        builder.Services.AddOptions<StorageOptions>()
+            .BindConfiguration(StorageOptions.SectionName)
+            .Configure<IConfiguration>((options, configuration) =>
+                options.ConnectionString = configuration.GetConnectionString(StorageOptions.ConnectionStringName))
+            .ValidateOnStart();
+
+        // The provider is chosen from configuration before the container is built, because EF Core
+        // needs the context type at registration time.
+        var storage = new StorageOptions();
+        builder.Configuration.GetSection(StorageOptions.SectionName).Bind(storage);
+        storage.ConnectionString = builder.Configuration.GetConnectionString(StorageOptions.ConnectionStringName);
+
+        if (storage.IsPostgres)
+        {
+            builder.Services.AddDbContextPool<LatchkeyDbContext, PostgresLatchkeyDbContext>(options =>
+                options.UseNpgsql(storage.ConnectionString));
+        }
+        else
+        {
+            builder.Services.AddDbContextPool<LatchkeyDbContext, SqliteLatchkeyDbContext>(options =>
+                options.UseSqlite(storage.EffectiveConnectionString));
+        }
+
+        builder.Services.AddScoped<DatabaseMigrator>();
+        return builder;
+    }
+}
+
+/// <summary>Brings the schema up to date; used on start and by <c>latchkey db migrate</c>.</summary>
+public sealed partial class DatabaseMigrator(LatchkeyDbContext db, IOptions<StorageOptions> options, ILogger<DatabaseMigrator> logger)
+{
+    public async Task<IReadOnlyList<string>> MigrateAsync(CancellationToken cancellationToken = default)
+    {
+        var storage = options.Value;
+        if (!storage.IsPostgres)
+        {
+            PrepareSqliteFile(db.Database.GetConnectionString());
+        }
+
+        var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
+        await db.Database.MigrateAsync(cancellationToken);
+
+        if (!storage.IsPostgres)
+        {
+            // WAL lets readers proceed while a writer commits; the setting is stored in the file.
+            await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
+        }
+
+        LogMigrated(logger, storage.IsPostgres ? StorageProvider.Postgres : StorageProvider.Sqlite, pending.Count);
+        return pending;
+    }
+
+    private static void PrepareSqliteFile(string? connectionString)
+    {
+        var dataSource = new SqliteConnectionStringBuilder(connectionString).DataSource;
+        if (string.IsNullOrEmpty(dataSource) || dataSource == ":memory:")
+        {
+            return;
+        }
+        var directory = Path.GetDirectoryName(Path.GetFullPath(dataSource));
+        if (!string.IsNullOrEmpty(directory))
+        {
+            Directory.CreateDirectory(directory);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Database on {Provider} is up to date ({Applied} migrations applied now)")]
+    private static partial void LogMigrated(ILogger logger, string provider, int applied);
+}
