@@ -24,6 +24,8 @@ public static class Program
         {
             Args = args,
             ContentRootPath = AppContext.BaseDirectory,
+            // Razor Pages are found in the application assembly; name it, for hosts that are not latchkey itself (tests).
+            ApplicationName = typeof(Program).Assembly.GetName().Name,
         });
         AddPrefixedEnvironmentVariables(builder.Configuration);
         configure?.Invoke(builder);

@@ -30,7 +30,7 @@ public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextRea
     /// when <c>Storage:MigrateOnStart</c> is on, and turns expected failures into messages.
     /// </summary>
     public async Task<int> RunAsync(ParseResult parse, Func<IServiceProvider, TextWriter, CancellationToken, Task<int>> command,
-        CancellationToken cancellationToken, bool migrate = true)
+        CancellationToken cancellationToken, bool migrate = true, bool routeEndpoints = false)
     {
         var output = parse.InvocationConfiguration.Output;
         var error = parse.InvocationConfiguration.Error;
@@ -38,6 +38,13 @@ public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextRea
         {
             await using var app = BuildApp();
             ValidateOptions(app.Services);
+            if (routeEndpoints)
+            {
+                // The host wires routing only when it starts; commands that inspect endpoints
+                // (the OpenAPI export) wire it themselves so that the mapped endpoints are visible.
+                app.UseRouting();
+                app.UseEndpoints(_ => { });
+            }
             await using var scope = app.Services.CreateAsyncScope();
             if (migrate && scope.ServiceProvider.GetRequiredService<IOptions<StorageOptions>>().Value.MigrateOnStart)
             {

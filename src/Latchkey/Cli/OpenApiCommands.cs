@@ -34,7 +34,7 @@ public static class OpenApiCommands
             await File.WriteAllTextAsync(target.FullName, json, ct);
             await parse.InvocationConfiguration.Error.WriteLineAsync($"Wrote the OpenAPI document to {target.FullName}.");
             return CliContext.Success;
-        }, cancellationToken, migrate: false));
+        }, cancellationToken, migrate: false, routeEndpoints: true));
 
         return new Command("openapi", "The API description.") { export };
     }

@@ -1,5 +1,7 @@
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Migrations;
 using Microsoft.Extensions.Options;
 
 namespace Latchkey.Storage;
@@ -49,6 +51,9 @@ public sealed partial class DatabaseMigrator(LatchkeyDbContext db, IOptions<Stor
             PrepareSqliteFile(db.Database.GetConnectionString());
         }
 
+        // On a fresh database EF's own existence check is a failing query that it logs as an
+        // error; creating the (empty) history table first keeps a first start free of errors.
+        await db.GetService<IHistoryRepository>().CreateIfNotExistsAsync(cancellationToken);
         var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
         await db.Database.MigrateAsync(cancellationToken);
 

@@ -13,6 +13,8 @@ namespace Latchkey.Features.Operations;
 /// <summary>What every request and every node share: errors, JSON, limits, health, Data Protection.</summary>
 public static class OperationsSetup
 {
+    internal const string UnsupportedMediaTypeDetail = "Send the body as JSON with 'Content-Type: application/json'.";
+
     public static WebApplicationBuilder AddOperations(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<ServerOptions>().BindConfiguration(ServerOptions.SectionName)
@@ -27,7 +29,14 @@ public static class OperationsSetup
         builder.Services.TryAddSingleton(TimeProvider.System);
 
         builder.Services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
-            context.ProblemDetails.Extensions.TryAdd("trace_id", context.HttpContext.TraceIdentifier));
+        {
+            context.ProblemDetails.Extensions.TryAdd("trace_id", context.HttpContext.TraceIdentifier);
+            // Endpoints refuse other media types before any handler runs; say what they accept.
+            if (context.ProblemDetails.Status == StatusCodes.Status415UnsupportedMediaType)
+            {
+                context.ProblemDetails.Detail ??= UnsupportedMediaTypeDetail;
+            }
+        });
         builder.Services.AddExceptionHandler<LatchkeyExceptionHandler>();
         // Bad requests are thrown so that one handler turns every one into problem details.
         builder.Services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
@@ -98,7 +107,7 @@ internal sealed partial class LatchkeyExceptionHandler(IProblemDetailsService pr
     private static string Describe(BadHttpRequestException bad) => bad.StatusCode switch
     {
         StatusCodes.Status413PayloadTooLarge => "The request body is too large.",
-        StatusCodes.Status415UnsupportedMediaType => "Send the body as JSON with 'Content-Type: application/json'.",
+        StatusCodes.Status415UnsupportedMediaType => OperationsSetup.UnsupportedMediaTypeDetail,
         _ when bad.InnerException is JsonException json => $"The body is not valid JSON for this endpoint: {json.Message}",
         _ => bad.Message,
     };

@@ -1,0 +1,187 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Latchkey.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+
+namespace Latchkey.Tests.Cli;
+
+public abstract partial class CliTests(LatchkeyServerFixture server)
+{
+    [Fact]
+    public async Task Db_migrate_reports_an_up_to_date_database()
+    {
+        var run = await server.RunCliAsync(["db", "migrate"]);
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains("up to date", run.Output);
+    }
+
+    [Fact]
+    public async Task Users_create_prints_a_generated_password_once_that_signs_in()
+    {
+        var email = TestAccounts.NewEmail();
+
+        var run = await server.RunCliAsync(["users", "create", "--email", email, "--name", "Cli User", "--timezone", "Europe/Paris"]);
+
+        Assert.Equal(0, run.ExitCode);
+        var password = PasswordLine().Match(run.Output).Groups[1].Value;
+        Assert.Equal(24, password.Length);
+        var client = server.CreateClient();
+        var signIn = await Browser.SubmitFormAsync(client, "/account/sign-in", new Dictionary<string, string>
+        {
+            ["Input.Email"] = email,
+            ["Input.Password"] = password,
+        });
+        Assert.Equal(HttpStatusCode.Redirect, signIn.StatusCode);
+        var user = await server.WithDbAsync(db => db.Users.AsNoTracking().SingleAsync(u => u.Email == email));
+        Assert.Equal("Europe/Paris", user.TimeZone);
+    }
+
+    [Fact]
+    public async Task Users_create_reads_the_password_from_stdin_when_asked()
+    {
+        var email = TestAccounts.NewEmail();
+
+        var run = await server.RunCliAsync(["users", "create", "--email", email, "--name", "Stdin User", "--password-stdin"], input: "a long enough passphrase\n");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.DoesNotContain("Password:", run.Output);
+        var signIn = await Browser.SubmitFormAsync(server.CreateClient(), "/account/sign-in", new Dictionary<string, string>
+        {
+            ["Input.Email"] = email,
+            ["Input.Password"] = "a long enough passphrase",
+        });
+        Assert.Equal(HttpStatusCode.Redirect, signIn.StatusCode);
+    }
+
+    [Fact]
+    public async Task Users_create_with_bad_input_fails_with_the_reasons()
+    {
+        var run = await server.RunCliAsync(["users", "create", "--email", TestAccounts.NewEmail(), "--name", "X", "--timezone", "Nowhere/Special"]);
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("not a known time zone", run.Error);
+    }
+
+    [Fact]
+    public async Task Keys_create_list_and_revoke_work_from_the_command_line()
+    {
+        var account = await TestAccounts.SignUpAsync(server);
+
+        var create = await server.RunCliAsync(["keys", "create", "--user", account.Email, "--name", "from cli", "--scope", "IDENTITY", "--scope", "READ_GRAPH", "--expires-in-days", "7"]);
+        Assert.Equal(0, create.ExitCode);
+        var key = KeyLine().Match(create.Output).Value;
+        var id = KeyIdLine().Match(create.Output).Value;
+        Assert.NotEmpty(key);
+
+        var me = new HttpRequestMessage(HttpMethod.Get, "/external-api/v1/me") { Headers = { { "X-API-Key", key } } };
+        Assert.Equal(HttpStatusCode.OK, (await server.CreateClient().SendAsync(me)).StatusCode);
+
+        var list = await server.RunCliAsync(["keys", "list", "--user", account.Email]);
+        Assert.Equal(0, list.ExitCode);
+        Assert.Contains(id, list.Output);
+        Assert.Contains("from cli", list.Output);
+        Assert.Contains(key[..12], list.Output);
+        Assert.DoesNotContain(key, list.Output);
+
+        var revoke = await server.RunCliAsync(["keys", "revoke", "--user", account.Email, id]);
+        Assert.Equal(0, revoke.ExitCode);
+        var after = new HttpRequestMessage(HttpMethod.Get, "/external-api/v1/me") { Headers = { { "X-API-Key", key } } };
+        Assert.Equal(HttpStatusCode.Unauthorized, (await server.CreateClient().SendAsync(after)).StatusCode);
+
+        var again = await server.RunCliAsync(["keys", "revoke", "--user", account.Email, id]);
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("no active API key", again.Error);
+    }
+
+    [Fact]
+    public async Task Keys_create_refuses_unknown_scopes_and_unknown_users()
+    {
+        var account = await TestAccounts.SignUpAsync(server);
+
+        var badScope = await server.RunCliAsync(["keys", "create", "--user", account.Email, "--name", "x", "--scope", "GOD_MODE"]);
+        var badUser = await server.RunCliAsync(["keys", "create", "--user", TestAccounts.NewEmail(), "--name", "x", "--scope", "IDENTITY"]);
+
+        Assert.Equal(1, badScope.ExitCode);
+        Assert.Contains("Unknown scope 'GOD_MODE'", badScope.Error);
+        Assert.Equal(1, badUser.ExitCode);
+        Assert.Contains("No user has the e-mail address", badUser.Error);
+        Assert.Equal(0, await server.WithDbAsync(db => db.ApiKeys.CountAsync(k => k.User!.Email == account.Email)));
+    }
+
+    [Fact]
+    public async Task Openapi_export_writes_the_document_served_at_openapi_v1_json()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"latchkey-openapi-{Guid.NewGuid():N}.json");
+        try
+        {
+            var run = await server.RunCliAsync(["openapi", "export", file]);
+
+            Assert.Equal(0, run.ExitCode);
+            using var exported = JsonDocument.Parse(await File.ReadAllTextAsync(file));
+            using var served = JsonDocument.Parse(await server.CreateClient().GetStringAsync("/openapi/v1.json"));
+            Assert.Equal(
+                served.RootElement.GetProperty("paths").EnumerateObject().Select(p => p.Name).Order(),
+                exported.RootElement.GetProperty("paths").EnumerateObject().Select(p => p.Name).Order());
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public async Task Missing_required_options_and_unknown_commands_fail_with_help()
+    {
+        var missing = await server.RunCliAsync(["keys", "create", "--name", "x"]);
+        var unknown = await server.RunCliAsync(["frobnicate"]);
+
+        Assert.NotEqual(0, missing.ExitCode);
+        Assert.Contains("--user", missing.Error);
+        Assert.NotEqual(0, unknown.ExitCode);
+        Assert.Contains("Unknown command 'frobnicate'", unknown.Error);
+    }
+
+    [Fact]
+    public async Task Every_command_has_help()
+    {
+        foreach (var command in new[] { "serve", "db migrate", "users create", "keys create", "keys list", "keys revoke", "openapi export" })
+        {
+            var run = await server.RunCliAsync([.. command.Split(' '), "--help"]);
+            Assert.Equal(0, run.ExitCode);
+            Assert.Contains("Usage:", run.Output);
+        }
+    }
+
+    [GeneratedRegex(@"Password: (\S+)")]
+    private static partial Regex PasswordLine();
+
+    [GeneratedRegex(@"lk_ak_[0-9A-Za-z]{49}")]
+    private static partial Regex KeyLine();
+
+    [GeneratedRegex(@"key_[0-9A-Za-z]{20}")]
+    private static partial Regex KeyIdLine();
+}
+
+public sealed class CliTestsOnSqlite(SqliteServer server) : CliTests(server), IClassFixture<SqliteServer>;
+
+public sealed class CliTestsOnPostgres(PostgresServer server) : CliTests(server), IClassFixture<PostgresServer>;
+
+public sealed class CliConfigurationTests
+{
+    [Fact]
+    public async Task A_bad_configuration_exits_2_with_a_clear_message()
+    {
+        var error = new StringWriter();
+        var exit = await Latchkey.Cli.LatchkeyCommandLine.InvokeAsync(
+            ["db", "migrate"],
+            builder => Microsoft.Extensions.Configuration.MemoryConfigurationBuilderExtensions.AddInMemoryCollection(builder.Configuration,
+                new Dictionary<string, string?> { ["Storage:Provider"] = "oracle" }),
+            new StringWriter(), error);
+
+        Assert.Equal(2, exit);
+        Assert.Contains("Configuration error", error.ToString());
+        Assert.Contains("must be 'sqlite' or 'postgres'", error.ToString());
+    }
+}

@@ -1,0 +1,169 @@
+using System.Net;
+using Latchkey.Cli;
+using Latchkey.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Latchkey.Tests.Infrastructure;
+
+/// <summary>
+/// A real Latchkey server on a loopback port with a database of its own, started once per test
+/// class. Subclasses pick the storage provider, so each test class runs on SQLite and PostgreSQL.
+/// </summary>
+public abstract class LatchkeyServerFixture : IAsyncLifetime
+{
+    private WebApplication? _app;
+
+    public abstract string Provider { get; }
+
+    public Uri BaseAddress { get; private set; } = null!;
+
+    public IServiceProvider Services => _app?.Services ?? throw new InvalidOperationException("The server has not started.");
+
+    protected abstract Task<string> CreateDatabaseAsync();
+
+    protected abstract Task DropDatabaseAsync();
+
+    public string ConnectionString { get; private set; } = "";
+
+    public async Task InitializeAsync()
+    {
+        ConnectionString = await CreateDatabaseAsync();
+        _app = Program.BuildWebApp([], Configure);
+        await using (var scope = _app.Services.CreateAsyncScope())
+        {
+            await scope.ServiceProvider.GetRequiredService<DatabaseMigrator>().MigrateAsync();
+        }
+        await _app.StartAsync();
+        var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        BaseAddress = new Uri(address);
+    }
+
+    /// <summary>The settings a test server runs with; also applied to CLI runs against the same database.</summary>
+    public void Configure(WebApplicationBuilder builder)
+    {
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Storage:Provider"] = Provider,
+            ["ConnectionStrings:Latchkey"] = ConnectionString,
+            ["Storage:MigrateOnStart"] = "true",
+            ["urls"] = "http://127.0.0.1:0",
+            // Quiet test output: warnings and errors only.
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
+            ["Logging:LogLevel:Latchkey"] = "Warning",
+        });
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        ConfigureServer(builder);
+    }
+
+    /// <summary>Extra settings for fixtures that need them.</summary>
+    protected virtual void ConfigureServer(WebApplicationBuilder builder)
+    {
+    }
+
+    /// <summary>A client with its own cookie jar that does not follow redirects, so tests see them.</summary>
+    public HttpClient CreateClient() =>
+        new(new HttpClientHandler { AllowAutoRedirect = false, CookieContainer = new CookieContainer(), UseCookies = true })
+        {
+            BaseAddress = BaseAddress,
+        };
+
+    public async Task<T> WithDbAsync<T>(Func<LatchkeyDbContext, Task<T>> action)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        return await action(scope.ServiceProvider.GetRequiredService<LatchkeyDbContext>());
+    }
+
+    /// <summary>Runs the <c>latchkey</c> command line in-process against this server's database.</summary>
+    public async Task<CliRun> RunCliAsync(string[] args, string? input = null)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var exitCode = await LatchkeyCommandLine.InvokeAsync(args, Configure, output, error, new StringReader(input ?? ""));
+        return new CliRun(exitCode, output.ToString(), error.ToString());
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_app is not null)
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+        }
+        await DropDatabaseAsync();
+    }
+}
+
+public sealed record CliRun(int ExitCode, string Output, string Error);
+
+public sealed class SqliteServer : LatchkeyServerFixture
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "latchkey-tests", Guid.NewGuid().ToString("N"));
+
+    public override string Provider => StorageProvider.Sqlite;
+
+    public string DatabaseFile => Path.Combine(_directory, "latchkey.db");
+
+    protected override Task<string> CreateDatabaseAsync()
+    {
+        Directory.CreateDirectory(_directory);
+        return Task.FromResult($"Data Source={DatabaseFile}");
+    }
+
+    protected override Task DropDatabaseAsync()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A leftover temp folder is harmless.
+        }
+        return Task.CompletedTask;
+    }
+}
+
+public sealed class PostgresServer : LatchkeyServerFixture
+{
+    public const string EnvironmentVariable = "LATCHKEY_TEST_POSTGRES";
+    private readonly string _database = "latchkey_test_" + Guid.NewGuid().ToString("N");
+
+    public override string Provider => StorageProvider.Postgres;
+
+    public static string AdminConnectionString =>
+        Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } value
+            ? value
+            : throw new InvalidOperationException(
+                $"PostgreSQL tests need a server: run ./test.sh, which starts a throwaway one, or set {EnvironmentVariable} " +
+                "to a connection string of a role that may create databases.");
+
+    protected override async Task<string> CreateDatabaseAsync()
+    {
+        await using (var connection = new NpgsqlConnection(AdminConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand($"CREATE DATABASE \"{_database}\"", connection);
+            await command.ExecuteNonQueryAsync();
+        }
+        return new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = _database }.ConnectionString;
+    }
+
+    protected override async Task DropDatabaseAsync()
+    {
+        NpgsqlConnection.ClearAllPools();
+        await using var connection = new NpgsqlConnection(AdminConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{_database}\" WITH (FORCE)", connection);
+        await command.ExecuteNonQueryAsync();
+    }
+}
