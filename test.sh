@@ -7,6 +7,19 @@ cd "$(dirname "$0")"
 
 log() { printf '[test.sh] %s\n' "$*" >&2; }
 
+# A loopback port nobody listens on, from the range above the usual services.
+free_port() {
+  local port
+  for _ in $(seq 1 50); do
+    port=$((20000 + RANDOM % 30000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return
+    fi
+  done
+  echo 55432
+}
+
 start_throwaway_postgres() {
   local bindir
   bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
@@ -16,7 +29,7 @@ start_throwaway_postgres() {
   fi
 
   PG_DIR=$(mktemp -d /tmp/latchkey-pg.XXXXXX)
-  PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 55432)
+  PG_PORT=$(free_port)
 
   # PostgreSQL refuses to run as root; as root, run it as the postgres account the package created.
   local run=()
