@@ -27,6 +27,16 @@ public abstract class OperationsTests(LatchkeyServerFixture server)
         Assert.True(paths.TryGetProperty("/api/keys", out _));
         Assert.True(paths.TryGetProperty("/api/keys/{id}", out _));
         Assert.StartsWith("3.1", document.RootElement.GetProperty("openapi").GetString());
+
+        var me = paths.GetProperty("/external-api/v1/me").GetProperty("get");
+        var schemes = me.GetProperty("security").EnumerateArray().SelectMany(r => r.EnumerateObject()).ToList();
+        Assert.Equal(["ApiKey", "Bearer"], schemes.Select(s => s.Name).Order());
+        Assert.All(schemes, s => Assert.Equal("IDENTITY", s.Value[0].GetString()));
+        Assert.True(me.GetProperty("responses").TryGetProperty("403", out _));
+        var keys = paths.GetProperty("/api/keys").GetProperty("post");
+        Assert.Equal("Session", keys.GetProperty("security")[0].EnumerateObject().Single().Name);
+        var components = document.RootElement.GetProperty("components").GetProperty("securitySchemes");
+        Assert.Equal("X-API-Key", components.GetProperty("ApiKey").GetProperty("name").GetString());
     }
 
     [Fact]

@@ -18,6 +18,8 @@ public static class ApiDocsSetup
                 document.Info.Description = "Identity and credential hub for AI-agent platforms.";
                 return Task.CompletedTask;
             });
+            options.AddDocumentTransformer(SecuritySchemeTransformers.AddSchemes);
+            options.AddOperationTransformer(SecuritySchemeTransformers.AddRequirements);
         });
         return builder;
     }

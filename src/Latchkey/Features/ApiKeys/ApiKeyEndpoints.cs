@@ -35,6 +35,7 @@ public static class ApiKeyEndpoints
     {
         var keys = app.MapGroup("/api/keys")
             .WithTags("API keys")
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
             .RequireAuthorization(policy => policy
                 .AddAuthenticationSchemes(IdentityConstants.ApplicationScheme)
                 .RequireAuthenticatedUser());

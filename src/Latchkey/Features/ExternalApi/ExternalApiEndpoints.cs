@@ -27,7 +27,9 @@ public static class ExternalApiEndpoints
     /// </summary>
     public static WebApplication MapExternalApi(this WebApplication app)
     {
-        var v1 = app.MapGroup("/external-api/v1").WithTags("External API");
+        var v1 = app.MapGroup("/external-api/v1").WithTags("External API")
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status403Forbidden);
 
         v1.MapGet("/me", GetMeAsync)
             .RequireScope("IDENTITY")
