@@ -2,6 +2,7 @@ using Latchkey.Cli;
 using Latchkey.Features.Accounts;
 using Latchkey.Features.ApiDocs;
 using Latchkey.Features.ApiKeys;
+using Latchkey.Features.AuthorizationServer;
 using Latchkey.Features.ExternalApi;
 using Latchkey.Features.Operations;
 using Latchkey.Features.Scopes;
@@ -36,6 +37,7 @@ public static class Program
         builder.AddAccounts();
         builder.AddApiKeys();
         builder.AddExternalApi();
+        builder.AddAuthorizationServer();
         builder.AddApiDocs();
 
         var app = builder.Build();
@@ -48,6 +50,7 @@ public static class Program
         app.MapScopes();
         app.MapApiKeys();
         app.MapExternalApi();
+        app.MapAuthorizationServer();
         app.MapApiDocs();
         return app;
     }

@@ -1,5 +1,6 @@
 using Latchkey.Features.Accounts;
 using Latchkey.Features.ApiKeys;
+using Latchkey.Features.AuthorizationServer;
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
@@ -17,10 +18,16 @@ public abstract class LatchkeyDbContext(DbContextOptions options)
 {
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
+    public DbSet<OAuthApplication> OAuthApplications => Set<OAuthApplication>();
+    public DbSet<OAuthAuthorization> OAuthAuthorizations => Set<OAuthAuthorization>();
+    public DbSet<OAuthToken> OAuthTokens => Set<OAuthToken>();
+    public DbSet<OAuthAppLogo> OAuthAppLogos => Set<OAuthAppLogo>();
+    public DbSet<ServerKey> ServerKeys => Set<ServerKey>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {
         base.OnModelCreating(builder);
+        builder.UseOpenIddict<OAuthApplication, OAuthAuthorization, OAuthScope, OAuthToken, string>();
         builder.ApplyConfigurationsFromAssembly(typeof(LatchkeyDbContext).Assembly);
     }
 }

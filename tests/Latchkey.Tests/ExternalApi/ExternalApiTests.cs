@@ -57,7 +57,9 @@ public abstract class ExternalApiTests(LatchkeyServerFixture server)
         { "X-API-Key", "lk_ak_" + new string('A', 49), "malformed" },
         { "X-API-Key", ApiKeyService.Format.Generate(), "not valid" },
         { "Authorization", "Bearer " + ApiKeyService.Format.Generate(), "not valid" },
-        { "Authorization", "Bearer lk_at_someAccessTokenThatDoesNotExist", "not valid" },
+        { "Authorization", "Bearer lk_at_someAccessTokenThatDoesNotExist", "malformed" },
+        { "Authorization", "Bearer " + Latchkey.Features.AuthorizationServer.TokenFormats.AccessToken.Generate(), "not valid" },
+        { "Authorization", "Bearer some.unknown.jwt", "not valid" },
         { "Authorization", "Basic dXNlcjpwYXNz", "must be 'Bearer <token>'" },
         { "Authorization", "Bearer", "must be 'Bearer <token>'" },
     };

@@ -89,14 +89,18 @@ public sealed class ExternalApiAuthenticationHandler(
 
         var claims = new List<Claim>(caller.Scopes.Count + 4)
         {
-            new(ClaimTypes.NameIdentifier, caller.UserId!),
             new(ExternalApiClaims.CredentialType, caller.ClientId is null ? ExternalApiClaims.ApiKey : ExternalApiClaims.AccessToken),
         };
+        // Tokens an app obtained for itself (client credentials) act for no user.
+        if (caller.UserId is not null)
+        {
+            claims.Add(new Claim(ClaimTypes.NameIdentifier, caller.UserId));
+        }
         if (caller.CredentialId is not null)
         {
             claims.Add(new Claim(ExternalApiClaims.CredentialId, caller.CredentialId));
         }
-        if (caller.ClientId is not null)
+        if (!string.IsNullOrEmpty(caller.ClientId))
         {
             claims.Add(new Claim(ExternalApiClaims.ClientId, caller.ClientId));
         }

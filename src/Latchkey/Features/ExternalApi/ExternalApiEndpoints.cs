@@ -40,7 +40,12 @@ public static class ExternalApiEndpoints
 
     private static async Task<Results<Ok<MeResponse>, ProblemHttpResult>> GetMeAsync(ClaimsPrincipal caller, UserManager<LatchkeyUser> users)
     {
-        var user = await users.FindByIdAsync(caller.FindFirstValue(ClaimTypes.NameIdentifier)!);
+        if (caller.FindFirstValue(ClaimTypes.NameIdentifier) is not { } userId)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden,
+                detail: "This token was issued to an application acting for itself (client credentials); it has no user.");
+        }
+        var user = await users.FindByIdAsync(userId);
         // A credential outliving its user is refused like any invalid credential.
         return user is null
             ? TypedResults.Problem(statusCode: StatusCodes.Status401Unauthorized, detail: "The credential's account no longer exists.")

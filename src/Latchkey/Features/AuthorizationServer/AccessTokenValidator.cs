@@ -1,0 +1,116 @@
+using System.Text.Json;
+using Latchkey.Features.ExternalApi;
+using Latchkey.Storage;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using OpenIddict.Abstractions;
+using OpenIddict.Server;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Latchkey.Features.AuthorizationServer;
+
+/// <summary>
+/// Checks access tokens presented to Latchkey's own APIs. An opaque token is one indexed look-up
+/// (token, its app and its authorization together); a JWT access token, when that format is
+/// configured, goes through OpenIddict's own validation.
+/// </summary>
+internal sealed class AccessTokenValidator(
+    LatchkeyDbContext db,
+    TimeProvider time,
+    IOptions<AuthorizationServerOptions> options,
+    IOpenIddictServerFactory factory,
+    IOpenIddictServerDispatcher dispatcher,
+    OAuthApplicationManager applications) : IAccessTokenValidator
+{
+    public async ValueTask<CallerValidation> ValidateAsync(string token, CancellationToken cancellationToken)
+    {
+        if (TokenFormats.AccessToken.HasPrefix(token))
+        {
+            return await ValidateOpaqueAsync(token, cancellationToken);
+        }
+        if (options.Value.UsesJwtAccessTokens && token.Count(c => c == '.') == 2)
+        {
+            return await ValidateJwtAsync(token, cancellationToken);
+        }
+        return CallerValidation.Fail("The access token is not valid.");
+    }
+
+    private async Task<CallerValidation> ValidateOpaqueAsync(string token, CancellationToken cancellationToken)
+    {
+        if (!TokenFormats.AccessToken.IsWellFormed(token))
+        {
+            return CallerValidation.Fail("The access token is malformed.");
+        }
+        var referenceId = TokenFormats.StoredReferenceId(token);
+        var entry = await db.OAuthTokens.AsNoTracking()
+            .Where(t => t.ReferenceId == referenceId)
+            .Select(t => new
+            {
+                t.Type,
+                t.Status,
+                t.Subject,
+                t.ExpirationDate,
+                t.Properties,
+                ClientId = t.Application!.ClientId,
+                AppEnabled = t.Application.Enabled,
+                AuthorizationStatus = t.Authorization != null ? t.Authorization.Status : null,
+            })
+            .FirstOrDefaultAsync(cancellationToken);
+
+        if (entry is null || entry.Type != TokenTypeHints.AccessToken)
+        {
+            return CallerValidation.Fail("The access token is not valid.");
+        }
+        if (entry.Status != Statuses.Valid || (entry.AuthorizationStatus is not null && entry.AuthorizationStatus != Statuses.Valid))
+        {
+            return CallerValidation.Fail("The access token has been revoked.");
+        }
+        if (entry.ExpirationDate is { } expires && expires <= time.GetUtcNow())
+        {
+            return CallerValidation.Fail("The access token has expired.");
+        }
+        if (!entry.AppEnabled)
+        {
+            return CallerValidation.Fail("The access token's application is disabled.");
+        }
+        var scopes = ReadScopes(entry.Properties);
+        return Caller(entry.Subject, entry.ClientId, scopes);
+    }
+
+    private async Task<CallerValidation> ValidateJwtAsync(string token, CancellationToken cancellationToken)
+    {
+        var transaction = await factory.CreateTransactionAsync();
+        var context = new OpenIddictServerEvents.ValidateTokenContext(transaction)
+        {
+            Token = token,
+            ValidTokenTypes = { TokenTypeIdentifiers.AccessToken },
+        };
+        await dispatcher.DispatchAsync(context);
+        if (context.IsRejected || context.Principal is null)
+        {
+            return CallerValidation.Fail(context.ErrorDescription ?? "The access token is not valid.");
+        }
+        var clientId = context.Principal.GetPresenters().FirstOrDefault();
+        if (clientId is not null && await applications.FindByClientIdAsync(clientId, cancellationToken) is { Enabled: false })
+        {
+            return CallerValidation.Fail("The access token's application is disabled.");
+        }
+        return Caller(context.Principal.GetClaim(Claims.Subject), clientId, context.Principal.GetScopes());
+    }
+
+    private static CallerValidation Caller(string? subject, string? clientId, IReadOnlyList<string> scopes) =>
+        // A client_credentials token acts for the app itself: its subject is the client id, and no user.
+        new(subject == clientId ? null : subject, scopes, null, clientId ?? "", null);
+
+    private static string[] ReadScopes(string? properties)
+    {
+        if (string.IsNullOrEmpty(properties))
+        {
+            return [];
+        }
+        using var document = JsonDocument.Parse(properties);
+        return document.RootElement.TryGetProperty(TokenFormats.ScopesProperty, out var scopes) && scopes.ValueKind == JsonValueKind.Array
+            ? scopes.EnumerateArray().Select(s => s.GetString() ?? "").ToArray()
+            : [];
+    }
+}

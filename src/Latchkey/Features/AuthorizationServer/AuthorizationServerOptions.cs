@@ -1,0 +1,47 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Latchkey.Features.AuthorizationServer;
+
+/// <summary>The OAuth 2.1 authorization server. Bound from the <c>AuthorizationServer</c> section.</summary>
+public sealed class AuthorizationServerOptions
+{
+    public const string SectionName = "AuthorizationServer";
+
+    /// <summary>The issuer (<c>iss</c>); defaults to the address of each request.</summary>
+    [Url]
+    public string? Issuer { get; set; }
+
+    [Range(1, 24 * 60)]
+    public int AccessTokenLifetimeMinutes { get; set; } = 60;
+
+    /// <summary>Refresh tokens slide: each use issues a new one with this lifetime.</summary>
+    [Range(1, 365)]
+    public int RefreshTokenLifetimeDays { get; set; } = 30;
+
+    [Range(1, 10)]
+    public int AuthorizationCodeLifetimeMinutes { get; set; } = 10;
+
+    /// <summary><c>opaque</c> (default: prefixed random strings stored as hashes) or <c>jwt</c> (signed, for resource servers that validate locally).</summary>
+    [RegularExpression("^(opaque|jwt)$", ErrorMessage = "AuthorizationServer:AccessTokenFormat must be 'opaque' or 'jwt'.")]
+    public string AccessTokenFormat { get; set; } = "opaque";
+
+    /// <summary>Whether public clients (loopback or https redirect URIs) may register themselves (RFC 7591).</summary>
+    public bool AllowPublicClientRegistration { get; set; } = true;
+
+    /// <summary>Initial access tokens that permit registering confidential clients dynamically. Empty: none may.</summary>
+    public List<string> InitialAccessTokens { get; set; } = [];
+
+    public bool UsesJwtAccessTokens => string.Equals(AccessTokenFormat, "jwt", StringComparison.OrdinalIgnoreCase);
+}
+
+/// <summary>The background clean-up of expired and revoked tokens. Bound from <c>Cleanup</c>.</summary>
+public sealed class CleanupOptions
+{
+    public const string SectionName = "Cleanup";
+
+    [Range(0.01, 24 * 7)]
+    public double IntervalHours { get; set; } = 1;
+
+    /// <summary>Turn off on all but one node if you prefer to run <c>latchkey cleanup</c> from a scheduler.</summary>
+    public bool Enabled { get; set; } = true;
+}

@@ -1,0 +1,133 @@
+using Latchkey.Features.ExternalApi;
+using Latchkey.Features.Scopes;
+using Latchkey.Storage;
+using Microsoft.Extensions.Options;
+using OpenIddict.Server;
+using OpenIddict.Server.AspNetCore;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+using static OpenIddict.Server.OpenIddictServerEvents;
+
+using OidcScopes = OpenIddict.Abstractions.OpenIddictConstants.Scopes;
+
+namespace Latchkey.Features.AuthorizationServer;
+
+public static class AuthorizationServerSetup
+{
+    public const string AuthorizePath = "/auth/authorize";
+    public const string TokenPath = "/api/oauth/token";
+    public const string IntrospectPath = "/api/oauth/introspect";
+    public const string RevokePath = "/api/oauth/revoke";
+    public const string UserInfoPath = "/api/oauth/userinfo";
+    public const string RegisterPath = "/api/oauth/register";
+
+    /// <summary>The OpenID Connect scopes offered beside the scope catalog.</summary>
+    public static readonly string[] OpenIdScopes = [OidcScopes.OpenId, OidcScopes.Profile, OidcScopes.Email, OidcScopes.OfflineAccess];
+
+    /// <summary>OpenIddict (server and EF Core stores) with Latchkey's token format, keys, and wire compatibility.</summary>
+    public static WebApplicationBuilder AddAuthorizationServer(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<AuthorizationServerOptions>().BindConfiguration(AuthorizationServerOptions.SectionName)
+            .ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<CleanupOptions>().BindConfiguration(CleanupOptions.SectionName)
+            .ValidateDataAnnotations().ValidateOnStart();
+        var settings = builder.Configuration.GetSection(AuthorizationServerOptions.SectionName).Get<AuthorizationServerOptions>() ?? new();
+        var catalog = builder.Configuration.GetSection(ScopeCatalogOptions.SectionName).Get<ScopeCatalogOptions>() ?? new();
+        var scopeNames = (catalog.Catalog.Count > 0 ? catalog.Catalog : ScopeCatalogOptions.Defaults).Select(s => s.Name);
+
+        builder.Services.AddScoped<ServerKeyRing>();
+        builder.Services.AddSingleton<IConfigureOptions<OpenIddictServerOptions>, ServerKeyOptionsSetup>();
+        builder.Services.AddScoped(services => (OAuthApplicationManager)services.GetRequiredService<OpenIddict.Core.OpenIddictApplicationManager<OAuthApplication>>());
+        builder.Services.AddScoped<OAuthPrincipals>();
+        builder.Services.AddScoped<OAuthAppService>();
+        builder.Services.AddScoped<UserGrants>();
+        builder.Services.AddScoped<IAccessTokenValidator, AccessTokenValidator>();
+
+        builder.Services.AddOpenIddict()
+            .AddCore(core =>
+            {
+                core.UseEntityFrameworkCore()
+                    .UseDbContext<LatchkeyDbContext>()
+                    .ReplaceDefaultEntities<OAuthApplication, OAuthAuthorization, OAuthScope, OAuthToken, string>();
+                core.ReplaceApplicationManager<OAuthApplication, OAuthApplicationManager>();
+            })
+            .AddServer(server =>
+            {
+                server.SetAuthorizationEndpointUris(AuthorizePath[1..])
+                    .SetTokenEndpointUris(TokenPath[1..])
+                    .SetIntrospectionEndpointUris(IntrospectPath[1..])
+                    .SetRevocationEndpointUris(RevokePath[1..])
+                    .SetUserInfoEndpointUris(UserInfoPath[1..])
+                    .SetJsonWebKeySetEndpointUris(".well-known/jwks");
+
+                server.AllowAuthorizationCodeFlow().AllowRefreshTokenFlow().AllowClientCredentialsFlow();
+                // OAuth 2.1: PKCE for every client, S256 only.
+                server.RequireProofKeyForCodeExchange();
+                server.Configure(options => options.CodeChallengeMethods.Remove(CodeChallengeMethods.Plain));
+
+                server.RegisterScopes([.. scopeNames, .. OpenIdScopes]);
+                // RFC 8707: any absolute resource URI may be asked for; it becomes the token's audience.
+                server.DisableResourceValidation().IgnoreResourcePermissions();
+
+                server.SetAccessTokenLifetime(TimeSpan.FromMinutes(settings.AccessTokenLifetimeMinutes))
+                    .SetIdentityTokenLifetime(TimeSpan.FromMinutes(settings.AccessTokenLifetimeMinutes))
+                    .SetRefreshTokenLifetime(TimeSpan.FromDays(settings.RefreshTokenLifetimeDays))
+                    .SetAuthorizationCodeLifetime(TimeSpan.FromMinutes(settings.AuthorizationCodeLifetimeMinutes));
+
+                server.UseReferenceRefreshTokens();
+                if (settings.UsesJwtAccessTokens)
+                {
+                    // Signed (not encrypted) JWTs that resource servers can check against the JWKS.
+                    server.DisableAccessTokenEncryption();
+                }
+                else
+                {
+                    server.UseReferenceAccessTokens();
+                }
+                if (!string.IsNullOrEmpty(settings.Issuer))
+                {
+                    server.SetIssuer(settings.Issuer);
+                }
+
+                server.AddEventHandler(AttachPrefixedReferenceIdentifier.Descriptor)
+                    .AddEventHandler(RejectMalformedPrefixedTokens.Descriptor)
+                    .AddEventHandler(RejectDisabledClients.Descriptor)
+                    .AddEventHandler(RejectTokensOfDisabledClients.Descriptor)
+                    .AddEventHandler(AttachReferenceTokenResponseFields.Descriptor)
+                    .AddEventHandler(AttachReferenceIntrospectionFields.Descriptor)
+                    .AddEventHandler(AttachRegistrationEndpoint.Descriptor);
+
+                // Token, introspection and revocation requests: form-encoded or JSON.
+                server.RemoveEventHandler(OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractTokenRequestContext>.Descriptor)
+                    .AddEventHandler(ExtractFormOrJsonRequest<ExtractTokenRequestContext>.Descriptor(
+                        OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractTokenRequestContext>.Descriptor.Order));
+                server.RemoveEventHandler(OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractIntrospectionRequestContext>.Descriptor)
+                    .AddEventHandler(ExtractFormOrJsonRequest<ExtractIntrospectionRequestContext>.Descriptor(
+                        OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractIntrospectionRequestContext>.Descriptor.Order));
+                server.RemoveEventHandler(OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractRevocationRequestContext>.Descriptor)
+                    .AddEventHandler(ExtractFormOrJsonRequest<ExtractRevocationRequestContext>.Descriptor(
+                        OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractRevocationRequestContext>.Descriptor.Order));
+
+                server.UseAspNetCore()
+                    .EnableAuthorizationEndpointPassthrough()
+                    .EnableTokenEndpointPassthrough()
+                    .EnableUserInfoEndpointPassthrough()
+                    .EnableErrorPassthrough()
+                    // TLS is usually terminated in front of Latchkey; see docs/operations.md.
+                    .DisableTransportSecurityRequirement();
+            });
+
+        builder.Services.AddHostedService<TokenCleanupService>();
+        builder.Services.AddScoped<TokenCleanup>();
+        return builder;
+    }
+
+    public static WebApplication MapAuthorizationServer(this WebApplication app)
+    {
+        app.MapTokenEndpoint();
+        app.MapUserInfoEndpoint();
+        app.MapOAuthAppEndpoints();
+        app.MapUserGrantEndpoints();
+        app.MapClientRegistrationEndpoints();
+        return app;
+    }
+}

@@ -1,0 +1,275 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
+using OpenIddict.Abstractions;
+using OpenIddict.Server;
+using OpenIddict.Server.AspNetCore;
+using Microsoft.AspNetCore;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+using static OpenIddict.Server.OpenIddictServerEvents;
+
+using OidcScopes = OpenIddict.Abstractions.OpenIddictConstants.Scopes;
+
+namespace Latchkey.Features.AuthorizationServer;
+
+/// <summary>
+/// Replaces OpenIddict's random reference identifiers for access and refresh tokens with
+/// Latchkey's prefixed, checksummed format. Runs just before OpenIddict's own
+/// <c>AttachTokenPayload</c> and does its work, so that step is skipped for these tokens.
+/// The token manager stores only the SHA-256 hash of the identifier.
+/// </summary>
+internal sealed class AttachPrefixedReferenceIdentifier(IOpenIddictTokenManager tokens) : IOpenIddictServerHandler<GenerateTokenContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<GenerateTokenContext>()
+        .AddFilter<OpenIddictServerHandlerFilters.RequireDegradedModeDisabled>()
+        .AddFilter<OpenIddictServerHandlerFilters.RequireTokenStorageEnabled>()
+        .AddFilter<OpenIddictServerHandlerFilters.RequireTokenPayloadPersisted>()
+        .UseScopedHandler<AttachPrefixedReferenceIdentifier>()
+        .SetOrder(OpenIddictServerHandlers.Protection.AttachTokenPayload.Descriptor.Order - 500)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public async ValueTask HandleAsync(GenerateTokenContext context)
+    {
+        var format = context.TokenType switch
+        {
+            TokenTypeIdentifiers.AccessToken => TokenFormats.AccessToken,
+            TokenTypeIdentifiers.RefreshToken => TokenFormats.RefreshToken,
+            _ => null,
+        };
+        if (format is null || !context.IsReferenceToken)
+        {
+            return;
+        }
+
+        var id = context.Principal.GetTokenId() ?? throw new InvalidOperationException("The token has no entry.");
+        var entry = await tokens.FindByIdAsync(id, context.CancellationToken) ?? throw new InvalidOperationException("The token entry is missing.");
+        var descriptor = new OpenIddictTokenDescriptor();
+        await tokens.PopulateAsync(descriptor, entry, context.CancellationToken);
+        descriptor.Payload = context.Token;
+        descriptor.Principal = context.Principal;
+        descriptor.ReferenceId = format.Generate();
+        // Kept beside the encrypted payload so that resource checks need no decryption.
+        descriptor.Properties[TokenFormats.ScopesProperty] = JsonSerializer.SerializeToElement(context.Principal.GetScopes());
+        descriptor.Properties[TokenFormats.AudiencesProperty] = JsonSerializer.SerializeToElement(context.Principal.GetAudiences());
+        await tokens.UpdateAsync(entry, descriptor, context.CancellationToken);
+
+        context.Token = descriptor.ReferenceId;
+        context.PersistTokenPayload = false;
+    }
+}
+
+/// <summary>Refuses a token with Latchkey's prefix but a bad length or checksum before any database look-up.</summary>
+internal sealed class RejectMalformedPrefixedTokens : IOpenIddictServerHandler<ValidateTokenContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ValidateTokenContext>()
+        .UseSingletonHandler<RejectMalformedPrefixedTokens>()
+        .SetOrder(OpenIddictServerHandlers.Protection.ValidateReferenceTokenIdentifier.Descriptor.Order - 500)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public ValueTask HandleAsync(ValidateTokenContext context)
+    {
+        if (context.Token is { } token && TokenFormats.HasLatchkeyPrefix(token) && !TokenFormats.IsWellFormed(token))
+        {
+            context.Reject(Errors.InvalidToken, "The token is malformed.");
+        }
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>A disabled app cannot authenticate, start a flow, redeem or refresh anything.</summary>
+internal sealed class RejectDisabledClients(OAuthApplicationManager applications) : IOpenIddictServerHandler<ProcessAuthenticationContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ProcessAuthenticationContext>()
+        .UseScopedHandler<RejectDisabledClients>()
+        .SetOrder(OpenIddictServerHandlers.ValidateClientId.Descriptor.Order + 500)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public async ValueTask HandleAsync(ProcessAuthenticationContext context)
+    {
+        var clientId = context.Request?.ClientId;
+        if (string.IsNullOrEmpty(clientId))
+        {
+            return;
+        }
+        if (await applications.FindByClientIdAsync(clientId, context.CancellationToken) is { Enabled: false })
+        {
+            context.Reject(Errors.InvalidClient, "The application is disabled by its owner.");
+        }
+    }
+}
+
+/// <summary>Tokens of a disabled app are invalid everywhere: introspection, refresh, revocation.</summary>
+internal sealed class RejectTokensOfDisabledClients(OAuthApplicationManager applications) : IOpenIddictServerHandler<ValidateTokenContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ValidateTokenContext>()
+        .UseScopedHandler<RejectTokensOfDisabledClients>()
+        .SetOrder(OpenIddictServerHandlers.Protection.ValidateAuthorizationEntry.Descriptor.Order + 500)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public async ValueTask HandleAsync(ValidateTokenContext context)
+    {
+        if (context.Principal is null)
+        {
+            return;
+        }
+        foreach (var presenter in context.Principal.GetPresenters())
+        {
+            if (await applications.FindByClientIdAsync(presenter, context.CancellationToken) is { Enabled: false })
+            {
+                context.Reject(Errors.InvalidToken, "The token's application is disabled.");
+                return;
+            }
+        }
+    }
+}
+
+/// <summary>
+/// Token, introspection and revocation requests may be form-encoded (RFC 6749) or JSON (the
+/// reference system's shape). Takes the place of OpenIddict's form-only extraction.
+/// </summary>
+internal sealed class ExtractFormOrJsonRequest<TContext> : IOpenIddictServerHandler<TContext>
+    where TContext : BaseValidatingContext
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor(int order) => OpenIddictServerHandlerDescriptor.CreateBuilder<TContext>()
+        .AddFilter<OpenIddictServerAspNetCoreHandlerFilters.RequireHttpRequest>()
+        .UseSingletonHandler<ExtractFormOrJsonRequest<TContext>>()
+        .SetOrder(order)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public async ValueTask HandleAsync(TContext context)
+    {
+        var request = context.Transaction.GetHttpRequest() ?? throw new InvalidOperationException("No HTTP request.");
+        if (!HttpMethods.IsPost(request.Method))
+        {
+            context.Reject(Errors.InvalidRequest, "Use POST.");
+            return;
+        }
+        var contentType = request.ContentType ?? "";
+        if (contentType.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
+        {
+            context.Transaction.Request = new OpenIddictRequest(await request.ReadFormAsync(context.CancellationToken));
+            return;
+        }
+        if (!contentType.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
+        {
+            context.Reject(Errors.InvalidRequest, "Send the parameters form-encoded (application/x-www-form-urlencoded) or as a JSON object (application/json).");
+            return;
+        }
+
+        try
+        {
+            using var document = await JsonDocument.ParseAsync(request.Body, cancellationToken: context.CancellationToken);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                context.Reject(Errors.InvalidRequest, "The JSON body must be an object of parameters.");
+                return;
+            }
+            var parameters = new List<KeyValuePair<string, StringValues>>();
+            foreach (var property in document.RootElement.EnumerateObject())
+            {
+                if (property.Value.ValueKind is not (JsonValueKind.String or JsonValueKind.Null))
+                {
+                    context.Reject(Errors.InvalidRequest, $"The parameter '{property.Name}' must be a string.");
+                    return;
+                }
+                parameters.Add(new(property.Name, property.Value.GetString()));
+            }
+            context.Transaction.Request = new OpenIddictRequest(parameters);
+        }
+        catch (JsonException)
+        {
+            context.Reject(Errors.InvalidRequest, "The JSON body is malformed.");
+        }
+    }
+}
+
+/// <summary>
+/// Token responses carry both shapes: RFC 6749 (<c>expires_in</c>, space-separated <c>scope</c>)
+/// and the reference system's (<c>access_token_expires_at</c>, <c>refresh_token_expires_at</c>,
+/// <c>scopes</c> array).
+/// </summary>
+internal sealed class AttachReferenceTokenResponseFields(TimeProvider time, IOptions<AuthorizationServerOptions> options) : IOpenIddictServerHandler<ApplyTokenResponseContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ApplyTokenResponseContext>()
+        .UseSingletonHandler<AttachReferenceTokenResponseFields>()
+        .SetOrder(OpenIddictServerHandlers.Exchange.NormalizeErrorResponse.Descriptor.Order + 500)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public ValueTask HandleAsync(ApplyTokenResponseContext context)
+    {
+        var response = context.Response;
+        if (string.IsNullOrEmpty(response.AccessToken))
+        {
+            return ValueTask.CompletedTask;
+        }
+        var now = time.GetUtcNow();
+        if (response.ExpiresIn is { } expiresIn)
+        {
+            response["access_token_expires_at"] = Iso(now.AddSeconds(expiresIn));
+        }
+        if (!string.IsNullOrEmpty(response.RefreshToken))
+        {
+            response["refresh_token_expires_at"] = Iso(now.AddDays(options.Value.RefreshTokenLifetimeDays));
+        }
+        response["scopes"] = new OpenIddictParameter(PublicScopes(response.Scope));
+        return ValueTask.CompletedTask;
+    }
+
+    internal static ImmutableArray<string?> PublicScopes(string? scope) =>
+        (scope ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries).Where(s => s != OidcScopes.OfflineAccess).ToImmutableArray<string?>();
+
+    private static string Iso(DateTimeOffset instant) => instant.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+}
+
+/// <summary>Introspection answers carry the reference system's fields beside RFC 7662's.</summary>
+internal sealed class AttachReferenceIntrospectionFields : IOpenIddictServerHandler<ApplyIntrospectionResponseContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ApplyIntrospectionResponseContext>()
+        .UseSingletonHandler<AttachReferenceIntrospectionFields>()
+        .SetOrder(OpenIddictServerHandlers.Introspection.NormalizeErrorResponse.Descriptor.Order + 500)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public ValueTask HandleAsync(ApplyIntrospectionResponseContext context)
+    {
+        var response = context.Response;
+        if (!string.IsNullOrEmpty(response.Error) || response[Claims.Active] is not { } active || !(bool)active)
+        {
+            return ValueTask.CompletedTask;
+        }
+        response["scopes"] = new OpenIddictParameter(AttachReferenceTokenResponseFields.PublicScopes((string?)response[Claims.Scope]));
+        var subject = (string?)response[Claims.Subject];
+        var clientId = (string?)response[Claims.ClientId];
+        // Tokens from client_credentials act for the app itself; they have no user.
+        response["user_id"] = subject is not null && subject != clientId ? subject : null;
+        return ValueTask.CompletedTask;
+    }
+}
+
+
+/// <summary>Discovery names the dynamic client registration endpoint (RFC 8414), which Latchkey adds beside OpenIddict.</summary>
+internal sealed class AttachRegistrationEndpoint : IOpenIddictServerHandler<HandleConfigurationRequestContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<HandleConfigurationRequestContext>()
+        .UseSingletonHandler<AttachRegistrationEndpoint>()
+        .SetOrder(OpenIddictServerHandlers.Discovery.AttachEndpoints.Descriptor.Order + 500)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public ValueTask HandleAsync(HandleConfigurationRequestContext context)
+    {
+        if (context.Issuer is { } issuer)
+        {
+            context.Metadata["registration_endpoint"] = new Uri(issuer, AuthorizationServerSetup.RegisterPath[1..]).AbsoluteUri;
+        }
+        return ValueTask.CompletedTask;
+    }
+}

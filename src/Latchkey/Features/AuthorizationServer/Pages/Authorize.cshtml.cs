@@ -1,0 +1,163 @@
+using System.Collections.Immutable;
+using Latchkey.Features.Accounts;
+using Latchkey.Features.Scopes;
+using Microsoft.AspNetCore;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+using OpenIddict.Abstractions;
+using OpenIddict.Server.AspNetCore;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+using OidcScopes = OpenIddict.Abstractions.OpenIddictConstants.Scopes;
+
+namespace Latchkey.Features.AuthorizationServer.Pages;
+
+/// <summary>
+/// The consent page, at the authorization endpoint's address. OpenIddict has validated the request
+/// (client, exact redirect URI, PKCE S256, scopes) before this runs; what is left here is the
+/// decision: who the user is, and whether they agree.
+/// </summary>
+public sealed class AuthorizeModel(
+    UserManager<LatchkeyUser> users,
+    OAuthApplicationManager applications,
+    UserGrants grants,
+    OAuthPrincipals principals,
+    ScopeCatalog catalog) : PageModel
+{
+    public string? Error { get; private set; }
+    public string? ErrorDescription { get; private set; }
+
+    public string AppName { get; private set; } = "";
+    public string? AppDescription { get; private set; }
+    public string? AppHomepage { get; private set; }
+    public string? LogoUrl { get; private set; }
+    public string OwnerName { get; private set; } = "";
+    public string RedirectHost { get; private set; } = "";
+    public string SignedInAs { get; private set; } = "";
+    public IReadOnlyList<(string Name, string Description)> NewScopes { get; private set; } = [];
+    public IReadOnlyList<(string Name, string Description)> GrantedScopes { get; private set; } = [];
+
+    /// <summary>The authorization request's parameters, posted back with the decision.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Parameters { get; private set; } = [];
+
+    public string SwitchAccountUrl { get; private set; } = "";
+
+    public Task<IActionResult> OnGetAsync() => HandleAsync(decision: null);
+
+    public Task<IActionResult> OnPostAsync([FromForm(Name = "decision")] string? decision) => HandleAsync(decision ?? "");
+
+    private async Task<IActionResult> HandleAsync(string? decision)
+    {
+        if (HttpContext.GetOpenIddictServerResponse() is { } failure)
+        {
+            // Requests OpenIddict could not trust (unknown client, unregistered redirect URI) are
+            // never redirected: the person sees what went wrong here.
+            Error = failure.Error;
+            ErrorDescription = failure.ErrorDescription;
+            Response.StatusCode = StatusCodes.Status400BadRequest;
+            return Page();
+        }
+        var request = HttpContext.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("Not an OpenIddict request.");
+
+        var signedIn = await HttpContext.AuthenticateAsync(IdentityConstants.ApplicationScheme);
+        var user = signedIn.Succeeded ? await users.GetUserAsync(signedIn.Principal) : null;
+        if (user is null)
+        {
+            if (request.HasPromptValue(PromptValues.None))
+            {
+                return Refuse(Errors.LoginRequired, "The user is not signed in.");
+            }
+            // Sign in (or sign up), then come back to this very request.
+            return Challenge(new AuthenticationProperties { RedirectUri = ReturnUrl(request) }, IdentityConstants.ApplicationScheme);
+        }
+
+        var application = await applications.FindByClientIdAsync(request.ClientId!, HttpContext.RequestAborted)
+                          ?? throw new InvalidOperationException("OpenIddict validated an unknown client.");
+        var requested = request.GetScopes();
+        var granted = await grants.GrantedScopesAsync(user.Id, application.Id!, HttpContext.RequestAborted);
+        var missing = requested.Where(s => !granted.Contains(s) && s != OidcScopes.OfflineAccess).ToList();
+
+        if (decision is null)
+        {
+            if (missing.Count == 0 && !request.HasPromptValue(PromptValues.Consent))
+            {
+                var covering = await grants.FindCoveringAsync(user.Id, application.Id!, WithOfflineAccess(requested), HttpContext.RequestAborted);
+                return await IssueAsync(user, application, request, covering);
+            }
+            if (request.HasPromptValue(PromptValues.None))
+            {
+                return Refuse(Errors.ConsentRequired, "The user has not yet agreed to the requested scopes.");
+            }
+            await DescribeAsync(user, application, request, missing, granted);
+            return Page();
+        }
+
+        if (!string.Equals(decision, "approve", StringComparison.Ordinal))
+        {
+            return Refuse(Errors.AccessDenied, "The user denied the request.");
+        }
+        return await IssueAsync(user, application, request, authorizationId: null);
+    }
+
+    private async Task<IActionResult> IssueAsync(LatchkeyUser user, OAuthApplication application, OpenIddictRequest request, string? authorizationId)
+    {
+        // Refresh tokens are part of the reference contract, so offline access comes with every grant.
+        var scopes = WithOfflineAccess(request.GetScopes());
+        var principal = principals.ForUser(user, scopes, request.GetResources(), authorizationId);
+        if (authorizationId is null)
+        {
+            authorizationId = await grants.RememberAsync(principal, user.Id, application.Id!, scopes, HttpContext.RequestAborted);
+            principal = principals.ForUser(user, scopes, request.GetResources(), authorizationId);
+        }
+        return SignIn(principal, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    }
+
+    private static ImmutableArray<string> WithOfflineAccess(ImmutableArray<string> scopes) =>
+        scopes.Contains(OidcScopes.OfflineAccess) ? scopes : scopes.Add(OidcScopes.OfflineAccess);
+
+    private async Task DescribeAsync(LatchkeyUser user, OAuthApplication application, OpenIddictRequest request, List<string> missing, HashSet<string> granted)
+    {
+        AppName = application.DisplayName ?? application.ClientId!;
+        AppDescription = application.Description;
+        AppHomepage = application.HomepageUrl;
+        LogoUrl = application.LogoVersion > 0 ? OAuthAppService.LogoUrl(application.ClientId!, application.LogoVersion) : null;
+        OwnerName = application.OwnerId is { } ownerId && await users.FindByIdAsync(ownerId) is { } owner
+            ? owner.DisplayName
+            : "its developer (registered itself; not reviewed)";
+        RedirectHost = Uri.TryCreate(request.RedirectUri, UriKind.Absolute, out var redirect) ? redirect.Authority : "";
+        SignedInAs = $"{user.DisplayName} ({user.Email})";
+        NewScopes = missing.Select(Describe).ToList();
+        GrantedScopes = request.GetScopes().Where(s => granted.Contains(s) && s != OidcScopes.OfflineAccess).Select(Describe).ToList();
+        Parameters = request.GetParameters()
+            .Where(p => p.Key != "decision" && p.Key != "__RequestVerificationToken")
+            .Select(p => new KeyValuePair<string, string>(p.Key, (string?)p.Value ?? ""))
+            .ToList();
+        SwitchAccountUrl = ReturnUrls.AppendTo(AccountsSetup.SignOutPath, null);
+    }
+
+    private (string, string) Describe(string scope) => scope switch
+    {
+        OidcScopes.OpenId => (scope, "Sign you in with your Latchkey account"),
+        OidcScopes.Profile => (scope, "See your name and time zone"),
+        OidcScopes.Email => (scope, "See your e-mail address"),
+        _ => (scope, catalog.Find(scope)?.Description ?? scope),
+    };
+
+    private string ReturnUrl(OpenIddictRequest request)
+    {
+        var query = QueryString.Create(request.GetParameters()
+            .Where(p => p.Key != "decision" && p.Key != "__RequestVerificationToken")
+            .Select(p => new KeyValuePair<string, string?>(p.Key, (string?)p.Value)));
+        return Request.PathBase + Request.Path + query;
+    }
+
+    private ForbidResult Refuse(string error, string description) => Forbid(
+        new AuthenticationProperties(new Dictionary<string, string?>
+        {
+            [OpenIddictServerAspNetCoreConstants.Properties.Error] = error,
+            [OpenIddictServerAspNetCoreConstants.Properties.ErrorDescription] = description,
+        }),
+        OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+}
