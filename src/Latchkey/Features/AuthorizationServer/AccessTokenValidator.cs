@@ -57,7 +57,7 @@ internal sealed class AccessTokenValidator(
             })
             .FirstOrDefaultAsync(cancellationToken);
 
-        if (entry is null || entry.Type != TokenTypeHints.AccessToken)
+        if (entry is null || entry.Type != TokenTypeIdentifiers.AccessToken)
         {
             return CallerValidation.Fail("The access token is not valid.");
         }
@@ -65,7 +65,8 @@ internal sealed class AccessTokenValidator(
         {
             return CallerValidation.Fail("The access token has been revoked.");
         }
-        if (entry.ExpirationDate is { } expires && expires <= time.GetUtcNow())
+        // OpenIddict keeps UTC DateTimes; compare as such whatever Kind the provider materialises.
+        if (entry.ExpirationDate is { } expires && DateTime.SpecifyKind(expires, DateTimeKind.Utc) <= time.GetUtcNow().UtcDateTime)
         {
             return CallerValidation.Fail("The access token has expired.");
         }

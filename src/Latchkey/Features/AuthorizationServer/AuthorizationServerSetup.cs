@@ -94,7 +94,8 @@ public static class AuthorizationServerSetup
                     .AddEventHandler(RejectTokensOfDisabledClients.Descriptor)
                     .AddEventHandler(AttachReferenceTokenResponseFields.Descriptor)
                     .AddEventHandler(AttachReferenceIntrospectionFields.Descriptor)
-                    .AddEventHandler(AttachRegistrationEndpoint.Descriptor);
+                    .AddEventHandler(AttachRegistrationEndpoint.Descriptor)
+                    .AddEventHandler(RejectRefreshScopeEscalation.Descriptor);
 
                 // Token, introspection and revocation requests: form-encoded or JSON.
                 server.RemoveEventHandler(OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractTokenRequestContext>.Descriptor)

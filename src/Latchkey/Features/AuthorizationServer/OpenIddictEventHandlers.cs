@@ -273,3 +273,30 @@ internal sealed class AttachRegistrationEndpoint : IOpenIddictServerHandler<Hand
         return ValueTask.CompletedTask;
     }
 }
+
+/// <summary>
+/// A refresh asking for more than was granted is <c>invalid_scope</c> (RFC 6749 §5.2: the scope
+/// "exceeds the scope granted by the resource owner"); OpenIddict would answer invalid_grant.
+/// </summary>
+internal sealed class RejectRefreshScopeEscalation : IOpenIddictServerHandler<ValidateTokenRequestContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ValidateTokenRequestContext>()
+        .UseSingletonHandler<RejectRefreshScopeEscalation>()
+        .SetOrder(OpenIddictServerHandlers.Exchange.ValidateGrantedScopes.Descriptor.Order - 500)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public ValueTask HandleAsync(ValidateTokenRequestContext context)
+    {
+        if (context.Request.IsRefreshTokenGrantType() && !string.IsNullOrEmpty(context.Request.Scope) && context.RefreshTokenPrincipal is { } granted)
+        {
+            var allowed = granted.GetScopes();
+            var extra = context.Request.GetScopes().Where(scope => !allowed.Contains(scope)).ToList();
+            if (extra.Count > 0)
+            {
+                context.Reject(Errors.InvalidScope, $"The refresh asks for scopes that were never granted: {string.Join(' ', extra)}.");
+            }
+        }
+        return ValueTask.CompletedTask;
+    }
+}

@@ -6,6 +6,8 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.Options;
 using OpenIddict.Abstractions;
 using OpenIddict.Server.AspNetCore;
 using static OpenIddict.Abstractions.OpenIddictConstants;
@@ -24,7 +26,8 @@ public sealed class AuthorizeModel(
     OAuthApplicationManager applications,
     UserGrants grants,
     OAuthPrincipals principals,
-    ScopeCatalog catalog) : PageModel
+    ScopeCatalog catalog,
+    IOptions<AuthorizationServerOptions> options) : PageModel
 {
     public string? Error { get; private set; }
     public string? ErrorDescription { get; private set; }
@@ -52,8 +55,19 @@ public sealed class AuthorizeModel(
     {
         if (HttpContext.GetOpenIddictServerResponse() is { } failure)
         {
-            // Requests OpenIddict could not trust (unknown client, unregistered redirect URI) are
-            // never redirected: the person sees what went wrong here.
+            // RFC 6749 §4.1.2.1: once the client and its redirect URI are known to be genuine,
+            // errors go back to the client; otherwise they are never redirected and the person
+            // sees what went wrong here.
+            if (await TrustedRedirectAsync(HttpContext.GetOpenIddictServerRequest()) is { } redirect)
+            {
+                return Redirect(QueryHelpers.AddQueryString(redirect.Uri, new Dictionary<string, string?>
+                {
+                    [OpenIddictConstants.Parameters.Error] = failure.Error,
+                    [OpenIddictConstants.Parameters.ErrorDescription] = failure.ErrorDescription,
+                    [OpenIddictConstants.Parameters.State] = redirect.State,
+                    [OpenIddictConstants.Parameters.Iss] = Issuer(),
+                }));
+            }
             Error = failure.Error;
             ErrorDescription = failure.ErrorDescription;
             Response.StatusCode = StatusCodes.Status400BadRequest;
@@ -113,6 +127,23 @@ public sealed class AuthorizeModel(
         }
         return SignIn(principal, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
+
+    private async Task<(string Uri, string? State)?> TrustedRedirectAsync(OpenIddictRequest? request)
+    {
+        if (request?.ClientId is not { Length: > 0 } clientId || request.RedirectUri is not { Length: > 0 } redirectUri ||
+            request.ResponseMode is { Length: > 0 } and not ResponseModes.Query)
+        {
+            return null;
+        }
+        var application = await applications.FindByClientIdAsync(clientId, HttpContext.RequestAborted);
+        return application is { Enabled: true } && await applications.ValidateRedirectUriAsync(application, redirectUri, HttpContext.RequestAborted)
+            ? (redirectUri, request.State)
+            : null;
+    }
+
+    private string Issuer() => options.Value.Issuer is { Length: > 0 } issuer
+        ? issuer.TrimEnd('/') + "/"
+        : $"{Request.Scheme}://{Request.Host}{Request.PathBase}/";
 
     private static ImmutableArray<string> WithOfflineAccess(ImmutableArray<string> scopes) =>
         scopes.Contains(OidcScopes.OfflineAccess) ? scopes : scopes.Add(OidcScopes.OfflineAccess);
