@@ -59,6 +59,15 @@ public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextRea
         }
     }
 
+    public static async Task WriteErrorsAsync(TextWriter error, string heading, IReadOnlyDictionary<string, string[]> errors)
+    {
+        await error.WriteLineAsync(heading);
+        foreach (var message in errors.SelectMany(e => e.Value))
+        {
+            await error.WriteLineAsync("  - " + message);
+        }
+    }
+
     /// <summary>Runs the <c>ValidateOnStart</c> checks now, as starting the host would.</summary>
     public static void ValidateOptions(IServiceProvider services) =>
         services.GetService<IStartupValidator>()?.Validate();

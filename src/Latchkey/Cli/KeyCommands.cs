@@ -49,17 +49,13 @@ public static class KeyCommands
             }
             var days = parse.GetValue(expiresInDays);
             var expiresAt = days is null ? (DateTimeOffset?)null : services.GetRequiredService<TimeProvider>().GetUtcNow().AddDays(days.Value);
-            var requested = parse.GetValue(scopes)!.SelectMany(s => s.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries)).ToArray();
+            var requested = AppCommands.SplitList(parse.GetValue(scopes));
 
             var (created, errors) = await services.GetRequiredService<ApiKeyService>()
                 .CreateAsync(owner.Id, parse.GetValue(name), requested, expiresAt, ct);
             if (created is null)
             {
-                await error.WriteLineAsync("The key was not created:");
-                foreach (var message in errors.SelectMany(e => e.Value))
-                {
-                    await error.WriteLineAsync("  - " + message);
-                }
+                await CliContext.WriteErrorsAsync(error, "The key was not created:", errors);
                 return CliContext.Failure;
             }
             await output.WriteLineAsync($"Created API key {created.Key.Id} '{created.Key.Name}' with scopes {created.Key.Scopes}" +

@@ -23,6 +23,8 @@ public static class LatchkeyCommandLine
         root.Add(DatabaseCommands.Create(context));
         root.Add(UserCommands.Create(context));
         root.Add(KeyCommands.Create(context));
+        root.Add(AppCommands.Create(context));
+        root.Add(CleanupCommand.Create(context));
         root.Add(OpenApiCommands.Create(context));
 
         var parsed = root.Parse(args);

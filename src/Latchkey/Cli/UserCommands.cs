@@ -31,12 +31,7 @@ public static class UserCommands
             var result = await registration.RegisterAsync(parse.GetValue(email)!, parse.GetValue(name)!, parse.GetValue(timeZone), password);
             if (!result.Succeeded)
             {
-                var error = parse.InvocationConfiguration.Error;
-                await error.WriteLineAsync("The user was not created:");
-                foreach (var message in result.Errors.SelectMany(e => e.Value))
-                {
-                    await error.WriteLineAsync("  - " + message);
-                }
+                await CliContext.WriteErrorsAsync(parse.InvocationConfiguration.Error, "The user was not created:", result.Errors);
                 return CliContext.Failure;
             }
 

@@ -95,7 +95,10 @@ public static class AuthorizationServerSetup
                     .AddEventHandler(AttachReferenceTokenResponseFields.Descriptor)
                     .AddEventHandler(AttachReferenceIntrospectionFields.Descriptor)
                     .AddEventHandler(AttachRegistrationEndpoint.Descriptor)
-                    .AddEventHandler(RejectRefreshScopeEscalation.Descriptor);
+                    .AddEventHandler(RejectRefreshScopeEscalation.Descriptor)
+                    .AddEventHandler(RequireTokenOwnership.IntrospectionDescriptor)
+                    .AddEventHandler(RequireTokenOwnership.RevocationDescriptor)
+                    .AddEventHandler(AttachScopesForOwner.Descriptor);
 
                 // Token, introspection and revocation requests: form-encoded or JSON.
                 server.RemoveEventHandler(OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractTokenRequestContext>.Descriptor)

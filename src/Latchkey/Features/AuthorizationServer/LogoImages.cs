@@ -27,6 +27,7 @@ public static class LogoImages
         "xmlns", "version", "href", "fx", "fy", "spreadMethod",
     };
 
+    private static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
     private static readonly byte[] JpegSignature = [0xFF, 0xD8, 0xFF];
 
     public static Result Check(string? contentType, byte[] content)
@@ -34,7 +35,7 @@ public static class LogoImages
         var type = contentType?.Split(';')[0].Trim().ToLowerInvariant();
         switch (type)
         {
-            case "image/png" when content.AsSpan().StartsWith("\x89PNG\r\n\x1a\n"u8):
+            case "image/png" when content.AsSpan().StartsWith(PngSignature):
             case "image/jpeg" when content.AsSpan().StartsWith(JpegSignature):
             case "image/webp" when content.Length > 12 && content.AsSpan(0, 4).SequenceEqual("RIFF"u8) && content.AsSpan(8, 4).SequenceEqual("WEBP"u8):
                 return new Result(type, content, null);

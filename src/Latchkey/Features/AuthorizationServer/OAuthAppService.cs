@@ -101,8 +101,10 @@ public sealed class OAuthAppService(
             request.RedirectUris ?? [.. await applications.GetRedirectUrisAsync(app, cancellationToken)],
             request.Scopes ?? ScopesOf(app.Permissions).ToArray(),
             confidential);
-        descriptor.ClientSecret = null;
+        // Populating from a descriptor would clear the stored (hashed) secret; keep it.
+        var storedSecret = app.ClientSecret;
         await applications.PopulateAsync(app, descriptor, cancellationToken);
+        app.ClientSecret = storedSecret;
         if (request.Description is not null)
         {
             app.Description = request.Description.Trim();

@@ -300,3 +300,64 @@ internal sealed class RejectRefreshScopeEscalation : IOpenIddictServerHandler<Va
         return ValueTask.CompletedTask;
     }
 }
+
+/// <summary>
+/// An app may introspect or revoke only tokens issued to it (it is their presenter) or meant for
+/// it (it is their audience). OpenIddict also lets any client inspect tokens that name no audience.
+/// </summary>
+internal sealed class RequireTokenOwnership :
+    IOpenIddictServerHandler<ValidateIntrospectionRequestContext>,
+    IOpenIddictServerHandler<ValidateRevocationRequestContext>
+{
+    public static OpenIddictServerHandlerDescriptor IntrospectionDescriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ValidateIntrospectionRequestContext>()
+        .UseSingletonHandler<RequireTokenOwnership>()
+        .SetOrder(OpenIddictServerHandlers.Introspection.ValidateAuthorizedParty.Descriptor.Order + 500)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public static OpenIddictServerHandlerDescriptor RevocationDescriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ValidateRevocationRequestContext>()
+        .UseSingletonHandler<RequireTokenOwnership>()
+        .SetOrder(OpenIddictServerHandlers.Revocation.ValidateAuthorizedParty.Descriptor.Order + 500)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public ValueTask HandleAsync(ValidateIntrospectionRequestContext context)
+    {
+        if (!Owns(context.GenericTokenPrincipal, context.ClientId))
+        {
+            context.Reject(Errors.InvalidToken, "The token was not issued to this client.");
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask HandleAsync(ValidateRevocationRequestContext context)
+    {
+        if (!Owns(context.GenericTokenPrincipal, context.ClientId))
+        {
+            context.Reject(Errors.InvalidToken, "The token was not issued to this client.");
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    private static bool Owns(System.Security.Claims.ClaimsPrincipal? token, string? clientId) =>
+        token is null || (clientId is not null && (token.HasPresenter(clientId) || token.HasAudience(clientId)));
+}
+
+/// <summary>The owning client sees the token's scopes in introspection answers (OpenIddict shows them only to audiences).</summary>
+internal sealed class AttachScopesForOwner : IOpenIddictServerHandler<HandleIntrospectionRequestContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<HandleIntrospectionRequestContext>()
+        .UseSingletonHandler<AttachScopesForOwner>()
+        .SetOrder(OpenIddictServerHandlers.Introspection.AttachApplicationClaims.Descriptor.Order + 500)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public ValueTask HandleAsync(HandleIntrospectionRequestContext context)
+    {
+        if (context.GenericTokenPrincipal is { } token && context.Request.ClientId is { } clientId && token.HasPresenter(clientId))
+        {
+            context.Scopes.UnionWith(token.GetScopes());
+        }
+        return ValueTask.CompletedTask;
+    }
+}

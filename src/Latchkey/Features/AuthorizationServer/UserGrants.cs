@@ -87,15 +87,19 @@ public sealed class UserGrants(
         {
             return false;
         }
-        var found = false;
+        // Read them all first: PostgreSQL allows one open command per connection.
+        var found = new List<object>();
         await foreach (var authorization in authorizations.FindAsync(userId, application.Id, null, null, null, cancellationToken))
         {
-            found = true;
+            found.Add(authorization);
+        }
+        foreach (var authorization in found)
+        {
             var id = await authorizations.GetIdAsync(authorization, cancellationToken);
             await authorizations.TryRevokeAsync(authorization, cancellationToken);
             await tokens.RevokeByAuthorizationIdAsync(id!, cancellationToken);
         }
-        return found;
+        return found.Count > 0;
     }
 
     private static string[] ParseScopes(string? json) =>
