@@ -18,6 +18,8 @@ namespace Latchkey.Tests.Infrastructure;
 /// </summary>
 public abstract class LatchkeyServerFixture : IAsyncLifetime
 {
+    public const string InitialAccessToken = "test-initial-access-token-0123456789";
+
     private WebApplication? _app;
 
     public abstract string Provider { get; }
@@ -58,6 +60,8 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
             ["Logging:LogLevel:Latchkey"] = "Warning",
+            // Lets the dynamic registration tests register confidential clients.
+            ["AuthorizationServer:InitialAccessTokens:0"] = InitialAccessToken,
         });
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
