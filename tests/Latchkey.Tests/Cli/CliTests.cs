@@ -146,11 +146,104 @@ public abstract partial class CliTests(LatchkeyServerFixture server)
     [Fact]
     public async Task Every_command_has_help()
     {
-        foreach (var command in new[] { "serve", "db migrate", "users create", "keys create", "keys list", "keys revoke", "openapi export" })
+        foreach (var command in new[] { "serve", "db migrate", "users create", "keys create", "keys list", "keys revoke", "openapi export",
+                     "apps create", "apps list", "apps disable", "apps enable", "apps rotate-secret", "cleanup", "test-client" })
         {
             var run = await server.RunCliAsync([.. command.Split(' '), "--help"]);
             Assert.Equal(0, run.ExitCode);
             Assert.Contains("Usage:", run.Output);
+        }
+    }
+
+    [Fact]
+    public async Task Apps_can_be_registered_listed_disabled_and_rotated_from_the_command_line()
+    {
+        var owner = await TestAccounts.SignUpAsync(server);
+
+        var create = await server.RunCliAsync(["apps", "create", "--owner", owner.Email, "--name", "CLI App", "--redirect-uri", "https://cli.example.com/cb",
+            "--scope", "IDENTITY", "--scope", "openid", "--confidential"]);
+        Assert.Equal(0, create.ExitCode);
+        var clientId = Regex.Match(create.Output, @"client_id:\s+(\S+)").Groups[1].Value;
+        var secret = Regex.Match(create.Output, @"client_secret:\s+(\S+)").Groups[1].Value;
+        Assert.StartsWith("lk_client_", clientId);
+        Assert.StartsWith("lk_cs_", secret);
+
+        var list = await server.RunCliAsync(["apps", "list", "--owner", owner.Email]);
+        Assert.Contains(clientId, list.Output);
+        Assert.Contains("CLI App", list.Output);
+        Assert.DoesNotContain(secret, list.Output);
+
+        Assert.Equal(0, (await server.RunCliAsync(["apps", "disable", clientId])).ExitCode);
+        Assert.False(await server.WithDbAsync(db => db.OAuthApplications.Where(a => a.ClientId == clientId).Select(a => a.Enabled).SingleAsync()));
+        Assert.Equal(0, (await server.RunCliAsync(["apps", "enable", clientId])).ExitCode);
+
+        var rotate = await server.RunCliAsync(["apps", "rotate-secret", clientId]);
+        Assert.Equal(0, rotate.ExitCode);
+        Assert.DoesNotContain(secret, rotate.Output);
+
+        var unknown = await server.RunCliAsync(["apps", "disable", "lk_client_nope"]);
+        Assert.Equal(1, unknown.ExitCode);
+        Assert.Contains("No app has the client id", unknown.Error);
+        var bad = await server.RunCliAsync(["apps", "create", "--owner", owner.Email, "--name", "Bad", "--redirect-uri", "http://evil.example/cb", "--scope", "IDENTITY"]);
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("must use https", bad.Error);
+    }
+
+    [Fact]
+    public async Task Test_client_walks_a_running_server_through_the_whole_flow()
+    {
+        var user = await TestAccounts.SignUpAsync(server);
+        var stateFile = Path.Combine(Path.GetTempPath(), $"latchkey-test-client-{Guid.NewGuid():N}.json");
+        var output = new WatchingWriter("/auth/authorize?");
+        var error = new StringWriter();
+        try
+        {
+            var run = Latchkey.Cli.LatchkeyCommandLine.InvokeAsync(
+                ["test-client", "--server", server.BaseAddress.AbsoluteUri, "--scope", "openid IDENTITY", "--state-file", stateFile, "--timeout", "60"],
+                output: output, error: error);
+
+            // The person at the browser: open the printed address, approve, get sent to the loopback redirect.
+            var printed = await output.Seen.WaitAsync(TimeSpan.FromSeconds(30));
+            var authorizeUrl = new Uri(printed.Trim());
+            var outcome = await OAuthClient.AuthorizeAsync(user.Session, authorizeUrl.PathAndQuery);
+            Assert.Equal("127.0.0.1", outcome.Redirect!.Host);
+            using (var browser = new HttpClient())
+            {
+                await browser.GetAsync(outcome.Redirect);
+            }
+
+            Assert.Equal(0, await run.WaitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Contains("The server passed every step.", output.ToString());
+            Assert.Contains(user.Email, output.ToString());
+            Assert.Contains("/me with the revoked token: 401", output.ToString());
+            Assert.Contains(server.BaseAddress.AbsoluteUri, await File.ReadAllTextAsync(stateFile));
+        }
+        finally
+        {
+            File.Delete(stateFile);
+        }
+    }
+
+    /// <summary>Captures output and signals when a line containing <c>marker</c> is written.</summary>
+    private sealed class WatchingWriter(string marker) : StringWriter
+    {
+        private readonly TaskCompletionSource<string> _seen = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task<string> Seen => _seen.Task;
+
+        public override void WriteLine(string? value)
+        {
+            base.WriteLine(value);
+            if (value is not null && value.Contains(marker, StringComparison.Ordinal))
+            {
+                _seen.TrySetResult(value);
+            }
+        }
+
+        public override Task WriteLineAsync(string? value)
+        {
+            WriteLine(value);
+            return Task.CompletedTask;
         }
     }
 

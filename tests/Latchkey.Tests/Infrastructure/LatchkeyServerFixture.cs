@@ -108,7 +108,7 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
 
 public sealed record CliRun(int ExitCode, string Output, string Error);
 
-public sealed class SqliteServer : LatchkeyServerFixture
+public class SqliteServer : LatchkeyServerFixture
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "latchkey-tests", Guid.NewGuid().ToString("N"));
 

@@ -1,0 +1,265 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Duende.IdentityModel;
+using Duende.IdentityModel.Client;
+using Latchkey.Features.AuthorizationServer;
+
+namespace Latchkey.Cli;
+
+/// <summary>
+/// <c>latchkey test-client</c>: walks a running server through the whole flow the way a third-party
+/// app would (discovery, registration, authorization code with PKCE on a loopback redirect,
+/// /external-api/v1/me, refresh, revocation) using Duende.IdentityModel, a standard client library.
+/// </summary>
+public static class TestClientCommand
+{
+    public const string ClientName = "Latchkey test client";
+
+    public static Command Create()
+    {
+        var server = new Option<string>("--server") { Description = "The Latchkey server's address.", DefaultValueFactory = _ => "http://localhost:5000" };
+        var scope = new Option<string>("--scope") { Description = "Space-separated scopes to ask for.", DefaultValueFactory = _ => "openid profile IDENTITY" };
+        var clientId = new Option<string?>("--client-id") { Description = "Reuse this registered public client instead of the one remembered for the server." };
+        var open = new Option<bool>("--open") { Description = "Open the authorize URL in the default browser (xdg-open)." };
+        var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the browser to come back.", DefaultValueFactory = _ => 300 };
+        var state = new Option<FileInfo>("--state-file")
+        {
+            Description = "Where the registered test client's id is remembered between runs.",
+            DefaultValueFactory = _ => new FileInfo(Path.Combine("data", "test-client.json")),
+        };
+
+        var command = new Command("test-client", "Check a running server end to end as a third-party app would: register, authorize (PKCE), call /me, refresh, revoke.")
+        {
+            server, scope, clientId, open, timeout, state,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            var error = parse.InvocationConfiguration.Error;
+            try
+            {
+                return await RunAsync(new Uri(parse.GetValue(server)!.TrimEnd('/') + "/"), parse.GetValue(scope)!, parse.GetValue(clientId),
+                    parse.GetValue(open), TimeSpan.FromSeconds(parse.GetValue(timeout)), parse.GetValue(state)!, output, error, cancellationToken);
+            }
+            catch (HttpRequestException exception)
+            {
+                await error.WriteLineAsync($"Cannot reach the server: {exception.Message} Is it running? Start it with 'latchkey serve'.");
+                return CliContext.Failure;
+            }
+            catch (TimeoutException exception)
+            {
+                await error.WriteLineAsync(exception.Message);
+                return CliContext.Failure;
+            }
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(Uri server, string scope, string? clientId, bool open, TimeSpan timeout, FileInfo stateFile,
+        TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { BaseAddress = server };
+
+        await output.WriteLineAsync($"1. Discovery at {server}");
+        var discovery = await http.GetDiscoveryDocumentAsync(new DiscoveryDocumentRequest
+        {
+            Address = server.AbsoluteUri,
+            Policy = { RequireHttps = server.Scheme == Uri.UriSchemeHttps, AllowHttpOnLoopback = true, ValidateEndpoints = false },
+        }, cancellationToken);
+        if (discovery.IsError)
+        {
+            return await FailAsync(error, $"Discovery failed: {discovery.Error}");
+        }
+
+        clientId ??= await RememberedClientAsync(stateFile, server);
+        if (clientId is null)
+        {
+            await output.WriteLineAsync("2. Registering a public test client (RFC 7591)");
+            var registration = await http.RegisterClientAsync(new DynamicClientRegistrationRequest
+            {
+                Address = discovery.RegistrationEndpoint,
+                Document = new DynamicClientRegistrationDocument
+                {
+                    ClientName = ClientName,
+                    RedirectUris = { new Uri("http://127.0.0.1/callback") },
+                    GrantTypes = { OidcConstants.GrantTypes.AuthorizationCode, OidcConstants.GrantTypes.RefreshToken },
+                    ResponseTypes = { OidcConstants.ResponseTypes.Code },
+                    Scope = scope,
+                    Extensions = { ["token_endpoint_auth_method"] = JsonSerializer.SerializeToElement("none") },
+                },
+            }, cancellationToken);
+            if (registration.IsError)
+            {
+                return await FailAsync(error, $"Registration failed: {registration.Error} {registration.ErrorDescription}");
+            }
+            clientId = registration.ClientId!;
+            await RememberClientAsync(stateFile, server, clientId);
+        }
+        else
+        {
+            await output.WriteLineAsync($"2. Reusing the test client {clientId}");
+        }
+
+        // RFC 8252: a loopback redirect on a port of our choosing.
+        var port = FreePort();
+        var redirectUri = $"http://127.0.0.1:{port}/callback";
+        var verifier = CryptoRandom.CreateUniqueId(32);
+        var challenge = Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
+        var expectedState = CryptoRandom.CreateUniqueId(16);
+        var authorizeUrl = new RequestUrl(discovery.AuthorizeEndpoint!).CreateAuthorizeUrl(
+            clientId: clientId, responseType: OidcConstants.ResponseTypes.Code, scope: scope, redirectUri: redirectUri,
+            state: expectedState, codeChallenge: challenge, codeChallengeMethod: OidcConstants.CodeChallengeMethods.Sha256);
+
+        using var listener = new HttpListener();
+        listener.Prefixes.Add($"http://127.0.0.1:{port}/callback/");
+        listener.Start();
+        await output.WriteLineAsync("3. Open this address in a browser, sign in and approve:");
+        await output.WriteLineAsync($"   {authorizeUrl}");
+        if (open)
+        {
+            TryOpenBrowser(authorizeUrl);
+        }
+
+        var callback = await WaitForCallbackAsync(listener, timeout, cancellationToken);
+        if (callback["error"] is { } authorizeError)
+        {
+            return await FailAsync(error, $"The server answered {authorizeError}: {callback["error_description"]}");
+        }
+        if (callback["state"] != expectedState)
+        {
+            return await FailAsync(error, "The state that came back is not the one sent; refusing the code.");
+        }
+        if (callback["iss"] is { } iss && iss != discovery.Issuer)
+        {
+            return await FailAsync(error, $"The response came from issuer {iss}, not {discovery.Issuer} (RFC 9207); refusing the code.");
+        }
+
+        await output.WriteLineAsync("4. Exchanging the code (PKCE)");
+        var tokens = await http.RequestAuthorizationCodeTokenAsync(new AuthorizationCodeTokenRequest
+        {
+            Address = discovery.TokenEndpoint,
+            ClientId = clientId,
+            Code = callback["code"]!,
+            RedirectUri = redirectUri,
+            CodeVerifier = verifier,
+        }, cancellationToken);
+        if (tokens.IsError)
+        {
+            return await FailAsync(error, $"The token request failed: {tokens.Error} {tokens.ErrorDescription}");
+        }
+        await output.WriteLineAsync($"   access token {Shorten(tokens.AccessToken)} (expires in {tokens.ExpiresIn} s), refresh token {Shorten(tokens.RefreshToken)}, scope '{tokens.Scope}'");
+
+        await output.WriteLineAsync("5. GET /external-api/v1/me");
+        var me = await CallMeAsync(http, tokens.AccessToken!, cancellationToken);
+        await output.WriteLineAsync($"   {(int)me.StatusCode} {await me.Content.ReadAsStringAsync(cancellationToken)}");
+
+        await output.WriteLineAsync("6. Refreshing (the refresh token rotates)");
+        var refreshed = await http.RequestRefreshTokenAsync(new RefreshTokenRequest
+        {
+            Address = discovery.TokenEndpoint, ClientId = clientId, RefreshToken = tokens.RefreshToken!,
+        }, cancellationToken);
+        if (refreshed.IsError)
+        {
+            return await FailAsync(error, $"The refresh failed: {refreshed.Error} {refreshed.ErrorDescription}");
+        }
+        await output.WriteLineAsync($"   new access token {Shorten(refreshed.AccessToken)}, new refresh token {Shorten(refreshed.RefreshToken)}");
+
+        await output.WriteLineAsync("7. Revoking the tokens");
+        foreach (var (token, hint) in new[] { (refreshed.AccessToken!, "access_token"), (refreshed.RefreshToken!, "refresh_token") })
+        {
+            var revoked = await http.RevokeTokenAsync(new TokenRevocationRequest
+            {
+                Address = discovery.RevocationEndpoint, ClientId = clientId, Token = token, TokenTypeHint = hint,
+            }, cancellationToken);
+            if (revoked.IsError)
+            {
+                return await FailAsync(error, $"Revoking the {hint} failed: {revoked.Error}");
+            }
+        }
+        var after = await CallMeAsync(http, refreshed.AccessToken!, cancellationToken);
+        await output.WriteLineAsync($"   /me with the revoked token: {(int)after.StatusCode}");
+
+        var passed = me.IsSuccessStatusCode && after.StatusCode == HttpStatusCode.Unauthorized;
+        await output.WriteLineAsync(passed ? "The server passed every step." : "The server did not behave as expected; see the steps above.");
+        return passed ? CliContext.Success : CliContext.Failure;
+    }
+
+    private static Task<HttpResponseMessage> CallMeAsync(HttpClient http, string accessToken, CancellationToken cancellationToken) =>
+        http.SendAsync(new HttpRequestMessage(HttpMethod.Get, "external-api/v1/me")
+        {
+            Headers = { Authorization = new AuthenticationHeaderValue("Bearer", accessToken) },
+        }, cancellationToken);
+
+    private static async Task<System.Collections.Specialized.NameValueCollection> WaitForCallbackAsync(HttpListener listener, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var contextTask = listener.GetContextAsync();
+        var finished = await Task.WhenAny(contextTask, Task.Delay(timeout, cancellationToken));
+        if (finished != contextTask)
+        {
+            throw new TimeoutException($"Nobody came back to the loopback redirect within {timeout.TotalSeconds:0} seconds.");
+        }
+        var context = await contextTask;
+        var query = context.Request.QueryString;
+        var page = Encoding.UTF8.GetBytes(query["error"] is null
+            ? "<!DOCTYPE html><title>Latchkey test client</title><p>Done. You can close this window and return to the terminal."
+            : "<!DOCTYPE html><title>Latchkey test client</title><p>The authorization failed; the terminal says why.");
+        context.Response.ContentType = "text/html; charset=utf-8";
+        await context.Response.OutputStream.WriteAsync(page, cancellationToken);
+        context.Response.Close();
+        return query;
+    }
+
+    private static async Task<string?> RememberedClientAsync(FileInfo stateFile, Uri server)
+    {
+        if (!stateFile.Exists)
+        {
+            return null;
+        }
+        var remembered = JsonSerializer.Deserialize<Dictionary<string, string>>(await File.ReadAllTextAsync(stateFile.FullName));
+        return remembered?.GetValueOrDefault(server.AbsoluteUri);
+    }
+
+    private static async Task RememberClientAsync(FileInfo stateFile, Uri server, string clientId)
+    {
+        var remembered = stateFile.Exists
+            ? JsonSerializer.Deserialize<Dictionary<string, string>>(await File.ReadAllTextAsync(stateFile.FullName)) ?? []
+            : [];
+        remembered[server.AbsoluteUri] = clientId;
+        stateFile.Directory?.Create();
+        await File.WriteAllTextAsync(stateFile.FullName, JsonSerializer.Serialize(remembered));
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
+    private static void TryOpenBrowser(string url)
+    {
+        try
+        {
+            Process.Start(new ProcessStartInfo("xdg-open", url) { UseShellExecute = false })?.Dispose();
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            // No desktop: the printed address is enough.
+        }
+    }
+
+    // Enough to recognise a token in the output; the whole token is never printed.
+    private static string Shorten(string? token) => token is null ? "(none)" : token.Length > 12 ? token[..12] + "…" : token;
+
+    private static async Task<int> FailAsync(TextWriter error, string message)
+    {
+        await error.WriteLineAsync(message);
+        return CliContext.Failure;
+    }
+}

@@ -1,0 +1,68 @@
+using System.Net;
+using System.Text.Json;
+using Latchkey.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using static Latchkey.Tests.Infrastructure.OAuthClient;
+
+namespace Latchkey.Tests.AuthorizationServer;
+
+/// <summary>A server set to issue signed JWT access tokens for resource servers that validate locally.</summary>
+public sealed class JwtAccessTokenServer : SqliteServer
+{
+    protected override void ConfigureServer(WebApplicationBuilder builder) =>
+        builder.Configuration["AuthorizationServer:AccessTokenFormat"] = "jwt";
+}
+
+public sealed class JwtAccessTokenTests(JwtAccessTokenServer server) : IClassFixture<JwtAccessTokenServer>
+{
+    [Fact]
+    public async Task Jwt_access_tokens_are_signed_with_the_published_key_and_accepted_until_revoked()
+    {
+        var owner = await TestAccounts.SignUpAsync(server);
+        var app = await RegisterAppAsync(owner);
+        var user = await TestAccounts.SignUpAsync(server);
+        var (code, verifier) = await GetCodeAsync(user, app);
+        var tokens = await RedeemCodeAsync(server.CreateClient(), app, code, verifier);
+        var accessToken = tokens.GetProperty("access_token").GetString()!;
+
+        Assert.Equal(3, accessToken.Split('.').Length);
+        Assert.StartsWith("lk_rt_", tokens.GetProperty("refresh_token").GetString());
+
+        // A resource server validates it locally with the JWKS.
+        var jwks = new JsonWebKeySet(await server.CreateClient().GetStringAsync("/.well-known/jwks"));
+        var validation = await new JsonWebTokenHandler().ValidateTokenAsync(accessToken, new TokenValidationParameters
+        {
+            ValidIssuer = server.BaseAddress.AbsoluteUri,
+            ValidateAudience = false,
+            IssuerSigningKeys = jwks.GetSigningKeys(),
+        });
+        Assert.True(validation.IsValid, validation.Exception?.Message);
+        Assert.Equal("IDENTITY", validation.Claims["scope"].ToString()!.Split(' ')[0]);
+
+        Assert.Equal(HttpStatusCode.OK, (await CallMeAsync(server.CreateClient(), accessToken)).StatusCode);
+        var tampered = accessToken[..^4] + (accessToken[^4] == 'A' ? "BBBB" : "AAAA");
+        Assert.Equal(HttpStatusCode.Unauthorized, (await CallMeAsync(server.CreateClient(), tampered)).StatusCode);
+
+        await server.CreateClient().PostAsync("/api/oauth/revoke", new FormUrlEncodedContent(ClientParameters(app, accessToken)));
+        Assert.Equal(HttpStatusCode.Unauthorized, (await CallMeAsync(server.CreateClient(), accessToken)).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_disabled_apps_jwt_access_tokens_are_refused()
+    {
+        var owner = await TestAccounts.SignUpAsync(server);
+        var app = await RegisterAppAsync(owner);
+        var user = await TestAccounts.SignUpAsync(server);
+        var (code, verifier) = await GetCodeAsync(user, app);
+        var accessToken = (await RedeemCodeAsync(server.CreateClient(), app, code, verifier)).GetProperty("access_token").GetString()!;
+
+        await owner.Session.PostAsync($"/api/oauth/apps/{app.ClientId}/disable", null);
+
+        var response = await CallMeAsync(server.CreateClient(), accessToken);
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        using var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal("invalid_token", problem.RootElement.GetProperty("error").GetString());
+    }
+}
