@@ -25,6 +25,7 @@ public static class LatchkeyCommandLine
         root.Add(KeyCommands.Create(context));
         root.Add(AppCommands.Create(context));
         root.Add(CleanupCommand.Create(context));
+        root.Add(ServerKeyCommands.Create(context));
         root.Add(TestClientCommand.Create());
         root.Add(OpenApiCommands.Create(context));
 

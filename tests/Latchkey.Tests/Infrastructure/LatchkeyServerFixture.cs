@@ -47,6 +47,22 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
         BaseAddress = new Uri(address);
     }
 
+    /// <summary>
+    /// Starts one more node on the same database, as a second machine behind a load balancer would
+    /// be. Like such nodes it names the first node's address as the issuer they share.
+    /// </summary>
+    public async Task<(WebApplication App, Uri BaseAddress)> StartAnotherNodeAsync()
+    {
+        var app = Program.BuildWebApp([], builder =>
+        {
+            Configure(builder);
+            builder.Configuration["AuthorizationServer:Issuer"] = BaseAddress.AbsoluteUri;
+        });
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return (app, new Uri(address));
+    }
+
     /// <summary>The settings a test server runs with; also applied to CLI runs against the same database.</summary>
     public void Configure(WebApplicationBuilder builder)
     {

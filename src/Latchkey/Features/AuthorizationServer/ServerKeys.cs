@@ -42,51 +42,77 @@ public sealed partial class ServerKeyRing(LatchkeyDbContext db, IDataProtectionP
 {
     private readonly IDataProtector _protector = dataProtection.CreateProtector("Latchkey.ServerKeys.v1");
 
-    public (RsaSecurityKey Signing, SymmetricSecurityKey Encryption) GetOrCreate()
-    {
-        var signing = GetOrCreate(ServerKey.Signing, () =>
-        {
-            using var rsa = RSA.Create(2048);
-            return rsa.ExportPkcs8PrivateKey();
-        });
-        var encryption = GetOrCreate(ServerKey.Encryption, () => RandomNumberGenerator.GetBytes(32));
+    /// <summary>How many keys of each kind stay in use: the current one and the one it replaced, so tokens made before a rotation stay readable.</summary>
+    public const int KeysKeptPerKind = 2;
 
-        var rsaKey = RSA.Create();
-        rsaKey.ImportPkcs8PrivateKey(signing.Material, out _);
-        return (new RsaSecurityKey(rsaKey) { KeyId = signing.Id }, new SymmetricSecurityKey(encryption.Material) { KeyId = encryption.Id });
+    /// <summary>The keys in use, newest first; generates the first ones when there are none.</summary>
+    public (IReadOnlyList<RsaSecurityKey> Signing, IReadOnlyList<SymmetricSecurityKey> Encryption) GetOrCreate()
+    {
+        EnsureExists(ServerKey.Signing, GenerateRsa);
+        EnsureExists(ServerKey.Encryption, GenerateAes);
+        var signing = Load(ServerKey.Signing).Select(key =>
+        {
+            var rsa = RSA.Create();
+            rsa.ImportPkcs8PrivateKey(key.Material, out _);
+            return new RsaSecurityKey(rsa) { KeyId = key.Id };
+        }).ToList();
+        var encryption = Load(ServerKey.Encryption).Select(key => new SymmetricSecurityKey(key.Material) { KeyId = key.Id }).ToList();
+        return (signing, encryption);
     }
 
-    private (string Id, byte[] Material) GetOrCreate(string kind, Func<byte[]> generate)
-    {
-        var existing = db.ServerKeys.AsNoTracking().Where(k => k.Kind == kind).OrderByDescending(k => k.Id).FirstOrDefault();
-        if (existing is not null)
-        {
-            return (existing.Id, _protector.Unprotect(Convert.FromBase64String(existing.ProtectedMaterial)));
-        }
+    /// <summary>Adds a new signing and a new encryption key, which become current when nodes next start.</summary>
+    public (string SigningKeyId, string EncryptionKeyId) Rotate() =>
+        (Insert(ServerKey.Signing, NextId(ServerKey.Signing), GenerateRsa()), Insert(ServerKey.Encryption, NextId(ServerKey.Encryption), GenerateAes()));
 
-        // A fixed id for the first key makes concurrent first starts of several nodes agree:
-        // one insert wins, the others fail on the primary key and read the winner's key.
-        var material = generate();
-        var key = new ServerKey
+    private static byte[] GenerateRsa()
+    {
+        using var rsa = RSA.Create(2048);
+        return rsa.ExportPkcs8PrivateKey();
+    }
+
+    private static byte[] GenerateAes() => RandomNumberGenerator.GetBytes(32);
+
+    private List<(string Id, byte[] Material)> Load(string kind) =>
+        db.ServerKeys.AsNoTracking().Where(k => k.Kind == kind).OrderByDescending(k => k.Id).Take(KeysKeptPerKind).ToList()
+            .Select(k => (k.Id, _protector.Unprotect(Convert.FromBase64String(k.ProtectedMaterial)))).ToList();
+
+    private string NextId(string kind)
+    {
+        var newest = db.ServerKeys.AsNoTracking().Where(k => k.Kind == kind).OrderByDescending(k => k.Id).Select(k => k.Id).FirstOrDefault();
+        var number = newest is null ? 0 : int.Parse(newest[(kind.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        return $"{kind}-{number + 1:D4}";
+    }
+
+    private void EnsureExists(string kind, Func<byte[]> generate)
+    {
+        if (db.ServerKeys.AsNoTracking().Any(k => k.Kind == kind))
         {
-            Id = $"{kind}-0001",
-            Kind = kind,
-            ProtectedMaterial = Convert.ToBase64String(_protector.Protect(material)),
-            CreatedAt = time.GetUtcNow(),
-        };
+            return;
+        }
+        // A fixed id for the first key makes concurrent first starts of several nodes agree:
+        // one insert wins, the others fail on the primary key and use the winner's key.
         try
         {
-            db.ServerKeys.Add(key);
-            db.SaveChanges();
-            LogGenerated(logger, kind, key.Id);
-            return (key.Id, material);
+            Insert(kind, $"{kind}-0001", generate());
         }
         catch (DbUpdateException)
         {
             db.ChangeTracker.Clear();
-            var winner = db.ServerKeys.AsNoTracking().Single(k => k.Id == key.Id);
-            return (winner.Id, _protector.Unprotect(Convert.FromBase64String(winner.ProtectedMaterial)));
         }
+    }
+
+    private string Insert(string kind, string id, byte[] material)
+    {
+        db.ServerKeys.Add(new ServerKey
+        {
+            Id = id,
+            Kind = kind,
+            ProtectedMaterial = Convert.ToBase64String(_protector.Protect(material)),
+            CreatedAt = time.GetUtcNow(),
+        });
+        db.SaveChanges();
+        LogGenerated(logger, kind, id);
+        return id;
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Generated the authorization server's {Kind} key {KeyId}")]
@@ -100,7 +126,15 @@ internal sealed class ServerKeyOptionsSetup(IServiceScopeFactory scopes) : IConf
     {
         using var scope = scopes.CreateScope();
         var (signing, encryption) = scope.ServiceProvider.GetRequiredService<ServerKeyRing>().GetOrCreate();
-        options.SigningCredentials.Add(new SigningCredentials(signing, SecurityAlgorithms.RsaSha256));
-        options.EncryptionCredentials.Add(new EncryptingCredentials(encryption, SecurityAlgorithms.Aes256KW, SecurityAlgorithms.Aes256CbcHmacSha512));
+        // Newest first: OpenIddict signs and encrypts with the first key and validates with all.
+        // (Its sort keeps this order for keys of one type: few elements are insertion-sorted, which is stable.)
+        foreach (var key in signing)
+        {
+            options.SigningCredentials.Add(new SigningCredentials(key, SecurityAlgorithms.RsaSha256));
+        }
+        foreach (var key in encryption)
+        {
+            options.EncryptionCredentials.Add(new EncryptingCredentials(key, SecurityAlgorithms.Aes256KW, SecurityAlgorithms.Aes256CbcHmacSha512));
+        }
     }
 }
