@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using Latchkey.Storage;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -27,6 +28,16 @@ public static class OperationsSetup
         });
 
         builder.Services.TryAddSingleton(TimeProvider.System);
+        if (server.TrustForwardedHeaders)
+        {
+            builder.Services.Configure<ForwardedHeadersOptions>(options =>
+            {
+                options.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto | ForwardedHeaders.XForwardedHost;
+                // The operator vouches for the proxy; it may be on any address.
+                options.KnownIPNetworks.Clear();
+                options.KnownProxies.Clear();
+            });
+        }
 
         builder.Services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
         {
@@ -66,6 +77,10 @@ public static class OperationsSetup
 
     public static WebApplication UseOperations(this WebApplication app)
     {
+        if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ServerOptions>>().Value.TrustForwardedHeaders)
+        {
+            app.UseForwardedHeaders();
+        }
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         return app;
