@@ -20,11 +20,7 @@ public sealed class JwtAccessTokenTests(JwtAccessTokenServer server) : IClassFix
     [Fact]
     public async Task Jwt_access_tokens_are_signed_with_the_published_key_and_accepted_until_revoked()
     {
-        var owner = await TestAccounts.SignUpAsync(server);
-        var app = await RegisterAppAsync(owner);
-        var user = await TestAccounts.SignUpAsync(server);
-        var (code, verifier) = await GetCodeAsync(user, app);
-        var tokens = await RedeemCodeAsync(server.CreateClient(), app, code, verifier);
+        var (_, app, _, tokens) = await IssueAsync(server);
         var accessToken = tokens.GetProperty("access_token").GetString()!;
 
         Assert.Equal(3, accessToken.Split('.').Length);
@@ -52,11 +48,8 @@ public sealed class JwtAccessTokenTests(JwtAccessTokenServer server) : IClassFix
     [Fact]
     public async Task A_disabled_apps_jwt_access_tokens_are_refused()
     {
-        var owner = await TestAccounts.SignUpAsync(server);
-        var app = await RegisterAppAsync(owner);
-        var user = await TestAccounts.SignUpAsync(server);
-        var (code, verifier) = await GetCodeAsync(user, app);
-        var accessToken = (await RedeemCodeAsync(server.CreateClient(), app, code, verifier)).GetProperty("access_token").GetString()!;
+        var issued = await IssueAsync(server);
+        var (owner, app, accessToken) = (issued.Owner, issued.App, issued.AccessToken);
 
         await owner.Session.PostAsync($"/api/oauth/apps/{app.ClientId}/disable", null);
 

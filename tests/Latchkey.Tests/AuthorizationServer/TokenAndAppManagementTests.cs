@@ -196,8 +196,7 @@ public abstract class TokenAndAppManagementTests(LatchkeyServerFixture server)
     [Fact]
     public async Task Deleting_an_app_removes_it_with_its_tokens()
     {
-        var (app, _, tokens) = await IssueAsync(ownerKeeps: true);
-        var owner = _lastOwner!;
+        var (owner, app, _, tokens) = await OAuthClient.IssueAsync(server);
 
         Assert.Equal(HttpStatusCode.NoContent, (await owner.Session.DeleteAsync($"/api/oauth/apps/{app.ClientId}")).StatusCode);
 
@@ -270,9 +269,8 @@ public abstract class TokenAndAppManagementTests(LatchkeyServerFixture server)
     public async Task Cleanup_removes_expired_and_revoked_tokens_but_keeps_live_ones()
     {
         var (app, _, tokens) = await IssueAsync();
-        var (_, _, revokedTokens) = await IssueAsync();
-        var revoked = revokedTokens.GetProperty("access_token").GetString()!;
-        await server.CreateClient().PostAsync("/api/oauth/revoke", new FormUrlEncodedContent(ClientParameters(_lastApp!, revoked)));
+        var revoked = await OAuthClient.IssueAsync(server);
+        await server.CreateClient().PostAsync("/api/oauth/revoke", new FormUrlEncodedContent(ClientParameters(revoked.App, revoked.AccessToken)));
         var longAgo = DateTime.UtcNow.AddDays(-2);
         await server.WithDbAsync(db => db.OAuthTokens.Where(t => t.Status != "valid")
             .ExecuteUpdateAsync(s => s.SetProperty(t => t.CreationDate, longAgo).SetProperty(t => t.ExpirationDate, longAgo)));
@@ -287,18 +285,10 @@ public abstract class TokenAndAppManagementTests(LatchkeyServerFixture server)
         Assert.True((await IntrospectAsync(server.CreateClient(), app, tokens.GetProperty("access_token").GetString()!)).GetProperty("active").GetBoolean());
     }
 
-    private TestAccount? _lastOwner;
-    private RegisteredApp? _lastApp;
-
-    private async Task<(RegisteredApp App, TestAccount User, JsonElement Tokens)> IssueAsync(bool ownerKeeps = false)
+    private async Task<(RegisteredApp App, TestAccount User, JsonElement Tokens)> IssueAsync()
     {
-        var owner = await TestAccounts.SignUpAsync(server);
-        var app = await RegisterAppAsync(owner);
-        _lastOwner = ownerKeeps ? owner : _lastOwner;
-        _lastApp = app;
-        var user = await TestAccounts.SignUpAsync(server);
-        var (code, verifier) = await GetCodeAsync(user, app);
-        return (app, user, await RedeemCodeAsync(server.CreateClient(), app, code, verifier));
+        var issued = await OAuthClient.IssueAsync(server);
+        return (issued.App, issued.User, issued.Tokens);
     }
 
     private Task<HttpResponseMessage> ClientCredentialsAsync(RegisteredApp app) =>

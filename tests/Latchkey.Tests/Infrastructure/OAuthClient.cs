@@ -11,6 +11,13 @@ namespace Latchkey.Tests.Infrastructure;
 /// <summary>A registered OAuth app, as its owner received it.</summary>
 public sealed record RegisteredApp(string ClientId, string? ClientSecret, string RedirectUri);
 
+/// <summary>Tokens from a completed code flow, with who and what took part.</summary>
+public sealed record IssuedTokens(TestAccount Owner, RegisteredApp App, TestAccount User, System.Text.Json.JsonElement Tokens)
+{
+    public string AccessToken => Tokens.GetProperty("access_token").GetString()!;
+    public string RefreshToken => Tokens.GetProperty("refresh_token").GetString()!;
+}
+
 /// <summary>The result of an authorization request: the redirect back to the app, or the page shown instead.</summary>
 public sealed record AuthorizationOutcome(HttpResponseMessage Response, Uri? Redirect, IReadOnlyDictionary<string, string> Query);
 
@@ -97,6 +104,16 @@ public static partial class OAuthClient
         var outcome = await AuthorizeAsync(user.Session, AuthorizeUrl(app, scope, challenge));
         Assert.True(outcome.Query.ContainsKey("code"), $"No code: {outcome.Response.StatusCode} {outcome.Redirect} {await outcome.Response.Content.ReadAsStringAsync()}");
         return (outcome.Query["code"], verifier);
+    }
+
+    /// <summary>A new owner registers an app, a new user grants it <paramref name="scope"/>, and the code is redeemed.</summary>
+    public static async Task<IssuedTokens> IssueAsync(LatchkeyServerFixture server, string scope = "IDENTITY")
+    {
+        var owner = await TestAccounts.SignUpAsync(server);
+        var app = await RegisterAppAsync(owner);
+        var user = await TestAccounts.SignUpAsync(server);
+        var (code, verifier) = await GetCodeAsync(user, app, scope);
+        return new IssuedTokens(owner, app, user, await RedeemCodeAsync(server.CreateClient(), app, code, verifier));
     }
 
     public static Task<HttpResponseMessage> TokenAsync(HttpClient client, IDictionary<string, string> parameters, bool json = false) =>

@@ -79,11 +79,7 @@ public static class TokenEndpoint
         if (user is null)
         {
             return Results.Challenge(
-                new AuthenticationProperties(new Dictionary<string, string?>
-                {
-                    [OpenIddictServerAspNetCoreConstants.Properties.Error] = Errors.InvalidToken,
-                    [OpenIddictServerAspNetCoreConstants.Properties.ErrorDescription] = "The token's account no longer exists.",
-                }),
+                ErrorProperties(Errors.InvalidToken, "The token's account no longer exists."),
                 [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
         }
 
@@ -103,12 +99,14 @@ public static class TokenEndpoint
     }
 
     internal static IResult Refuse(string error, string description) =>
-        Results.Forbid(
-            new AuthenticationProperties(new Dictionary<string, string?>
-            {
-                [OpenIddictServerAspNetCoreConstants.Properties.Error] = error,
-                [OpenIddictServerAspNetCoreConstants.Properties.ErrorDescription] = description,
-            }),
-            [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
+        Results.Forbid(ErrorProperties(error, description), [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);
+
+    /// <summary>What OpenIddict needs to answer an OAuth error from a passthrough endpoint.</summary>
+    internal static AuthenticationProperties ErrorProperties(string error, string description) =>
+        new(new Dictionary<string, string?>
+        {
+            [OpenIddictServerAspNetCoreConstants.Properties.Error] = error,
+            [OpenIddictServerAspNetCoreConstants.Properties.ErrorDescription] = description,
+        });
 
 }

@@ -184,11 +184,6 @@ public sealed class AuthorizeModel(
         return Request.PathBase + Request.Path + query;
     }
 
-    private ForbidResult Refuse(string error, string description) => Forbid(
-        new AuthenticationProperties(new Dictionary<string, string?>
-        {
-            [OpenIddictServerAspNetCoreConstants.Properties.Error] = error,
-            [OpenIddictServerAspNetCoreConstants.Properties.ErrorDescription] = description,
-        }),
-        OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
+    private ForbidResult Refuse(string error, string description) =>
+        Forbid(TokenEndpoint.ErrorProperties(error, description), OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
 }
