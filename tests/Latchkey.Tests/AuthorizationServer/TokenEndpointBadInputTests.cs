@@ -1,0 +1,68 @@
+using System.Net;
+using System.Text;
+using Latchkey.Tests.Infrastructure;
+using static Latchkey.Tests.AuthorizationServer.AuthorizationCodeFlowTests;
+using static Latchkey.Tests.Infrastructure.OAuthClient;
+
+namespace Latchkey.Tests.AuthorizationServer;
+
+/// <summary>Malformed requests to the OAuth endpoints get RFC 6749 error codes, never a 500.</summary>
+public abstract class TokenEndpointBadInputTests(LatchkeyServerFixture server)
+{
+    public static TheoryData<string, string, string, string, string> BadRequests => new()
+    {
+        { "unknown client", "/api/oauth/token", "application/x-www-form-urlencoded", "grant_type=client_credentials&client_id=lk_client_nobody&client_secret=x", "invalid_client" },
+        { "missing grant type", "/api/oauth/token", "application/x-www-form-urlencoded", "client_id=x", "invalid_request" },
+        { "password grant", "/api/oauth/token", "application/x-www-form-urlencoded", "grant_type=password&username=a&password=b&client_id=x", "unsupported_grant_type" },
+        { "implicit-style grant", "/api/oauth/token", "application/json", """{"grant_type":"urn:ietf:params:oauth:grant-type:device_code","client_id":"x"}""", "unsupported_grant_type" },
+        { "malformed JSON", "/api/oauth/token", "application/json", """{"grant_type": """, "invalid_request" },
+        { "JSON array", "/api/oauth/token", "application/json", """["grant_type"]""", "invalid_request" },
+        { "JSON number value", "/api/oauth/token", "application/json", """{"grant_type":"client_credentials","client_id":7}""", "invalid_request" },
+        { "text body", "/api/oauth/token", "text/plain", "grant_type=client_credentials", "invalid_request" },
+        { "code without verifier", "/api/oauth/token", "application/x-www-form-urlencoded", "grant_type=authorization_code&code=abc&client_id=x&redirect_uri=https%3A%2F%2Fa.example%2Fcb", "invalid_request" },
+        { "malformed refresh token", "/api/oauth/token", "application/x-www-form-urlencoded", "grant_type=refresh_token&refresh_token=lk_rt_short&client_id=x", "invalid_client" },
+        { "introspect without token", "/api/oauth/introspect", "application/x-www-form-urlencoded", "client_id=x", "invalid_request" },
+        { "revoke malformed JSON", "/api/oauth/revoke", "application/json", "{", "invalid_request" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadRequests))]
+    public async Task Bad_oauth_requests_get_rfc_errors(string what, string path, string contentType, string body, string expected)
+    {
+        var response = await server.CreateClient().PostAsync(path, new StringContent(body, Encoding.UTF8, contentType));
+
+        Assert.True((int)response.StatusCode is 400 or 401, $"{what}: {(int)response.StatusCode}");
+        Assert.Equal(expected, await ErrorAsync(response));
+    }
+
+    [Fact]
+    public async Task A_malformed_refresh_token_from_a_real_client_is_invalid_grant()
+    {
+        var issued = await IssueAsync(server);
+
+        var response = await TokenAsync(server.CreateClient(), RefreshParameters(issued.App, issued.RefreshToken[..^1] + (issued.RefreshToken[^1] == 'a' ? 'b' : 'a')));
+
+        Assert.Equal("invalid_grant", await ErrorAsync(response));
+    }
+
+    [Fact]
+    public async Task The_resource_parameter_becomes_the_access_tokens_audience()
+    {
+        var owner = await TestAccounts.SignUpAsync(server);
+        var app = await RegisterAppAsync(owner);
+        var user = await TestAccounts.SignUpAsync(server);
+        var (verifier, challenge) = NewPkce();
+        var resource = "https://tools.example.com/mcp";
+
+        var outcome = await AuthorizeAsync(user.Session, AuthorizeUrl(app, "IDENTITY", challenge, extra: new Dictionary<string, string?> { ["resource"] = resource }));
+        var tokens = await RedeemCodeAsync(server.CreateClient(), app, outcome.Query["code"], verifier);
+
+        var introspection = await IntrospectAsync(server.CreateClient(), app, tokens.GetProperty("access_token").GetString()!);
+        var audience = introspection.GetProperty("aud");
+        Assert.Contains(resource, audience.ValueKind == System.Text.Json.JsonValueKind.Array ? audience.EnumerateArray().Select(a => a.GetString()) : [audience.GetString()]);
+    }
+}
+
+public sealed class TokenEndpointBadInputTestsOnSqlite(SqliteServer server) : TokenEndpointBadInputTests(server), IClassFixture<SqliteServer>;
+
+public sealed class TokenEndpointBadInputTestsOnPostgres(PostgresServer server) : TokenEndpointBadInputTests(server), IClassFixture<PostgresServer>;
