@@ -3,6 +3,7 @@ using Latchkey.Features.Accounts;
 using Latchkey.Features.ApiDocs;
 using Latchkey.Features.ApiKeys;
 using Latchkey.Features.AuthorizationServer;
+using Latchkey.Features.Broker;
 using Latchkey.Features.ExternalApi;
 using Latchkey.Features.Operations;
 using Latchkey.Features.Scopes;
@@ -38,6 +39,7 @@ public static class Program
         builder.AddApiKeys();
         builder.AddExternalApi();
         builder.AddAuthorizationServer();
+        builder.AddBroker();
         builder.AddApiDocs();
 
         var app = builder.Build();
@@ -51,6 +53,7 @@ public static class Program
         app.MapApiKeys();
         app.MapExternalApi();
         app.MapAuthorizationServer();
+        app.MapBroker();
         app.MapApiDocs();
         return app;
     }

@@ -1,6 +1,10 @@
 using Latchkey.Features.Accounts;
 using Latchkey.Features.ApiKeys;
 using Latchkey.Features.AuthorizationServer;
+using Latchkey.Features.Broker.Credentials;
+using Latchkey.Features.Broker.Flows;
+using Latchkey.Features.Broker.Providers;
+using Latchkey.Features.Broker.Vault;
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
@@ -23,6 +27,11 @@ public abstract class LatchkeyDbContext(DbContextOptions options)
     public DbSet<OAuthToken> OAuthTokens => Set<OAuthToken>();
     public DbSet<OAuthAppLogo> OAuthAppLogos => Set<OAuthAppLogo>();
     public DbSet<ServerKey> ServerKeys => Set<ServerKey>();
+    public DbSet<VaultDataKey> VaultDataKeys => Set<VaultDataKey>();
+    public DbSet<ProviderInstance> BrokerProviders => Set<ProviderInstance>();
+    public DbSet<OAuthFlowState> BrokerFlows => Set<OAuthFlowState>();
+    public DbSet<Credential> BrokerCredentials => Set<Credential>();
+    public DbSet<CredentialAuditEvent> BrokerCredentialAudit => Set<CredentialAuditEvent>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {

@@ -22,6 +22,9 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
 
     private WebApplication? _app;
 
+    /// <summary>The vault's development key file of this server (the same for its CLI runs and extra nodes).</summary>
+    public string VaultKeyFile { get; } = Path.Combine(Path.GetTempPath(), "latchkey-tests", $"vault-{Guid.NewGuid():N}.json");
+
     public abstract string Provider { get; }
 
     public Uri BaseAddress { get; private set; } = null!;
@@ -78,6 +81,9 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
             ["Logging:LogLevel:Latchkey"] = "Warning",
             // Lets the dynamic registration tests register confidential clients.
             ["AuthorizationServer:InitialAccessTokens:0"] = InitialAccessToken,
+            // Test providers run on loopback, which the SSRF guard refuses otherwise.
+            ["Broker:AllowPrivateNetworks"] = "true",
+            ["Vault:KeyFile"] = VaultKeyFile,
         });
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.SetMinimumLevel(LogLevel.Warning);

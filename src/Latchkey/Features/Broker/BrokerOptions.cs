@@ -1,0 +1,44 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Latchkey.Features.Broker;
+
+/// <summary>The credential broker. Bound from the <c>Broker</c> section.</summary>
+public sealed class BrokerOptions
+{
+    public const string SectionName = "Broker";
+
+    /// <summary>How long an OAuth flow's state stays usable.</summary>
+    [Range(30, 3600)]
+    public int StateLifetimeSeconds { get; set; } = 600;
+
+    /// <summary>A token expiring within this margin is refreshed before it is handed out.</summary>
+    [Range(0, 3600)]
+    public int RefreshMarginSeconds { get; set; } = 300;
+
+    /// <summary>Timeout of one request to a provider.</summary>
+    [Range(1, 120)]
+    public int ProviderTimeoutSeconds { get; set; } = 15;
+
+    /// <summary>Attempts for a provider call that times out or answers 429/5xx.</summary>
+    [Range(1, 10)]
+    public int ProviderAttempts { get; set; } = 3;
+
+    /// <summary>
+    /// Allow provider URLs on private, loopback and link-local addresses, and plain http there.
+    /// Off in production (SSRF guard); on for tests and lab setups.
+    /// </summary>
+    public bool AllowPrivateNetworks { get; set; }
+
+    /// <summary>Provider instances created from configuration (global to the deployment).</summary>
+    public List<ConfiguredProvider> Providers { get; set; } = [];
+}
+
+public sealed class ConfiguredProvider
+{
+    /// <summary>The catalog key (github, google, ...).</summary>
+    public string Catalog { get; set; } = "";
+    public string ClientId { get; set; } = "";
+    public string ClientSecret { get; set; } = "";
+    public string? Name { get; set; }
+    public Dictionary<string, string> Template { get; set; } = [];
+}

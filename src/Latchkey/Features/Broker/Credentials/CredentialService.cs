@@ -1,0 +1,226 @@
+using System.Collections.Concurrent;
+using Latchkey.Features.Broker.Providers;
+using Latchkey.Features.Broker.Vault;
+using Latchkey.Storage;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Latchkey.Features.Broker.Credentials;
+
+/// <summary>A credential as callers see it: metadata, never tokens.</summary>
+public sealed record CredentialView(
+    string Id, string ProviderId, string Provider, string Status, IReadOnlyList<string> Scopes,
+    string? ExternalAccountId, string? ExternalAccountLabel, DateTimeOffset? ExpiresAt,
+    DateTimeOffset CreatedAt, DateTimeOffset? LastRefreshedAt, DateTimeOffset? LastUsedAt);
+
+/// <summary>A current access token, for a tool that needs one.</summary>
+public sealed record AccessTokenResponse(string CredentialId, string AccessToken, string TokenType, DateTimeOffset? ExpiresAt);
+
+/// <summary>Reading, refreshing and deleting credentials.</summary>
+public sealed class CredentialService(
+    LatchkeyDbContext db,
+    SecretVault vault,
+    CredentialRefresher refresher,
+    ProviderService providers,
+    ProviderClient client,
+    CredentialAudit audit,
+    IOptions<BrokerOptions> options,
+    TimeProvider time)
+{
+    private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
+
+    public static CredentialView View(Credential credential) => new(
+        credential.Id, credential.ProviderInstanceId, credential.ProviderKey, credential.Status,
+        credential.Scopes.Split(' ', StringSplitOptions.RemoveEmptyEntries), credential.ExternalAccountId, credential.ExternalAccountLabel,
+        credential.ExpiresAt, credential.CreatedAt, credential.LastRefreshedAt, credential.LastUsedAt);
+
+    public Task<List<Credential>> ListAsync(string accountId, CancellationToken cancellationToken) =>
+        db.BrokerCredentials.AsNoTracking().Where(c => c.AccountId == accountId).OrderBy(c => c.CreatedAt).ToListAsync(cancellationToken);
+
+    public Task<Credential?> FindAsync(string accountId, string id, CancellationToken cancellationToken) =>
+        db.BrokerCredentials.AsNoTracking().FirstOrDefaultAsync(c => c.Id == id && c.AccountId == accountId, cancellationToken);
+
+    /// <summary>
+    /// A current access token: one indexed read and one decryption when the token is fresh;
+    /// a (single-flight) refresh first when it expires within the margin.
+    /// </summary>
+    public async Task<(AccessTokenResponse? Token, BrokerError? Error)> AccessTokenAsync(string accountId, string id, CancellationToken cancellationToken)
+    {
+        var credential = await FindAsync(accountId, id, cancellationToken);
+        if (credential is null)
+        {
+            return (null, BrokerError.NotFound("credential", $"You have no credential '{id}'."));
+        }
+        if (credential.Status != CredentialStatus.Active)
+        {
+            audit.Record(credential.Id, accountId, "read", credential.Status);
+            return (null, NeedsReauth(credential));
+        }
+
+        var now = time.GetUtcNow();
+        if (credential.ExpiresAt is { } expiresAt && expiresAt - now <= TimeSpan.FromSeconds(options.Value.RefreshMarginSeconds))
+        {
+            if (credential.RefreshTokenCiphertext is null)
+            {
+                if (expiresAt <= now)
+                {
+                    audit.Record(credential.Id, accountId, "read", "expired");
+                    return (null, BrokerError.Conflict("needs_reauth", $"The {credential.ProviderKey} token has expired and cannot be refreshed; connect the account again."));
+                }
+            }
+            else
+            {
+                var refreshed = await refresher.RefreshAsync(credential.Id, force: false, cancellationToken);
+                if (refreshed.Error is not null)
+                {
+                    audit.Record(credential.Id, accountId, "read", refreshed.Error.Error);
+                    return (null, refreshed.Error);
+                }
+                credential = refreshed.Credential!;
+            }
+        }
+
+        var token = await vault.DecryptAsync(credential.AccessTokenCiphertext, AccessContext(credential.Id), cancellationToken);
+        if (credential.LastUsedAt is null || now - credential.LastUsedAt.Value >= LastUsedResolution)
+        {
+            await db.BrokerCredentials.Where(c => c.Id == credential.Id).ExecuteUpdateAsync(s => s.SetProperty(c => c.LastUsedAt, now), cancellationToken);
+        }
+        audit.Record(credential.Id, accountId, "read");
+        return (new AccessTokenResponse(credential.Id, token, "Bearer", credential.ExpiresAt), null);
+    }
+
+    public async Task<(Credential? Credential, BrokerError? Error)> RefreshAsync(string accountId, string id, CancellationToken cancellationToken)
+    {
+        var credential = await FindAsync(accountId, id, cancellationToken);
+        if (credential is null)
+        {
+            return (null, BrokerError.NotFound("credential", $"You have no credential '{id}'."));
+        }
+        if (credential.RefreshTokenCiphertext is null)
+        {
+            return (null, BrokerError.Conflict("not_refreshable", $"The {credential.ProviderKey} credential has no refresh token; its access token does not expire or must be re-authorized."));
+        }
+        return await refresher.RefreshAsync(id, force: true, cancellationToken);
+    }
+
+    /// <summary>Revokes the tokens at the provider where it can, then removes the credential.</summary>
+    public async Task<bool> DeleteAsync(string accountId, string id, CancellationToken cancellationToken)
+    {
+        var credential = await db.BrokerCredentials.Include(c => c.Provider).FirstOrDefaultAsync(c => c.Id == id && c.AccountId == accountId, cancellationToken);
+        if (credential is null)
+        {
+            return false;
+        }
+        var revoked = false;
+        if (credential.Provider is { } provider && provider.Definition.RevocationUrl is not null)
+        {
+            var secret = await providers.ClientSecretAsync(provider, cancellationToken);
+            var (token, hint) = credential.RefreshTokenCiphertext is { } refresh
+                ? (await vault.DecryptAsync(refresh, RefreshContext(credential.Id), cancellationToken), "refresh_token")
+                : (await vault.DecryptAsync(credential.AccessTokenCiphertext, AccessContext(credential.Id), cancellationToken), "access_token");
+            revoked = await client.TryRevokeAsync(provider.Definition, provider.ClientId, secret, token, hint, cancellationToken);
+        }
+        db.BrokerCredentials.Remove(credential);
+        await db.SaveChangesAsync(cancellationToken);
+        audit.Record(id, accountId, "deleted", revoked ? "revoked at provider" : "removed");
+        return true;
+    }
+
+    internal static string AccessContext(string credentialId) => $"credential:{credentialId}:access_token";
+
+    internal static string RefreshContext(string credentialId) => $"credential:{credentialId}:refresh_token";
+
+    internal static BrokerError NeedsReauth(Credential credential) => BrokerError.Conflict(CredentialStatus.NeedsReauth,
+        $"The {credential.ProviderKey} credential needs to be authorized again ({credential.LastError ?? credential.Status}); start a new flow with /mcp/oauth/init.");
+}
+
+/// <summary>
+/// Refreshes credentials with at most one provider call per credential at a time on this node:
+/// concurrent readers of an expiring credential wait for the same refresh and share its result.
+/// A provider that rotates refresh tokens has the new one saved in the same write as the new
+/// access token.
+/// </summary>
+public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOptions<BrokerOptions> options, TimeProvider time, CredentialAudit audit, ILogger<CredentialRefresher> logger)
+{
+    private readonly ConcurrentDictionary<string, Lazy<Task<(Credential?, BrokerError?)>>> _inFlight = new();
+
+    public async Task<(Credential? Credential, BrokerError? Error)> RefreshAsync(string credentialId, bool force, CancellationToken cancellationToken)
+    {
+        var flight = _inFlight.GetOrAdd(credentialId, id => new Lazy<Task<(Credential?, BrokerError?)>>(() => RunAsync(id, force)));
+        try
+        {
+            return await flight.Value.WaitAsync(cancellationToken);
+        }
+        finally
+        {
+            _inFlight.TryRemove(new KeyValuePair<string, Lazy<Task<(Credential?, BrokerError?)>>>(credentialId, flight));
+        }
+    }
+
+    // Not tied to any one caller's cancellation: the others waiting on it still want the result.
+    private async Task<(Credential?, BrokerError?)> RunAsync(string credentialId, bool force)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var services = scope.ServiceProvider;
+        var db = services.GetRequiredService<LatchkeyDbContext>();
+        var vault = services.GetRequiredService<SecretVault>();
+        var credential = await db.BrokerCredentials.Include(c => c.Provider).FirstOrDefaultAsync(c => c.Id == credentialId);
+        if (credential?.Provider is not { } provider)
+        {
+            return (null, BrokerError.NotFound("credential", $"The credential '{credentialId}' no longer exists."));
+        }
+        var now = time.GetUtcNow();
+        if (!force && credential.ExpiresAt is { } expiresAt && expiresAt - now > TimeSpan.FromSeconds(options.Value.RefreshMarginSeconds))
+        {
+            return (credential, null);
+        }
+        if (credential.Status != CredentialStatus.Active)
+        {
+            return (null, CredentialService.NeedsReauth(credential));
+        }
+        if (credential.RefreshTokenCiphertext is null)
+        {
+            return (null, BrokerError.Conflict("not_refreshable", "The credential has no refresh token."));
+        }
+
+        var refreshToken = await vault.DecryptAsync(credential.RefreshTokenCiphertext, CredentialService.RefreshContext(credential.Id));
+        var secret = await services.GetRequiredService<ProviderService>().ClientSecretAsync(provider, CancellationToken.None);
+        try
+        {
+            var tokens = await services.GetRequiredService<ProviderClient>().RefreshAsync(provider.Definition, provider.ClientId, secret, refreshToken, CancellationToken.None);
+            credential.AccessTokenCiphertext = await vault.EncryptAsync(tokens.AccessToken, CredentialService.AccessContext(credential.Id));
+            if (tokens.RefreshToken is { } rotated && rotated != refreshToken)
+            {
+                credential.RefreshTokenCiphertext = await vault.EncryptAsync(rotated, CredentialService.RefreshContext(credential.Id));
+            }
+            credential.ExpiresAt = tokens.ExpiresIn is { } seconds ? now.AddSeconds(seconds) : null;
+            if (!string.IsNullOrWhiteSpace(tokens.Scope))
+            {
+                credential.Scopes = Flows.FlowScopes.Normalize(tokens.Scope);
+            }
+            credential.LastRefreshedAt = now;
+            credential.LastError = null;
+            await db.SaveChangesAsync();
+            audit.Record(credential.Id, credential.AccountId, "refreshed");
+            return (credential, null);
+        }
+        catch (ProviderCallException exception)
+        {
+            // The stored tokens are left as they were; only the outcome is recorded.
+            credential.LastError = Truncate(exception.Message);
+            if (exception.Kind == ProviderFailureKind.InvalidGrant)
+            {
+                credential.Status = CredentialStatus.NeedsReauth;
+            }
+            await db.SaveChangesAsync();
+            audit.Record(credential.Id, credential.AccountId, "refresh_failed", exception.Kind.ToString());
+            LogRefreshFailed(logger, credential.Id, exception.Kind);
+            return (null, exception.Kind == ProviderFailureKind.InvalidGrant ? CredentialService.NeedsReauth(credential) : BrokerError.Provider(exception.Message));
+        }
+    }
+
+    private static string Truncate(string value) => value.Length > 1000 ? value[..1000] : value;
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Refreshing credential {CredentialId} failed: {Kind}")]
+    private static partial void LogRefreshFailed(ILogger logger, string credentialId, ProviderFailureKind kind);
+}

@@ -1,0 +1,347 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Latchkey.Features.Broker;
+using Latchkey.Features.Broker.Providers;
+using Latchkey.Tests.Infrastructure;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Latchkey.Tests.Broker;
+
+/// <summary>The broker wire contract against a real OAuth server on loopback.</summary>
+public abstract class BrokerFlowTests(LatchkeyServerFixture server) : IAsyncLifetime
+{
+    private TestOAuthProvider _provider = null!;
+
+    public async Task InitializeAsync() => _provider = await TestOAuthProvider.StartAsync();
+
+    public async Task DisposeAsync() => await _provider.DisposeAsync();
+
+    private sealed record Caller(HttpClient Client, string AccountEmail);
+
+    private async Task<Caller> CallerAsync()
+    {
+        var account = await TestAccounts.SignUpAsync(server);
+        var (key, _) = await TestAccounts.CreateKeyAsync(account, "IDENTITY");
+        var client = server.CreateClient();
+        client.DefaultRequestHeaders.Add("X-API-Key", key);
+        return new Caller(client, account.Email);
+    }
+
+    private async Task<string> AddProviderAsync(Caller caller, string? tokenPath = null, string tokenAuth = "post")
+    {
+        var response = await caller.Client.PostAsJsonAsync("/mcp/providers", new
+        {
+            provider = "custom",
+            client_id = TestOAuthProvider.ClientId,
+            client_secret = TestOAuthProvider.ClientSecret,
+            custom = _provider.Definition(tokenPath, tokenAuth),
+        });
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Created, body);
+        return JsonDocument.Parse(body).RootElement.GetProperty("id").GetString()!;
+    }
+
+    private static async Task<JsonElement> PostAsync(Caller caller, string path, object body, HttpStatusCode expected = HttpStatusCode.OK)
+    {
+        var response = await caller.Client.PostAsJsonAsync(path, body);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == expected, $"{path}: {(int)response.StatusCode} {text}");
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+
+    /// <summary>init, the user's visit to the provider, callback and exchange: a stored credential.</summary>
+    private static async Task<(JsonElement Exchange, string State)> ConnectAsync(Caller caller, string providerId)
+    {
+        var init = await PostAsync(caller, "/mcp/oauth/init", new { provider_id = providerId, redirect_uri = "https://agent.example.com/oauth/done" });
+        var state = init.GetProperty("state").GetString()!;
+        var code = await VisitAsync(init.GetProperty("auth_url").GetString()!);
+        var callback = await PostAsync(caller, "/mcp/oauth/callback", new { code, state });
+        Assert.Equal("code_received", callback.GetProperty("status").GetString());
+        return (await PostAsync(caller, "/mcp/oauth/exchange-token", new { state }), state);
+    }
+
+    private static async Task<string> VisitAsync(string authUrl)
+    {
+        using var browser = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false });
+        var response = await browser.GetAsync(authUrl);
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        return QueryHelpers.ParseQuery(response.Headers.Location!.Query)["code"].ToString();
+    }
+
+    [Fact]
+    public async Task The_whole_flow_stores_an_encrypted_credential_and_hands_out_its_token()
+    {
+        var caller = await CallerAsync();
+        var providerId = await AddProviderAsync(caller);
+        Assert.Matches("^provider_custom_[0-9]{3}$", providerId);
+
+        var init = await PostAsync(caller, "/mcp/oauth/init", new { provider_id = providerId, redirect_uri = "https://agent.example.com/oauth/done", scopes = new[] { "read" } });
+        var authUrl = new Uri(init.GetProperty("auth_url").GetString()!);
+        var query = QueryHelpers.ParseQuery(authUrl.Query);
+        Assert.Equal(TestOAuthProvider.ClientId, query["client_id"]);
+        Assert.Equal("read", query["scope"]);
+        Assert.Equal("S256", query["code_challenge_method"]);
+        Assert.Equal(init.GetProperty("state").GetString(), query["state"]);
+        Assert.Equal(600, init.GetProperty("expires_in").GetInt32());
+        Assert.True(init.GetProperty("state").GetString()!.Length >= 22, "at least 128 bits of state");
+
+        var state = init.GetProperty("state").GetString()!;
+        var code = await VisitAsync(authUrl.AbsoluteUri);
+        Assert.Equal("pending", (await PostAsync(caller, "/mcp/oauth/status", new { state })).GetProperty("status").GetString());
+        await PostAsync(caller, "/mcp/oauth/callback", new { code, state });
+        var exchange = await PostAsync(caller, "/mcp/oauth/exchange-token", new { state });
+
+        var credentialId = exchange.GetProperty("credential_id").GetString()!;
+        Assert.Matches("^cred_custom_[0-9]{3}$", credentialId);
+        Assert.Equal("active", exchange.GetProperty("status").GetString());
+        Assert.Equal(providerId, exchange.GetProperty("provider_id").GetString());
+        Assert.Equal(["read"], exchange.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()));
+        Assert.True(exchange.GetProperty("expires_at").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddMinutes(50));
+        Assert.Single(_provider.VerifiedPkce);
+
+        var byState = await PostAsync(caller, "/mcp/oauth/status", new { state });
+        Assert.Equal("active", byState.GetProperty("status").GetString());
+        Assert.Equal(credentialId, byState.GetProperty("credential_id").GetString());
+
+        var metadata = JsonDocument.Parse(await caller.Client.GetStringAsync($"/mcp/credentials/{credentialId}")).RootElement;
+        Assert.Equal("4242", metadata.GetProperty("external_account_id").GetString());
+        Assert.Equal("octo-tester", metadata.GetProperty("external_account_label").GetString());
+        Assert.DoesNotContain("provider-access", metadata.GetRawText());
+
+        var token = await PostAsync(caller, $"/mcp/credentials/{credentialId}/access-token", new { });
+        Assert.Equal(_provider.LastIssuedAccessToken, token.GetProperty("access_token").GetString());
+
+        // Encryption at rest: no token or client secret appears anywhere in the stored rows.
+        var stored = await server.WithDbAsync(async db => string.Join('\n',
+            (await db.BrokerCredentials.AsNoTracking().ToListAsync()).Select(c => c.AccessTokenCiphertext + c.RefreshTokenCiphertext + c.Scopes + c.ExternalAccountLabel).Concat(
+            (await db.BrokerProviders.AsNoTracking().ToListAsync()).Select(p => p.ClientSecretCiphertext + p.DefinitionJson))));
+        Assert.DoesNotContain(_provider.LastIssuedAccessToken!, stored);
+        Assert.DoesNotContain("provider-refresh", stored);
+        Assert.DoesNotContain(TestOAuthProvider.ClientSecret, stored);
+
+        await server.Services.GetRequiredService<Latchkey.Features.Broker.Credentials.CredentialAudit>().FlushAsync();
+        var audited = await server.WithDbAsync(db => db.BrokerCredentialAudit.Where(a => a.CredentialId == credentialId).Select(a => a.Action).ToListAsync());
+        Assert.Contains("created", audited);
+        Assert.Contains("read", audited);
+    }
+
+    [Theory]
+    [InlineData("form", null, "post")]
+    [InlineData("slack", "authed_user", "post")]
+    [InlineData("basic", null, "basic")]
+    [InlineData("non_expiring", null, "post")]
+    public async Task Provider_quirks_are_read_correctly(string mode, string? tokenPath, string tokenAuth)
+    {
+        _provider.Mode = mode;
+        var caller = await CallerAsync();
+        var providerId = await AddProviderAsync(caller, tokenPath, tokenAuth);
+
+        var (exchange, _) = await ConnectAsync(caller, providerId);
+
+        var credentialId = exchange.GetProperty("credential_id").GetString()!;
+        var token = await PostAsync(caller, $"/mcp/credentials/{credentialId}/access-token", new { });
+        Assert.Equal(_provider.LastIssuedAccessToken, token.GetProperty("access_token").GetString());
+        if (mode == "non_expiring")
+        {
+            Assert.Equal(JsonValueKind.Null, exchange.GetProperty("expires_at").ValueKind);
+        }
+        if (mode == "slack")
+        {
+            var metadata = JsonDocument.Parse(await caller.Client.GetStringAsync($"/mcp/credentials/{credentialId}")).RootElement;
+            Assert.Equal("U123", metadata.GetProperty("external_account_id").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task An_expiring_credential_is_refreshed_once_for_many_concurrent_readers_and_the_rotated_token_kept()
+    {
+        var caller = await CallerAsync();
+        var providerId = await AddProviderAsync(caller);
+        var (exchange, _) = await ConnectAsync(caller, providerId);
+        var credentialId = exchange.GetProperty("credential_id").GetString()!;
+        await ExpireSoonAsync(credentialId);
+        _provider.RefreshDelay = TimeSpan.FromMilliseconds(300);
+        var before = _provider.RefreshCalls;
+
+        var reads = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => PostAsync(caller, $"/mcp/credentials/{credentialId}/access-token", new { })));
+
+        Assert.Equal(before + 1, _provider.RefreshCalls);
+        Assert.Single(reads.Select(r => r.GetProperty("access_token").GetString()).Distinct());
+        Assert.Equal(_provider.LastIssuedAccessToken, reads[0].GetProperty("access_token").GetString());
+
+        // The rotated refresh token was saved: a forced refresh works again.
+        var refreshed = await PostAsync(caller, "/mcp/oauth/refresh-token", new { credential_id = credentialId });
+        Assert.Equal("active", refreshed.GetProperty("status").GetString());
+        Assert.Equal(before + 2, _provider.RefreshCalls);
+    }
+
+    [Fact]
+    public async Task Invalid_grant_marks_the_credential_needs_reauth_and_keeps_its_tokens()
+    {
+        var caller = await CallerAsync();
+        var (exchange, _) = await ConnectAsync(caller, await AddProviderAsync(caller));
+        var credentialId = exchange.GetProperty("credential_id").GetString()!;
+        var storedBefore = await server.WithDbAsync(db => db.BrokerCredentials.AsNoTracking().SingleAsync(c => c.Id == credentialId));
+        _provider.FailRefreshWithInvalidGrant = true;
+
+        var response = await caller.Client.PostAsJsonAsync("/mcp/oauth/refresh-token", new { credential_id = credentialId });
+
+        Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+        Assert.Equal("needs_reauth", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
+        var storedAfter = await server.WithDbAsync(db => db.BrokerCredentials.AsNoTracking().SingleAsync(c => c.Id == credentialId));
+        Assert.Equal("needs_reauth", storedAfter.Status);
+        Assert.Equal(storedBefore.AccessTokenCiphertext, storedAfter.AccessTokenCiphertext);
+        Assert.Equal(storedBefore.RefreshTokenCiphertext, storedAfter.RefreshTokenCiphertext);
+        Assert.Equal("needs_reauth", (await PostAsync(caller, "/mcp/oauth/status", new { credential_id = credentialId })).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task A_failing_provider_is_retried_then_reported_as_502_with_tokens_untouched()
+    {
+        var caller = await CallerAsync();
+        var (exchange, _) = await ConnectAsync(caller, await AddProviderAsync(caller));
+        var credentialId = exchange.GetProperty("credential_id").GetString()!;
+        var before = await server.WithDbAsync(db => db.BrokerCredentials.AsNoTracking().SingleAsync(c => c.Id == credentialId));
+
+        _provider.FailNextTokenCallsWith500 = 2;
+        var recovered = await PostAsync(caller, "/mcp/oauth/refresh-token", new { credential_id = credentialId });
+        Assert.Equal("active", recovered.GetProperty("status").GetString());
+
+        var current = await server.WithDbAsync(db => db.BrokerCredentials.AsNoTracking().SingleAsync(c => c.Id == credentialId));
+        _provider.FailNextTokenCallsWith500 = 10;
+        var failed = await caller.Client.PostAsJsonAsync("/mcp/oauth/refresh-token", new { credential_id = credentialId });
+        Assert.Equal(HttpStatusCode.BadGateway, failed.StatusCode);
+        var error = JsonDocument.Parse(await failed.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("provider_error", error.GetProperty("error").GetString());
+        Assert.Contains("503", error.GetProperty("message").GetString());
+        var after = await server.WithDbAsync(db => db.BrokerCredentials.AsNoTracking().SingleAsync(c => c.Id == credentialId));
+        Assert.Equal(current.AccessTokenCiphertext, after.AccessTokenCiphertext);
+        Assert.Equal("active", after.Status);
+        Assert.NotEqual(before.AccessTokenCiphertext, current.AccessTokenCiphertext);
+        _provider.FailNextTokenCallsWith500 = 0;
+    }
+
+    [Fact]
+    public async Task Out_of_order_calls_expired_and_replayed_states_get_the_contracts_statuses()
+    {
+        var caller = await CallerAsync();
+        var providerId = await AddProviderAsync(caller);
+        var init = await PostAsync(caller, "/mcp/oauth/init", new { provider_id = providerId, redirect_uri = "https://agent.example.com/cb" });
+        var state = init.GetProperty("state").GetString()!;
+        var code = await VisitAsync(init.GetProperty("auth_url").GetString()!);
+
+        await AssertErrorAsync(caller, "/mcp/oauth/exchange-token", new { state }, HttpStatusCode.Conflict, "callback_required");
+        await PostAsync(caller, "/mcp/oauth/callback", new { code, state });
+        await AssertErrorAsync(caller, "/mcp/oauth/callback", new { code, state }, HttpStatusCode.Conflict, "state_already_used");
+        await PostAsync(caller, "/mcp/oauth/exchange-token", new { state });
+        await AssertErrorAsync(caller, "/mcp/oauth/exchange-token", new { state }, HttpStatusCode.Conflict, "state_already_used");
+
+        // Cancel, then callback: 409.
+        var second = await PostAsync(caller, "/mcp/oauth/init", new { provider_id = providerId, redirect_uri = "https://agent.example.com/cb" });
+        var secondState = second.GetProperty("state").GetString()!;
+        Assert.Equal("canceled", (await PostAsync(caller, "/mcp/oauth/cancel", new { state = secondState })).GetProperty("status").GetString());
+        await AssertErrorAsync(caller, "/mcp/oauth/callback", new { code = "x", state = secondState }, HttpStatusCode.Conflict, "flow_canceled");
+        Assert.Equal("canceled", (await PostAsync(caller, "/mcp/oauth/status", new { state = secondState })).GetProperty("status").GetString());
+
+        // Expired state: 410.
+        var third = await PostAsync(caller, "/mcp/oauth/init", new { provider_id = providerId, redirect_uri = "https://agent.example.com/cb" });
+        var thirdState = third.GetProperty("state").GetString()!;
+        var past = DateTimeOffset.UtcNow.AddSeconds(-1);
+        var hash = Latchkey.Common.SecretHash.Compute(thirdState);
+        await server.WithDbAsync(db => db.BrokerFlows.Where(f => f.StateHash == hash).ExecuteUpdateAsync(s => s.SetProperty(f => f.ExpiresAt, past)));
+        await AssertErrorAsync(caller, "/mcp/oauth/callback", new { code = "x", state = thirdState }, HttpStatusCode.Gone, "state_expired");
+        Assert.Equal("expired", (await PostAsync(caller, "/mcp/oauth/status", new { state = thirdState })).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task Another_accounts_state_and_credential_are_not_found()
+    {
+        var alice = await CallerAsync();
+        var bob = await CallerAsync();
+        var providerId = await AddProviderAsync(alice);
+        var (exchange, state) = await ConnectAsync(alice, providerId);
+        var credentialId = exchange.GetProperty("credential_id").GetString()!;
+
+        await AssertErrorAsync(bob, "/mcp/oauth/status", new { state }, HttpStatusCode.NotFound, "state_not_found");
+        await AssertErrorAsync(bob, "/mcp/oauth/status", new { credential_id = credentialId }, HttpStatusCode.NotFound, "credential_not_found");
+        await AssertErrorAsync(bob, $"/mcp/credentials/{credentialId}/access-token", new { }, HttpStatusCode.NotFound, "credential_not_found");
+        await AssertErrorAsync(bob, "/mcp/oauth/init", new { provider_id = providerId, redirect_uri = "https://x.example/cb" }, HttpStatusCode.NotFound, "provider_not_found");
+        Assert.Equal(HttpStatusCode.NotFound, (await bob.Client.DeleteAsync($"/mcp/credentials/{credentialId}")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await alice.Client.PostAsJsonAsync($"/mcp/credentials/{credentialId}/access-token", new { })).StatusCode);
+    }
+
+    [Fact]
+    public async Task Deleting_a_credential_revokes_it_at_the_provider()
+    {
+        var caller = await CallerAsync();
+        var (exchange, _) = await ConnectAsync(caller, await AddProviderAsync(caller));
+        var credentialId = exchange.GetProperty("credential_id").GetString()!;
+
+        Assert.Equal(HttpStatusCode.NoContent, (await caller.Client.DeleteAsync($"/mcp/credentials/{credentialId}")).StatusCode);
+
+        Assert.Contains(_provider.Revoked, t => t.StartsWith("provider-refresh-", StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.NotFound, (await caller.Client.GetAsync($"/mcp/credentials/{credentialId}")).StatusCode);
+    }
+
+    [Theory]
+    [InlineData("{\"provider_id\": ", "invalid_request", HttpStatusCode.BadRequest)]
+    [InlineData("{\"provider_id\":\"provider_nope_001\",\"redirect_uri\":\"https://a.example/cb\"}", "provider_not_found", HttpStatusCode.NotFound)]
+    [InlineData("{\"provider_id\":\"x\",\"redirect_uri\":\"not a url\"}", "invalid_request", HttpStatusCode.BadRequest)]
+    [InlineData("{\"provider_id\":\"x\",\"redirect_uri\":\"https://a.example/cb\",\"admin\":true}", "invalid_request", HttpStatusCode.BadRequest)]
+    public async Task Bad_input_gets_the_broker_error_shape(string body, string error, HttpStatusCode status)
+    {
+        var caller = await CallerAsync();
+
+        var response = await caller.Client.PostAsync("/mcp/oauth/init", new StringContent(body, Encoding.UTF8, "application/json"));
+
+        Assert.Equal(status, response.StatusCode);
+        var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(error, json.GetProperty("error").GetString());
+        Assert.False(string.IsNullOrEmpty(json.GetProperty("message").GetString()));
+    }
+
+    [Fact]
+    public async Task A_missing_or_wrong_api_key_gets_401_in_the_broker_shape()
+    {
+        foreach (var key in new string?[] { null, ApiKeyFormatForTests.Unknown })
+        {
+            var client = server.CreateClient();
+            if (key is not null)
+            {
+                client.DefaultRequestHeaders.Add("X-API-Key", key);
+            }
+            var response = await client.PostAsJsonAsync("/mcp/oauth/init", new { provider_id = "x" });
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+            Assert.Equal("unauthorized", json.GetProperty("error").GetString());
+            Assert.True(json.TryGetProperty("message", out _));
+        }
+    }
+
+    private async Task ExpireSoonAsync(string credentialId)
+    {
+        var soon = DateTimeOffset.UtcNow.AddSeconds(30);
+        await server.WithDbAsync(db => db.BrokerCredentials.Where(c => c.Id == credentialId).ExecuteUpdateAsync(s => s.SetProperty(c => c.ExpiresAt, soon)));
+    }
+
+    private static async Task AssertErrorAsync(Caller caller, string path, object body, HttpStatusCode status, string error)
+    {
+        var response = await caller.Client.PostAsJsonAsync(path, body);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == status, $"{path}: {(int)response.StatusCode} {text}");
+        Assert.Equal(error, JsonDocument.Parse(text).RootElement.GetProperty("error").GetString());
+    }
+}
+
+internal static class ApiKeyFormatForTests
+{
+    public static string Unknown => Latchkey.Features.ApiKeys.ApiKeyService.Format.Generate();
+}
+
+public sealed class BrokerFlowTestsOnSqlite(SqliteServer server) : BrokerFlowTests(server), IClassFixture<SqliteServer>;
+
+public sealed class BrokerFlowTestsOnPostgres(PostgresServer server) : BrokerFlowTests(server), IClassFixture<PostgresServer>;
