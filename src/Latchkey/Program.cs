@@ -54,6 +54,7 @@ public static class Program
         app.MapExternalApi();
         app.MapAuthorizationServer();
         app.MapBroker();
+        app.MapIntegrationsApi();
         app.MapApiDocs();
         return app;
     }

@@ -27,6 +27,10 @@ public static class LatchkeyCommandLine
         root.Add(CleanupCommand.Create(context));
         root.Add(ServerKeyCommands.Create(context));
         root.Add(TestClientCommand.Create());
+        foreach (var command in BrokerCommands.Create(context))
+        {
+            root.Add(command);
+        }
         root.Add(OpenApiCommands.Create(context));
 
         var parsed = root.Parse(args);

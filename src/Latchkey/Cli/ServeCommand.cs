@@ -48,6 +48,11 @@ public static class ServeCommand
                 await using var scope = app.Services.CreateAsyncScope();
                 await scope.ServiceProvider.GetRequiredService<DatabaseMigrator>().MigrateAsync(cancellationToken);
             }
+            await using (var scope = app.Services.CreateAsyncScope())
+            {
+                // Providers named in configuration (Broker:Providers) exist before the first request.
+                await scope.ServiceProvider.GetRequiredService<Latchkey.Features.Broker.Providers.ProviderService>().EnsureConfiguredAsync(cancellationToken);
+            }
 
             await app.StartAsync(cancellationToken);
             await PrintBannerAsync(app, storage, output);

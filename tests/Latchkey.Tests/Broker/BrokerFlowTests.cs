@@ -322,6 +322,62 @@ public abstract class BrokerFlowTests(LatchkeyServerFixture server) : IAsyncLife
         }
     }
 
+    [Fact]
+    public async Task The_external_api_lists_starts_and_removes_integrations_by_scope()
+    {
+        var account = await TestAccounts.SignUpAsync(server);
+        var (brokerKey, _) = await TestAccounts.CreateKeyAsync(account, "IDENTITY");
+        var caller = new Caller(server.CreateClient(), account.Email);
+        caller.Client.DefaultRequestHeaders.Add("X-API-Key", brokerKey);
+        var providerId = await AddProviderAsync(caller);
+        var (exchange, _) = await ConnectAsync(caller, providerId);
+        var credentialId = exchange.GetProperty("credential_id").GetString()!;
+
+        var (readKey, _) = await TestAccounts.CreateKeyAsync(account, "READ_INTEGRATIONS");
+        var reader = server.CreateClient();
+        reader.DefaultRequestHeaders.Add("X-API-Key", readKey);
+        var list = JsonDocument.Parse(await reader.GetStringAsync("/external-api/v1/integrations")).RootElement;
+        Assert.Equal(credentialId, list.GetProperty("credentials")[0].GetProperty("id").GetString());
+        Assert.Equal(HttpStatusCode.Forbidden, (await reader.DeleteAsync($"/external-api/v1/integrations/{credentialId}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await reader.PostAsJsonAsync("/external-api/v1/integrations", new { provider_id = providerId, redirect_uri = "https://a.example/cb" })).StatusCode);
+
+        var (manageKey, _) = await TestAccounts.CreateKeyAsync(account, "MANAGE_INTEGRATIONS", "DELETE_INTEGRATIONS");
+        var manager = server.CreateClient();
+        manager.DefaultRequestHeaders.Add("X-API-Key", manageKey);
+        var started = await manager.PostAsJsonAsync("/external-api/v1/integrations", new { provider_id = providerId, redirect_uri = "https://a.example/cb" });
+        Assert.Equal(HttpStatusCode.OK, started.StatusCode);
+        Assert.StartsWith(_provider.BaseAddress.AbsoluteUri, JsonDocument.Parse(await started.Content.ReadAsStringAsync()).RootElement.GetProperty("auth_url").GetString());
+        Assert.Equal(HttpStatusCode.NoContent, (await manager.DeleteAsync($"/external-api/v1/integrations/{credentialId}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task The_cli_lists_providers_and_credentials_and_rotates_the_vault_master_key()
+    {
+        var caller = await CallerAsync();
+        var (exchange, _) = await ConnectAsync(caller, await AddProviderAsync(caller));
+        var credentialId = exchange.GetProperty("credential_id").GetString()!;
+
+        var catalog = await server.RunCliAsync(["providers", "catalog"]);
+        Assert.Contains("github", catalog.Output);
+        Assert.Contains("(needs: shop)", catalog.Output);
+        Assert.Contains("provider_custom_", (await server.RunCliAsync(["providers", "list"])).Output);
+        Assert.Contains(credentialId, (await server.RunCliAsync(["credentials", "list", "--user", caller.AccountEmail])).Output);
+
+        var rotate = await server.RunCliAsync(["vault", "rotate-key"]);
+        Assert.Equal(0, rotate.ExitCode);
+        Assert.Contains("re-wrapped", rotate.Output);
+
+        // A node that starts after the rotation reads the credential through the re-wrapped data key.
+        var (node, address) = await server.StartAnotherNodeAsync();
+        await using (node)
+        {
+            var client = new HttpClient { BaseAddress = address };
+            client.DefaultRequestHeaders.Add("X-API-Key", caller.Client.DefaultRequestHeaders.GetValues("X-API-Key").Single());
+            var token = await client.PostAsJsonAsync($"/mcp/credentials/{credentialId}/access-token", new { });
+            Assert.Equal(HttpStatusCode.OK, token.StatusCode);
+        }
+    }
+
     private async Task ExpireSoonAsync(string credentialId)
     {
         var soon = DateTimeOffset.UtcNow.AddSeconds(30);

@@ -131,6 +131,35 @@ public static class BrokerEndpoints
         return app;
     }
 
+    /// <summary>
+    /// <c>/external-api/v1/integrations</c>: OAuth apps (or API keys) acting for a user list, start and
+    /// remove the user's third-party connections, each with its scope.
+    /// </summary>
+    public static WebApplication MapIntegrationsApi(this WebApplication app)
+    {
+        var integrations = app.MapGroup("/external-api/v1/integrations").WithTags("External API")
+            .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
+        integrations.MapGet("/", async (ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
+                caller.FindFirstValue(ClaimTypes.NameIdentifier) is { } user
+                    ? Results.Json(new CredentialList((await service.ListAsync(user, ct)).ConvertAll(CredentialService.View)), BrokerJson.Options)
+                    : NoUser())
+            .RequireScope("READ_INTEGRATIONS").WithSummary("The user's connected integrations (metadata only)");
+        integrations.MapPost("/", async (HttpRequest request, ClaimsPrincipal caller, FlowService flows) =>
+                caller.FindFirstValue(ClaimTypes.NameIdentifier) is { } user
+                    ? await HandleAsync<InitRequest, InitResponse>(request, body => flows.InitAsync(user, body.ProviderId, body.RedirectUri, body.Scopes, request.HttpContext.RequestAborted))
+                    : NoUser())
+            .RequireScope("MANAGE_INTEGRATIONS").WithSummary("Start connecting a provider for the user (as /mcp/oauth/init)").Accepts<InitRequest>("application/json");
+        integrations.MapDelete("/{credentialId}", async (string credentialId, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
+                caller.FindFirstValue(ClaimTypes.NameIdentifier) is not { } user ? NoUser()
+                : await service.DeleteAsync(user, credentialId, ct) ? Results.NoContent()
+                : BrokerError.NotFound("credential", $"There is no integration '{credentialId}'.").ToResult())
+            .RequireScope("DELETE_INTEGRATIONS").WithSummary("Remove one of the user's integrations (revoked at the provider where possible)");
+        return app;
+    }
+
+    private static IResult NoUser() => Results.Problem(statusCode: StatusCodes.Status403Forbidden,
+        detail: "This token was issued to an application acting for itself (client credentials); it has no user.");
+
     private static async Task<IResult> HandleAsync<TRequest, TResponse>(HttpRequest request, Func<TRequest, Task<(TResponse?, BrokerError?)>> handle, int successStatus = StatusCodes.Status200OK)
         where TRequest : class
     {
