@@ -323,6 +323,61 @@ public abstract class BrokerFlowTests(LatchkeyServerFixture server) : IAsyncLife
     }
 
     [Fact]
+    public async Task Latchkey_itself_works_as_a_provider_code_refresh_and_revocation_included()
+    {
+        // The provider: Latchkey's own authorization server, with an app registered for the broker.
+        var owner = await TestAccounts.SignUpAsync(server);
+        var app = await OAuthClient.RegisterAppAsync(owner, ["IDENTITY"], redirectUri: "https://agent.example.com/oauth/done", name: "Broker client");
+        var caller = await CallerAsync();
+        var providerResponse = await caller.Client.PostAsJsonAsync("/mcp/providers", new
+        {
+            provider = "custom",
+            client_id = app.ClientId,
+            client_secret = app.ClientSecret,
+            name = "Another Latchkey",
+            custom = new
+            {
+                name = "Latchkey",
+                authorize_url = $"{server.BaseAddress}auth/authorize",
+                token_url = $"{server.BaseAddress}api/oauth/token",
+                revocation_url = $"{server.BaseAddress}api/oauth/revoke",
+                default_scopes = new[] { "IDENTITY" },
+                pkce = true,
+                token_auth = "basic",
+                expires = true,
+                refreshable = true,
+            },
+        });
+        var providerId = JsonDocument.Parse(await providerResponse.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
+
+        var init = await PostAsync(caller, "/mcp/oauth/init", new { provider_id = providerId, redirect_uri = "https://agent.example.com/oauth/done" });
+        var person = await TestAccounts.SignUpAsync(server);
+        var outcome = await OAuthClient.AuthorizeAsync(person.Session, new Uri(init.GetProperty("auth_url").GetString()!).PathAndQuery);
+        var state = init.GetProperty("state").GetString()!;
+        Assert.Equal(state, outcome.Query["state"]);
+        await PostAsync(caller, "/mcp/oauth/callback", new { code = outcome.Query["code"], state });
+        var exchange = await PostAsync(caller, "/mcp/oauth/exchange-token", new { state });
+        var credentialId = exchange.GetProperty("credential_id").GetString()!;
+        Assert.Contains("IDENTITY", exchange.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()));
+
+        var token = (await PostAsync(caller, $"/mcp/credentials/{credentialId}/access-token", new { })).GetProperty("access_token").GetString()!;
+        Assert.StartsWith("lk_at_", token);
+        Assert.Equal(HttpStatusCode.OK, (await OAuthClient.CallMeAsync(server.CreateClient(), token)).StatusCode);
+
+        await PostAsync(caller, "/mcp/oauth/refresh-token", new { credential_id = credentialId });
+        var refreshed = (await PostAsync(caller, $"/mcp/credentials/{credentialId}/access-token", new { })).GetProperty("access_token").GetString()!;
+        Assert.NotEqual(token, refreshed);
+        Assert.Equal(HttpStatusCode.OK, (await OAuthClient.CallMeAsync(server.CreateClient(), refreshed)).StatusCode);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await caller.Client.DeleteAsync($"/mcp/credentials/{credentialId}")).StatusCode);
+        // Deleting revoked the refresh token at the provider.
+        var refreshStatuses = await server.WithDbAsync(db => db.OAuthTokens.AsNoTracking()
+            .Where(t => t.Application!.ClientId == app.ClientId && t.Type == OpenIddict.Abstractions.OpenIddictConstants.TokenTypeIdentifiers.RefreshToken)
+            .Select(t => t.Status).ToListAsync());
+        Assert.Contains("revoked", refreshStatuses);
+    }
+
+    [Fact]
     public async Task The_external_api_lists_starts_and_removes_integrations_by_scope()
     {
         var account = await TestAccounts.SignUpAsync(server);
