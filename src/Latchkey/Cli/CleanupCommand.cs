@@ -8,11 +8,11 @@ public static class CleanupCommand
 {
     public static Command Create(CliContext context)
     {
-        var cleanup = new Command("cleanup", "Remove expired and revoked tokens and codes, and authorizations left without tokens, once.");
+        var cleanup = new Command("cleanup", "Remove expired and revoked tokens and codes, authorizations left without tokens, and old broker flow states, once.");
         cleanup.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
         {
-            var (tokens, authorizations) = await services.GetRequiredService<TokenCleanup>().RunAsync(ct);
-            await output.WriteLineAsync($"Removed {tokens} tokens and {authorizations} authorizations.");
+            var (tokens, authorizations, flows) = await services.GetRequiredService<TokenCleanup>().RunAsync(ct);
+            await output.WriteLineAsync($"Removed {tokens} tokens, {authorizations} authorizations and {flows} finished broker flows.");
             return CliContext.Success;
         }, cancellationToken));
         return cleanup;

@@ -122,6 +122,20 @@ public abstract class BrokerFlowTests(LatchkeyServerFixture server) : IAsyncLife
         Assert.DoesNotContain(_provider.LastIssuedAccessToken!, stored);
         Assert.DoesNotContain("provider-refresh", stored);
         Assert.DoesNotContain(TestOAuthProvider.ClientSecret, stored);
+        if (server is SqliteServer sqlite)
+        {
+            // The database files themselves (with the write-ahead log) hold no token either.
+            var files = string.Concat(new[] { sqlite.DatabaseFile, sqlite.DatabaseFile + "-wal" }.Where(File.Exists).Select(f =>
+            {
+                using var stream = new FileStream(f, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                using var reader = new StreamReader(stream, Encoding.Latin1);
+                return reader.ReadToEnd();
+            }));
+            Assert.Contains(credentialId, files);
+            Assert.DoesNotContain(_provider.LastIssuedAccessToken!, files);
+            Assert.DoesNotContain("provider-refresh-", files);
+            Assert.DoesNotContain(TestOAuthProvider.ClientSecret, files);
+        }
 
         await server.Services.GetRequiredService<Latchkey.Features.Broker.Credentials.CredentialAudit>().FlushAsync();
         var audited = await server.WithDbAsync(db => db.BrokerCredentialAudit.Where(a => a.CredentialId == credentialId).Select(a => a.Action).ToListAsync());

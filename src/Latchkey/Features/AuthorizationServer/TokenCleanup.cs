@@ -7,22 +7,24 @@ namespace Latchkey.Features.AuthorizationServer;
 /// Removes expired and revoked tokens and codes, then authorizations left without tokens
 /// (OpenIddict's pruning, which deletes in batches so the token endpoint is never blocked for long).
 /// </summary>
-public sealed partial class TokenCleanup(IOpenIddictTokenManager tokens, IOpenIddictAuthorizationManager authorizations, TimeProvider time, ILogger<TokenCleanup> logger)
+public sealed partial class TokenCleanup(IOpenIddictTokenManager tokens, IOpenIddictAuthorizationManager authorizations, Broker.Flows.FlowService flows, TimeProvider time, ILogger<TokenCleanup> logger)
 {
     /// <summary>Entries younger than this are kept even when invalid, so recent reuse can still be detected and audited.</summary>
     public static readonly TimeSpan MinimumAge = TimeSpan.FromMinutes(30);
 
-    public async Task<(long Tokens, long Authorizations)> RunAsync(CancellationToken cancellationToken)
+    public async Task<(long Tokens, long Authorizations, int Flows)> RunAsync(CancellationToken cancellationToken)
     {
         var threshold = time.GetUtcNow() - MinimumAge;
         var prunedTokens = await tokens.PruneAsync(threshold, cancellationToken);
         var prunedAuthorizations = await authorizations.PruneAsync(threshold, cancellationToken);
-        LogPruned(logger, prunedTokens, prunedAuthorizations);
-        return (prunedTokens, prunedAuthorizations);
+        // The credential broker's flow states, a day after they expired.
+        var prunedFlows = await flows.PruneAsync(cancellationToken);
+        LogPruned(logger, prunedTokens, prunedAuthorizations, prunedFlows);
+        return (prunedTokens, prunedAuthorizations, prunedFlows);
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Clean-up removed {Tokens} tokens and {Authorizations} authorizations")]
-    private static partial void LogPruned(ILogger logger, long tokens, long authorizations);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Clean-up removed {Tokens} tokens, {Authorizations} authorizations and {Flows} broker flows")]
+    private static partial void LogPruned(ILogger logger, long tokens, long authorizations, int flows);
 }
 
 /// <summary>Runs <see cref="TokenCleanup"/> every <c>Cleanup:IntervalHours</c>.</summary>
