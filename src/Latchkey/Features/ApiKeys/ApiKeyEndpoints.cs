@@ -1,3 +1,4 @@
+using Latchkey.Common;
 using System.Security.Claims;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Identity;
@@ -52,7 +53,7 @@ public static class ApiKeyEndpoints
     private static async Task<Results<Created<CreatedApiKeyResponse>, ValidationProblem>> CreateAsync(
         CreateApiKeyRequest request, ClaimsPrincipal user, ApiKeyService service, CancellationToken cancellationToken)
     {
-        var (created, errors) = await service.CreateAsync(UserId(user), request.Name, request.Scopes, request.ExpiresAt, cancellationToken);
+        var (created, errors) = await service.CreateAsync(user.UserId(), request.Name, request.Scopes, request.ExpiresAt, cancellationToken);
         if (created is null)
         {
             return TypedResults.ValidationProblem(errors, detail: "The API key was not created.");
@@ -64,24 +65,22 @@ public static class ApiKeyEndpoints
 
     private static async Task<Ok<ApiKeyList>> ListAsync(ClaimsPrincipal user, ApiKeyService service, CancellationToken cancellationToken)
     {
-        var keys = await service.ListAsync(UserId(user), cancellationToken);
+        var keys = await service.ListAsync(user.UserId(), cancellationToken);
         return TypedResults.Ok(new ApiKeyList(keys.ConvertAll(ApiKeyView.From)));
     }
 
     private static async Task<Results<Ok<ApiKeyView>, ProblemHttpResult>> GetAsync(
         string id, ClaimsPrincipal user, ApiKeyService service, CancellationToken cancellationToken)
     {
-        var key = await service.FindAsync(UserId(user), id, cancellationToken);
+        var key = await service.FindAsync(user.UserId(), id, cancellationToken);
         return key is null ? NotFound(id) : TypedResults.Ok(ApiKeyView.From(key));
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> RevokeAsync(
         string id, ClaimsPrincipal user, ApiKeyService service, CancellationToken cancellationToken) =>
-        await service.RevokeAsync(UserId(user), id, cancellationToken) ? TypedResults.NoContent() : NotFound(id);
+        await service.RevokeAsync(user.UserId(), id, cancellationToken) ? TypedResults.NoContent() : NotFound(id);
 
     private static ProblemHttpResult NotFound(string id) =>
         TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, detail: $"You have no active API key '{id}'.");
 
-    private static string UserId(ClaimsPrincipal user) =>
-        user.FindFirstValue(ClaimTypes.NameIdentifier) ?? throw new InvalidOperationException("Authenticated user without an id.");
 }

@@ -1,3 +1,4 @@
+using Latchkey.Common;
 using System.Security.Claims;
 using Latchkey.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -51,10 +52,10 @@ public static class OAuthAppEndpoints
             .RequireAuthorization(policy => policy.AddAuthenticationSchemes(IdentityConstants.ApplicationScheme).RequireAuthenticatedUser())
             .ProducesProblem(StatusCodes.Status401Unauthorized);
         grants.MapGet("/", async (ClaimsPrincipal user, UserGrants userGrants, CancellationToken ct) =>
-                TypedResults.Ok(new AuthorizedAppList(await userGrants.ListAsync(UserId(user), ct))))
+                TypedResults.Ok(new AuthorizedAppList(await userGrants.ListAsync(user.UserId(), ct))))
             .WithSummary("The apps you have authorized, with their scopes and when they were last used");
         grants.MapDelete("/{clientId}", async Task<Results<NoContent, ProblemHttpResult>> (string clientId, ClaimsPrincipal user, UserGrants userGrants, CancellationToken ct) =>
-                await userGrants.RevokeAsync(UserId(user), clientId, ct) ? TypedResults.NoContent() : NotFound(clientId))
+                await userGrants.RevokeAsync(user.UserId(), clientId, ct) ? TypedResults.NoContent() : NotFound(clientId))
             .WithSummary("Revoke an app's access: every token it holds for you stops working");
         return app;
     }
@@ -62,7 +63,7 @@ public static class OAuthAppEndpoints
     private static async Task<Results<Created<OAuthAppCreatedResponse>, ValidationProblem>> CreateAsync(
         OAuthAppRequest request, ClaimsPrincipal user, OAuthAppService apps, CancellationToken cancellationToken)
     {
-        var (created, errors) = await apps.CreateAsync(UserId(user), request, cancellationToken);
+        var (created, errors) = await apps.CreateAsync(user.UserId(), request, cancellationToken);
         if (created is null)
         {
             return TypedResults.ValidationProblem(errors, detail: "The app was not registered.");
@@ -72,12 +73,12 @@ public static class OAuthAppEndpoints
     }
 
     private static async Task<Ok<OAuthAppList>> ListAsync(ClaimsPrincipal user, OAuthAppService apps, CancellationToken cancellationToken) =>
-        TypedResults.Ok(new OAuthAppList(await apps.ListOwnedAsync(UserId(user), cancellationToken)));
+        TypedResults.Ok(new OAuthAppList(await apps.ListOwnedAsync(user.UserId(), cancellationToken)));
 
     private static async Task<Results<Ok<OAuthAppView>, ValidationProblem, ProblemHttpResult>> UpdateAsync(
         string clientId, OAuthAppRequest request, ClaimsPrincipal user, OAuthAppService apps, CancellationToken cancellationToken)
     {
-        var app = await apps.FindOwnedAsync(UserId(user), clientId, cancellationToken);
+        var app = await apps.FindOwnedAsync(user.UserId(), clientId, cancellationToken);
         if (app is null)
         {
             return NotFound(clientId);
@@ -91,7 +92,7 @@ public static class OAuthAppEndpoints
     private static async Task<Results<Ok<OAuthAppView>, ProblemHttpResult>> SetEnabledAsync(
         string clientId, bool enabled, ClaimsPrincipal user, OAuthAppService apps, CancellationToken cancellationToken)
     {
-        var app = await apps.FindOwnedAsync(UserId(user), clientId, cancellationToken);
+        var app = await apps.FindOwnedAsync(user.UserId(), clientId, cancellationToken);
         if (app is null)
         {
             return NotFound(clientId);
@@ -103,7 +104,7 @@ public static class OAuthAppEndpoints
     private static async Task<Results<Ok<ClientSecretResponse>, ProblemHttpResult>> RotateSecretAsync(
         string clientId, ClaimsPrincipal user, OAuthAppService apps, CancellationToken cancellationToken)
     {
-        var app = await apps.FindOwnedAsync(UserId(user), clientId, cancellationToken);
+        var app = await apps.FindOwnedAsync(user.UserId(), clientId, cancellationToken);
         if (app is null)
         {
             return NotFound(clientId);
@@ -117,7 +118,7 @@ public static class OAuthAppEndpoints
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(
         string clientId, ClaimsPrincipal user, OAuthAppService apps, CancellationToken cancellationToken)
     {
-        var app = await apps.FindOwnedAsync(UserId(user), clientId, cancellationToken);
+        var app = await apps.FindOwnedAsync(user.UserId(), clientId, cancellationToken);
         if (app is null)
         {
             return NotFound(clientId);
@@ -134,7 +135,7 @@ public static class OAuthAppEndpoints
         string clientId, HttpRequest request, ClaimsPrincipal user, OAuthAppService apps, LatchkeyDbContext db, TimeProvider time,
         CancellationToken cancellationToken)
     {
-        var app = await apps.FindOwnedAsync(UserId(user), clientId, cancellationToken);
+        var app = await apps.FindOwnedAsync(user.UserId(), clientId, cancellationToken);
         if (app is null)
         {
             return NotFound(clientId);
@@ -195,6 +196,4 @@ public static class OAuthAppEndpoints
     private static ProblemHttpResult NotFound(string clientId) =>
         TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, detail: $"No app '{clientId}' of yours was found.");
 
-    private static string UserId(ClaimsPrincipal user) =>
-        user.FindFirstValue(ClaimTypes.NameIdentifier) ?? throw new InvalidOperationException("Authenticated user without an id.");
 }

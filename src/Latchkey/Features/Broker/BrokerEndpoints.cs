@@ -1,3 +1,4 @@
+using Latchkey.Common;
 using System.Security.Claims;
 using Latchkey.Features.Broker.Credentials;
 using Latchkey.Features.Broker.Flows;
@@ -49,50 +50,50 @@ public static class BrokerEndpoints
 
         var oauth = mcp.MapGroup("/oauth");
         oauth.MapPost("/init", async (HttpRequest request, ClaimsPrincipal caller, FlowService flows) =>
-            await HandleAsync<InitRequest, InitResponse>(request, body => flows.InitAsync(Account(caller), body.ProviderId, body.RedirectUri, body.Scopes, request.HttpContext.RequestAborted)))
+            await HandleAsync<InitRequest, InitResponse>(request, body => flows.InitAsync(caller.UserId(), body.ProviderId, body.RedirectUri, body.Scopes, request.HttpContext.RequestAborted)))
             .WithSummary("Start an OAuth flow with a provider; returns the URL the user visits").Accepts<InitRequest>("application/json").Produces<InitResponse>();
         oauth.MapPost("/callback", async (HttpRequest request, ClaimsPrincipal caller, FlowService flows) =>
-            await HandleAsync<CallbackRequest, CallbackResponse>(request, body => flows.CallbackAsync(Account(caller), body.Code, body.State, request.HttpContext.RequestAborted)))
+            await HandleAsync<CallbackRequest, CallbackResponse>(request, body => flows.CallbackAsync(caller.UserId(), body.Code, body.State, request.HttpContext.RequestAborted)))
             .WithSummary("Hand over the code and state the provider sent to your redirect URI").Accepts<CallbackRequest>("application/json").Produces<CallbackResponse>();
         oauth.MapPost("/exchange-token", async (HttpRequest request, ClaimsPrincipal caller, FlowService flows) =>
-            await HandleAsync<StateRequest, ExchangeResponse>(request, body => flows.ExchangeAsync(Account(caller), body.State, request.HttpContext.RequestAborted)))
+            await HandleAsync<StateRequest, ExchangeResponse>(request, body => flows.ExchangeAsync(caller.UserId(), body.State, request.HttpContext.RequestAborted)))
             .WithSummary("Exchange the code at the provider and store the credential").Accepts<StateRequest>("application/json").Produces<ExchangeResponse>();
         oauth.MapPost("/status", async (HttpRequest request, ClaimsPrincipal caller, FlowService flows) =>
-            await HandleAsync<StatusRequest, StatusResponse>(request, body => flows.StatusAsync(Account(caller), body.State, body.CredentialId, request.HttpContext.RequestAborted)))
+            await HandleAsync<StatusRequest, StatusResponse>(request, body => flows.StatusAsync(caller.UserId(), body.State, body.CredentialId, request.HttpContext.RequestAborted)))
             .WithSummary("Where a flow or credential stands").Accepts<StatusRequest>("application/json").Produces<StatusResponse>();
         oauth.MapPost("/refresh-token", async (HttpRequest request, ClaimsPrincipal caller, CredentialService credentials) =>
             await HandleAsync<CredentialRequest, RefreshResponse>(request, async body =>
             {
-                var (credential, error) = await credentials.RefreshAsync(Account(caller), body.CredentialId ?? "", request.HttpContext.RequestAborted);
+                var (credential, error) = await credentials.RefreshAsync(caller.UserId(), body.CredentialId ?? "", request.HttpContext.RequestAborted);
                 return credential is null ? (null, error) : (new RefreshResponse(credential.Id, credential.Status, credential.ExpiresAt), null);
             }))
             .WithSummary("Refresh a credential's tokens at the provider now").Accepts<CredentialRequest>("application/json").Produces<RefreshResponse>();
         oauth.MapPost("/cancel", async (HttpRequest request, ClaimsPrincipal caller, FlowService flows) =>
-            await HandleAsync<StateRequest, CancelResponse>(request, body => flows.CancelAsync(Account(caller), body.State, request.HttpContext.RequestAborted)))
+            await HandleAsync<StateRequest, CancelResponse>(request, body => flows.CancelAsync(caller.UserId(), body.State, request.HttpContext.RequestAborted)))
             .WithSummary("Cancel a flow that has not finished").Accepts<StateRequest>("application/json").Produces<CancelResponse>();
 
         var providers = mcp.MapGroup("/providers");
         providers.MapGet("/catalog", (ProviderCatalog catalog) => Results.Json(new CatalogList(catalog.All), BrokerJson.Options))
             .WithSummary("The built-in provider catalog");
         providers.MapGet("/", async (ClaimsPrincipal caller, ProviderService service, CancellationToken ct) =>
-            Results.Json(new ProviderList((await service.ListVisibleAsync(Account(caller), ct)).ConvertAll(ProviderService.View)), BrokerJson.Options))
+            Results.Json(new ProviderList((await service.ListVisibleAsync(caller.UserId(), ct)).ConvertAll(ProviderService.View)), BrokerJson.Options))
             .WithSummary("Providers you can connect to");
         providers.MapPost("/", async (HttpRequest request, ClaimsPrincipal caller, ProviderService service) =>
             await HandleAsync<ProviderRequest, ProviderView>(request, async body =>
             {
-                var (created, error) = await service.CreateAsync(Account(caller), body, request.HttpContext.RequestAborted);
+                var (created, error) = await service.CreateAsync(caller.UserId(), body, request.HttpContext.RequestAborted);
                 return created is null ? (null, BrokerError.BadRequest(error!)) : (ProviderService.View(created), null);
             }, StatusCodes.Status201Created))
             .WithSummary("Add a provider instance (catalog entry or custom OAuth 2.0 server) with your client id and secret").Accepts<ProviderRequest>("application/json");
         providers.MapGet("/{id}", async (string id, ClaimsPrincipal caller, ProviderService service, CancellationToken ct) =>
-            await service.FindVisibleAsync(Account(caller), id, ct) is { } found
+            await service.FindVisibleAsync(caller.UserId(), id, ct) is { } found
                 ? Results.Json(ProviderService.View(found), BrokerJson.Options)
                 : BrokerError.NotFound("provider", $"There is no provider '{id}'.").ToResult());
         providers.MapPatch("/{id}", async (string id, HttpRequest request, ClaimsPrincipal caller, ProviderService service) =>
             await HandleAsync<ProviderRequest, ProviderView>(request, async body =>
             {
-                var found = await service.FindVisibleAsync(Account(caller), id, request.HttpContext.RequestAborted);
-                if (found is null || found.OwnerId != Account(caller))
+                var found = await service.FindVisibleAsync(caller.UserId(), id, request.HttpContext.RequestAborted);
+                if (found is null || found.OwnerId != caller.UserId())
                 {
                     return (null, BrokerError.NotFound("provider", $"You have no provider '{id}' you may change."));
                 }
@@ -101,8 +102,8 @@ public static class BrokerEndpoints
             }));
         providers.MapDelete("/{id}", async (string id, ClaimsPrincipal caller, ProviderService service, CancellationToken ct) =>
         {
-            var found = await service.FindVisibleAsync(Account(caller), id, ct);
-            if (found is null || found.OwnerId != Account(caller))
+            var found = await service.FindVisibleAsync(caller.UserId(), id, ct);
+            if (found is null || found.OwnerId != caller.UserId())
             {
                 return BrokerError.NotFound("provider", $"You have no provider '{id}' you may delete.").ToResult();
             }
@@ -112,19 +113,19 @@ public static class BrokerEndpoints
 
         var credentials = mcp.MapGroup("/credentials");
         credentials.MapGet("/", async (ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
-            Results.Json(new CredentialList((await service.ListAsync(Account(caller), ct)).ConvertAll(CredentialService.View)), BrokerJson.Options))
+            Results.Json(new CredentialList((await service.ListAsync(caller.UserId(), ct)).ConvertAll(CredentialService.View)), BrokerJson.Options))
             .WithSummary("Your stored credentials (metadata only)");
         credentials.MapGet("/{id}", async (string id, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
-            await service.FindAsync(Account(caller), id, ct) is { } found
+            await service.FindAsync(caller.UserId(), id, ct) is { } found
                 ? Results.Json(CredentialService.View(found), BrokerJson.Options)
                 : BrokerError.NotFound("credential", $"You have no credential '{id}'.").ToResult());
         credentials.MapPost("/{id}/access-token", async (string id, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
         {
-            var (token, error) = await service.AccessTokenAsync(Account(caller), id, ct);
+            var (token, error) = await service.AccessTokenAsync(caller.UserId(), id, ct);
             return token is null ? error!.ToResult() : Results.Json(token, BrokerJson.Options);
         }).WithSummary("A current access token for a tool (refreshed first when it expires soon; every read is audited)");
         credentials.MapDelete("/{id}", async (string id, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
-            await service.DeleteAsync(Account(caller), id, ct)
+            await service.DeleteAsync(caller.UserId(), id, ct)
                 ? Results.NoContent()
                 : BrokerError.NotFound("credential", $"You have no credential '{id}'.").ToResult())
             .WithSummary("Revoke at the provider where possible, then remove");
@@ -157,8 +158,7 @@ public static class BrokerEndpoints
         return app;
     }
 
-    private static IResult NoUser() => Results.Problem(statusCode: StatusCodes.Status403Forbidden,
-        detail: "This token was issued to an application acting for itself (client credentials); it has no user.");
+    private static IResult NoUser() => Results.Problem(statusCode: StatusCodes.Status403Forbidden, detail: ExternalApiClaims.NoUserDetail);
 
     private static async Task<IResult> HandleAsync<TRequest, TResponse>(HttpRequest request, Func<TRequest, Task<(TResponse?, BrokerError?)>> handle, int successStatus = StatusCodes.Status200OK)
         where TRequest : class
@@ -171,6 +171,4 @@ public static class BrokerEndpoints
         var (response, error) = await handle(body);
         return response is null ? error!.ToResult() : Results.Json(response, BrokerJson.Options, statusCode: successStatus);
     }
-
-    private static string Account(ClaimsPrincipal caller) => caller.FindFirstValue(ClaimTypes.NameIdentifier)!;
 }

@@ -33,6 +33,9 @@ public static class ExternalApiClaims
     public const string ClientId = "client_id";
     public const string ApiKey = "api_key";
     public const string AccessToken = "access_token";
+
+    /// <summary>What endpoints that act for a user say to a token an app obtained for itself.</summary>
+    public const string NoUserDetail = "This token was issued to an application acting for itself (client credentials); it has no user.";
 }
 
 /// <summary>

@@ -43,7 +43,7 @@ public static class ExternalApiEndpoints
         if (caller.FindFirstValue(ClaimTypes.NameIdentifier) is not { } userId)
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden,
-                detail: "This token was issued to an application acting for itself (client credentials); it has no user.");
+                detail: ExternalApiClaims.NoUserDetail);
         }
         var user = await users.FindByIdAsync(userId);
         // A credential outliving its user is refused like any invalid credential.

@@ -95,7 +95,7 @@ public sealed partial class FlowService(
         }
         if (verifier is not null)
         {
-            parameters["code_challenge"] = Base64Url(SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(verifier)));
+            parameters["code_challenge"] = Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(verifier)));
             parameters["code_challenge_method"] = "S256";
         }
         foreach (var (name, value) in definition.ExtraAuthorizeParams)
@@ -293,8 +293,6 @@ public sealed partial class FlowService(
     private static string VerifierContext(string flowId) => $"flow:{flowId}:code_verifier";
 
     private static string CodeContext(string flowId) => $"flow:{flowId}:code";
-
-    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Code exchange with provider {ProviderId} failed: {Kind}")]
     private static partial void LogExchangeFailed(ILogger logger, string providerId, ProviderFailureKind kind);
