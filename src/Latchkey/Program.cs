@@ -66,7 +66,8 @@ public static class Program
     private static void AddPrefixedEnvironmentVariables(ConfigurationManager configuration)
     {
         var sources = configuration.Sources;
-        var commandLine = sources.OfType<CommandLineConfigurationSource>().FirstOrDefault();
+        // The last command-line source is the application's; an earlier one (host settings) sits before appsettings.json.
+        var commandLine = sources.OfType<CommandLineConfigurationSource>().LastOrDefault();
         var index = commandLine is null ? sources.Count : sources.IndexOf(commandLine);
         sources.Insert(index, new Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationSource
         {

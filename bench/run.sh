@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark (docs/BENCHMARKS.md). Builds Release, starts the ceiling (a plain
+# ASP.NET Core endpoint), the peer (oidc-provider) and Latchkey on SQLite (and on PostgreSQL when
+# Debian's postgresql package is installed) on loopback, drives each workload with wrk, and prints
+# the table with every ratio. Options: ./bench/run.sh --help
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/throwaway-postgres.sh
+
+say() { printf '[bench] %s\n' "$*" >&2; }
+
+harness=bench/Latchkey.Bench.Harness/bin/Release/net10.0/latchkey-bench.dll
+for arg in "$@"; do
+  if [ "$arg" = "--help" ] || [ "$arg" = "-h" ]; then
+    dotnet build bench/Latchkey.Bench.Harness/Latchkey.Bench.Harness.csproj -c Release -nologo -v q -clp:"ErrorsOnly;NoSummary" >&2
+    exec dotnet "$harness" --help
+  fi
+done
+
+# wrk is the load generator for every target (Debian package).
+if ! command -v wrk >/dev/null; then
+  say "installing wrk (Debian package)"
+  sudo_cmd=()
+  [ "$(id -u)" = "0" ] || sudo_cmd=(sudo)
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends wrk >/dev/null \
+    || { DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends wrk >/dev/null; }
+fi
+command -v node >/dev/null || { say "Node.js is needed for the peer (oidc-provider); install nodejs and npm."; exit 1; }
+
+if [ ! -d bench/peer/node_modules/oidc-provider ]; then
+  say "installing the peer (npm ci in bench/peer)"
+  (cd bench/peer && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+say "building Release"
+dotnet build src/Latchkey/Latchkey.csproj -c Release -nologo -v q -clp:"ErrorsOnly;NoSummary"
+dotnet build bench/Latchkey.Bench.Ceiling/Latchkey.Bench.Ceiling.csproj -c Release -nologo -v q -clp:"ErrorsOnly;NoSummary"
+dotnet build bench/Latchkey.Bench.Harness/Latchkey.Bench.Harness.csproj -c Release -nologo -v q -clp:"ErrorsOnly;NoSummary"
+
+# Latchkey on PostgreSQL too, unless told otherwise or PostgreSQL is not installed. Commits wait
+# for the write-ahead log but not for the disk flush (synchronous_commit=off), the same
+# durability trade as SQLite's WAL mode with synchronous=NORMAL.
+if [ -z "${LATCHKEY_BENCH_POSTGRES:-}" ] && [[ " $* " != *" --no-postgres "* ]]; then
+  if postgres_installed; then
+    start_throwaway_postgres -c synchronous_commit=off -c shared_buffers=256MB
+    export LATCHKEY_BENCH_POSTGRES="$THROWAWAY_POSTGRES"
+  else
+    say "PostgreSQL is not installed: measuring Latchkey on SQLite only"
+  fi
+fi
+
+set +e
+dotnet "$harness" --root "$PWD" "$@"
+status=$?
+set -e
+exit $status
