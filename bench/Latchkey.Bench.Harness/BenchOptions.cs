@@ -64,7 +64,8 @@ internal sealed record BenchOptions
             Smoke = smoke,
             Record = record,
             DurationSeconds = duration ?? (smoke ? 2 : 10),
-            WarmupSeconds = smoke ? 1 : 2,
+            // Long enough for tiered compilation to reach optimized code on a busy 2-core machine.
+            WarmupSeconds = smoke ? 1 : 8,
             Connections = connections ?? 32,
             ManyTokens = tokens ?? (smoke ? 20_000 : 1_000_000),
             FewTokens = 1_000,

@@ -119,10 +119,19 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
     private void Record(string target, string workload, LoadResult result, string? note = null)
     {
         Measurements.Add(new Measurement(target, workload, result, note));
+        if (result.Errors > 0 || result.Requests == 0)
+        {
+            // The whole wrk output, for finding out what went wrong.
+            var file = Path.Combine(LogDirectory, $"{Slug(target)}-{Slug(workload)}.wrk.txt");
+            File.WriteAllText(file, result.Raw);
+        }
         Say(result.Requests == 0
             ? $"{target,-24} {workload,-30} FAILED: {Shorten(result.Raw)}"
             : $"{target,-24} {workload,-30} {result.RequestsPerSecond,10:0} req/s  p50 {result.P50Ms,7:0.00} ms  p99 {result.P99Ms,7:0.00} ms  errors {result.Errors}");
     }
+
+    private static string Slug(string text) =>
+        string.Concat(text.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-')).Trim('-');
 
     private static string Shorten(string text) => text.Length > 400 ? text[..400] + "..." : text;
 

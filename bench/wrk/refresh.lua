@@ -16,7 +16,7 @@ for line in (os.getenv("BENCH_HEADERS") or ""):gmatch("[^\n]+") do
   if name then wrk.headers[name] = value end
 end
 
-local starved = 0
+starved = 0
 
 request = function()
   local token = table.remove(queue)
@@ -31,4 +31,19 @@ end
 response = function(status, headers, body)
   local token = body:match('"refresh_token"%s*:%s*"([^"]+)"')
   if token then table.insert(queue, token) end
+end
+
+-- Reports chains that broke, so an error is told apart from a harness mistake.
+local threads = {}
+
+setup = function(thread)
+  table.insert(threads, thread)
+end
+
+done = function(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do
+    total = total + (thread:get("starved") or 0)
+  end
+  io.write(string.format("Broken refresh chains: %d\n", total))
 end

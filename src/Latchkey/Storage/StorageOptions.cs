@@ -14,6 +14,12 @@ public sealed class StorageOptions
     /// <summary>SQLite database file used when no connection string is configured; relative to the working directory.</summary>
     public string SqlitePath { get; set; } = "data/latchkey.db";
 
+    /// <summary>
+    /// SQLite's durability: <c>Normal</c> (default; with WAL, a power cut may lose the last
+    /// commits but never corrupts the file) or <c>Full</c> (flush at every commit; slower writes).
+    /// </summary>
+    public SqliteSynchronousMode SqliteSynchronous { get; set; } = SqliteSynchronousMode.Normal;
+
     /// <summary>Apply pending migrations when the server starts (the CLI's <c>db migrate</c> does the same on demand).</summary>
     public bool MigrateOnStart { get; set; } = true;
 
@@ -26,6 +32,12 @@ public sealed class StorageOptions
     public string EffectiveConnectionString => !string.IsNullOrWhiteSpace(ConnectionString)
         ? ConnectionString
         : $"Data Source={Path.GetFullPath(SqlitePath)}";
+}
+
+public enum SqliteSynchronousMode
+{
+    Normal,
+    Full,
 }
 
 public static class StorageProvider

@@ -169,7 +169,13 @@ public sealed class SecretVault(IServiceScopeFactory scopes, MasterKeys masterKe
             throw new CryptographicException("Unknown vault ciphertext format.");
         }
         var key = await DataKeyAsync(parts[1], cancellationToken);
-        var data = Convert.FromBase64String(parts[2]);
+        return Open(key, parts[2], context);
+    }
+
+    /// <summary>Decrypts the base64 part of a <c>v1</c> ciphertext (nonce, tag, data) bound to <paramref name="context"/>.</summary>
+    internal static string Open(byte[] key, string payload, string context)
+    {
+        var data = Convert.FromBase64String(payload);
         var plain = new byte[data.Length - NonceSize - TagSize];
         using var aes = new AesGcm(key, TagSize);
         aes.Decrypt(data.AsSpan(0, NonceSize), data.AsSpan(NonceSize + TagSize), data.AsSpan(NonceSize, TagSize), plain, System.Text.Encoding.UTF8.GetBytes(context));
