@@ -44,6 +44,7 @@ public static class Program
 
         var app = builder.Build();
         app.UseOperations();
+        app.UseIntrospectionCache();
         app.UseAuthentication();
         app.UseAuthorization();
 

@@ -9,16 +9,16 @@ public static class ServerKeyCommands
     public static Command Create(CliContext context)
     {
         var rotate = new Command("rotate",
-            $"Add a new signing key and a new token-encryption key. Nodes use them from their next start; the previous keys stay valid for reading (the newest {ServerKeyRing.KeysKeptPerKind} of each kind are kept in use).");
+            $"Add a new signing key (RSA), token-signing key (HMAC) and token-encryption key (AES). Nodes use them from their next start; the previous keys stay valid for reading (the newest {ServerKeyRing.KeysKeptPerKind} of each kind are kept in use).");
         rotate.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
         {
             var ring = services.GetRequiredService<ServerKeyRing>();
             ring.GetOrCreate();
-            var (signing, encryption) = ring.Rotate();
-            await output.WriteLineAsync($"Added signing key {signing} and encryption key {encryption}.");
+            var (signing, encryption, tokenSigning) = ring.Rotate();
+            await output.WriteLineAsync($"Added signing key {signing}, token-signing key {tokenSigning} and encryption key {encryption}.");
             await output.WriteLineAsync("Restart (or roll) every node to sign and encrypt with them. Tokens made with the previous keys stay valid.");
             return CliContext.Success;
         }, cancellationToken));
-        return new Command("server-keys", "The authorization server's signing and token-encryption keys.") { rotate };
+        return new Command("server-keys", "The authorization server's signing, token-signing and token-encryption keys.") { rotate };
     }
 }

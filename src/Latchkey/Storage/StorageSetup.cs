@@ -24,16 +24,23 @@ public static class StorageSetup
         builder.Configuration.GetSection(StorageOptions.SectionName).Bind(storage);
         storage.ConnectionString = builder.Configuration.GetConnectionString(StorageOptions.ConnectionStringName);
 
+        builder.Services.AddOptions<CachingOptions>().BindConfiguration(CachingOptions.SectionName)
+            .ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<CacheRevisions>();
+        builder.Services.AddSingleton<CacheInvalidationInterceptor>();
+
         if (storage.IsPostgres)
         {
-            builder.Services.AddDbContextPool<LatchkeyDbContext, PostgresLatchkeyDbContext>(options =>
-                options.UseNpgsql(storage.ConnectionString));
+            builder.Services.AddDbContextPool<LatchkeyDbContext, PostgresLatchkeyDbContext>((services, options) =>
+                options.UseNpgsql(storage.ConnectionString)
+                    .AddInterceptors(services.GetRequiredService<CacheInvalidationInterceptor>()));
         }
         else
         {
             var pragmas = new SqliteConnectionPragmas(storage.SqliteSynchronous);
-            builder.Services.AddDbContextPool<LatchkeyDbContext, SqliteLatchkeyDbContext>(options =>
-                options.UseSqlite(storage.EffectiveConnectionString).AddInterceptors(pragmas));
+            builder.Services.AddDbContextPool<LatchkeyDbContext, SqliteLatchkeyDbContext>((services, options) =>
+                options.UseSqlite(storage.EffectiveConnectionString)
+                    .AddInterceptors(pragmas, services.GetRequiredService<CacheInvalidationInterceptor>()));
         }
 
         builder.Services.AddScoped<DatabaseMigrator>();

@@ -20,6 +20,7 @@ public abstract class ServerKeyRotationTests(LatchkeyServerFixture server)
         var rotate = await server.RunCliAsync(["server-keys", "rotate"]);
         Assert.Equal(0, rotate.ExitCode);
         Assert.Contains("signing-0002", rotate.Output);
+        Assert.Contains("hmac-0002", rotate.Output);
 
         var (node, address) = await server.StartAnotherNodeAsync();
         await using (node)

@@ -17,6 +17,9 @@ public static class AccountsSetup
         builder.Services.AddOptions<AccountOptions>().BindConfiguration(AccountOptions.SectionName)
             .ValidateDataAnnotations().ValidateOnStart();
 
+        builder.Services.AddScoped<UserProfiles>();
+        builder.Services.AddSnapshotCache<UserProfile>(CacheScope.Users);
+
         builder.Services.AddIdentity<LatchkeyUser, IdentityRole>(options =>
             {
                 options.User.RequireUniqueEmail = true;

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Latchkey.Storage;
 using Latchkey.Common;
 using System.Security.Claims;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -28,6 +30,8 @@ public static class ApiKeyEndpoints
     public static WebApplicationBuilder AddApiKeys(this WebApplicationBuilder builder)
     {
         builder.Services.AddScoped<ApiKeyService>();
+        builder.Services.AddSnapshotCache<ApiKeySnapshot>(CacheScope.ApiKeys);
+        builder.Services.TryAddSingleton<UsageStamps>();
         return builder;
     }
 

@@ -6,7 +6,9 @@ using Microsoft.EntityFrameworkCore;
 namespace Latchkey.Features.ApiKeys;
 
 /// <summary>Creating, listing, revoking and checking API keys.</summary>
-public sealed partial class ApiKeyService(LatchkeyDbContext db, ScopeCatalog catalog, TimeProvider time, ILogger<ApiKeyService> logger)
+public sealed partial class ApiKeyService(
+    LatchkeyDbContext db, ScopeCatalog catalog, TimeProvider time, ILogger<ApiKeyService> logger,
+    SnapshotCache<ApiKeySnapshot> cache, UsageStamps usage)
 {
     /// <summary>API keys look like <c>lk_ak_</c> + 43 base62 characters + a 6-character checksum.</summary>
     public static readonly OpaqueSecretFormat Format = new("lk_ak_");
@@ -99,12 +101,23 @@ public sealed partial class ApiKeyService(LatchkeyDbContext db, ScopeCatalog cat
         }
 
         var hash = SecretHash.Compute(presented);
-        var key = await db.ApiKeys.AsNoTracking()
-            .Where(k => k.SecretHash == hash)
-            .Select(k => new { k.Id, k.UserId, k.Scopes, k.ExpiresAt, k.RevokedAt, k.LastUsedAt, k.SecretHash })
-            .FirstOrDefaultAsync(cancellationToken);
+        var cacheKey = Convert.ToBase64String(hash);
+        if (!cache.TryGet(cacheKey, out var key))
+        {
+            var revision = cache.Revision;
+            var row = await db.ApiKeys.AsNoTracking()
+                .Where(k => k.SecretHash == hash)
+                .Select(k => new { k.Id, k.UserId, k.Scopes, k.ExpiresAt, k.RevokedAt, k.SecretHash })
+                .FirstOrDefaultAsync(cancellationToken);
+            if (row is null)
+            {
+                return ApiKeyCheck.Fail(ApiKeyCheckFailure.Unknown);
+            }
+            key = new ApiKeySnapshot(row.Id, row.UserId, row.Scopes.Split(' ', StringSplitOptions.RemoveEmptyEntries), row.ExpiresAt, row.RevokedAt, row.SecretHash);
+            cache.Set(cacheKey, key, revision);
+        }
 
-        if (key is null || !SecretHash.Matches(key.SecretHash, presented))
+        if (!SecretHash.Matches(key.SecretHash, presented))
         {
             return ApiKeyCheck.Fail(ApiKeyCheckFailure.Unknown);
         }
@@ -118,12 +131,12 @@ public sealed partial class ApiKeyService(LatchkeyDbContext db, ScopeCatalog cat
             return ApiKeyCheck.Fail(ApiKeyCheckFailure.Expired);
         }
 
-        if (key.LastUsedAt is null || now - key.LastUsedAt.Value >= LastUsedResolution)
+        if (usage.ShouldRecord(key.Id, now, LastUsedResolution))
         {
             await db.ApiKeys.Where(k => k.Id == key.Id)
                 .ExecuteUpdateAsync(s => s.SetProperty(k => k.LastUsedAt, now), cancellationToken);
         }
-        return ApiKeyCheck.Success(key.Id, key.UserId, key.Scopes.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        return ApiKeyCheck.Success(key.Id, key.UserId, key.Scopes);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "API key {KeyId} created for user {UserId}")]
@@ -132,6 +145,9 @@ public sealed partial class ApiKeyService(LatchkeyDbContext db, ScopeCatalog cat
     [LoggerMessage(Level = LogLevel.Information, Message = "API key {KeyId} of user {UserId} revoked")]
     private static partial void LogRevoked(ILogger logger, string keyId, string userId);
 }
+
+/// <summary>What checking a key needs, as read from the database (cached; see <see cref="SnapshotCache{TValue}"/>).</summary>
+public sealed record ApiKeySnapshot(string Id, string UserId, string[] Scopes, DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt, byte[] SecretHash);
 
 public enum ApiKeyCheckFailure
 {

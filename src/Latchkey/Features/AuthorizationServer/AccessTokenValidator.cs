@@ -20,7 +20,8 @@ internal sealed class AccessTokenValidator(
     IOptions<AuthorizationServerOptions> options,
     IOpenIddictServerFactory factory,
     IOpenIddictServerDispatcher dispatcher,
-    OAuthApplicationManager applications) : IAccessTokenValidator
+    OAuthApplicationManager applications,
+    SnapshotCache<AccessTokenSnapshot> cache) : IAccessTokenValidator
 {
     public async ValueTask<CallerValidation> ValidateAsync(string token, CancellationToken cancellationToken)
     {
@@ -42,40 +43,48 @@ internal sealed class AccessTokenValidator(
             return CallerValidation.Fail("The access token is malformed.");
         }
         var referenceId = TokenFormats.StoredReferenceId(token);
-        var entry = await db.OAuthTokens.AsNoTracking()
-            .Where(t => t.ReferenceId == referenceId)
-            .Select(t => new
-            {
-                t.Type,
-                t.Status,
-                t.Subject,
-                t.ExpirationDate,
-                t.Properties,
-                ClientId = t.Application!.ClientId,
-                AppEnabled = t.Application.Enabled,
-                AuthorizationStatus = t.Authorization != null ? t.Authorization.Status : null,
-            })
-            .FirstOrDefaultAsync(cancellationToken);
+        if (!cache.TryGet(referenceId, out var snapshot))
+        {
+            var revision = cache.Revision;
+            var entry = await db.OAuthTokens.AsNoTracking()
+                .Where(t => t.ReferenceId == referenceId)
+                .Select(t => new
+                {
+                    t.Type,
+                    t.Status,
+                    t.Subject,
+                    t.ExpirationDate,
+                    t.Properties,
+                    ClientId = t.Application!.ClientId,
+                    AppEnabled = t.Application.Enabled,
+                    AuthorizationStatus = t.Authorization != null ? t.Authorization.Status : null,
+                })
+                .FirstOrDefaultAsync(cancellationToken);
 
-        if (entry is null || entry.Type != TokenTypeIdentifiers.AccessToken)
-        {
-            return CallerValidation.Fail("The access token is not valid.");
+            if (entry is null || entry.Type != TokenTypeIdentifiers.AccessToken)
+            {
+                return CallerValidation.Fail("The access token is not valid.");
+            }
+            if (entry.Status != Statuses.Valid || (entry.AuthorizationStatus is not null && entry.AuthorizationStatus != Statuses.Valid))
+            {
+                return CallerValidation.Fail("The access token has been revoked.");
+            }
+            if (!entry.AppEnabled)
+            {
+                return CallerValidation.Fail("The access token's application is disabled.");
+            }
+            // OpenIddict keeps UTC DateTimes; read them as such whatever Kind the provider materialises.
+            var expires = entry.ExpirationDate is { } date ? DateTime.SpecifyKind(date, DateTimeKind.Utc) : (DateTime?)null;
+            snapshot = new AccessTokenSnapshot(entry.Subject, entry.ClientId ?? "", ReadScopes(entry.Properties), expires);
+            // Only valid tokens are cached; a revocation or a disabled app moves the OAuth revision on.
+            cache.Set(referenceId, snapshot, revision);
         }
-        if (entry.Status != Statuses.Valid || (entry.AuthorizationStatus is not null && entry.AuthorizationStatus != Statuses.Valid))
-        {
-            return CallerValidation.Fail("The access token has been revoked.");
-        }
-        // OpenIddict keeps UTC DateTimes; compare as such whatever Kind the provider materialises.
-        if (entry.ExpirationDate is { } expires && DateTime.SpecifyKind(expires, DateTimeKind.Utc) <= time.GetUtcNow().UtcDateTime)
+
+        if (snapshot.ExpiresUtc is { } expiresUtc && expiresUtc <= time.GetUtcNow().UtcDateTime)
         {
             return CallerValidation.Fail("The access token has expired.");
         }
-        if (!entry.AppEnabled)
-        {
-            return CallerValidation.Fail("The access token's application is disabled.");
-        }
-        var scopes = ReadScopes(entry.Properties);
-        return Caller(entry.Subject, entry.ClientId, scopes);
+        return Caller(snapshot.Subject, snapshot.ClientId, snapshot.Scopes);
     }
 
     private async Task<CallerValidation> ValidateJwtAsync(string token, CancellationToken cancellationToken)
@@ -115,3 +124,6 @@ internal sealed class AccessTokenValidator(
             : [];
     }
 }
+
+/// <summary>A valid opaque access token as read from the database (cached by its stored reference id).</summary>
+public sealed record AccessTokenSnapshot(string? Subject, string ClientId, string[] Scopes, DateTime? ExpiresUtc);

@@ -41,6 +41,8 @@ public static class AuthorizationServerSetup
         builder.Services.AddScoped<OAuthAppService>();
         builder.Services.AddScoped<UserGrants>();
         builder.Services.AddScoped<IAccessTokenValidator, AccessTokenValidator>();
+        builder.Services.AddSnapshotCache<AccessTokenSnapshot>(CacheScope.OAuth);
+        builder.Services.AddSnapshotCache<IntrospectionAnswer>(CacheScope.OAuth);
 
         builder.Services.AddOpenIddict()
             .AddCore(core =>
@@ -98,7 +100,8 @@ public static class AuthorizationServerSetup
                     .AddEventHandler(RejectRefreshScopeEscalation.Descriptor)
                     .AddEventHandler(RequireTokenOwnership.IntrospectionDescriptor)
                     .AddEventHandler(RequireTokenOwnership.RevocationDescriptor)
-                    .AddEventHandler(AttachScopesForOwner.Descriptor);
+                    .AddEventHandler(AttachScopesForOwner.Descriptor)
+                    .AddEventHandler(IntrospectionCache.RememberAnswer.Descriptor);
 
                 // Token, introspection and revocation requests: form-encoded or JSON.
                 server.RemoveEventHandler(OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractTokenRequestContext>.Descriptor)

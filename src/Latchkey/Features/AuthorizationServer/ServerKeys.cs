@@ -10,7 +10,8 @@ using OpenIddict.Server;
 namespace Latchkey.Features.AuthorizationServer;
 
 /// <summary>
-/// A signing (RSA) or token-encryption (AES-256) key of the authorization server, generated once
+/// A signing (RSA), token-signing (HMAC-SHA256) or token-encryption (AES-256) key of the
+/// authorization server, generated once
 /// and kept in the database so that every node signs and reads the same tokens. The material is
 /// protected with ASP.NET Core Data Protection.
 /// </summary>
@@ -18,6 +19,13 @@ public sealed class ServerKey
 {
     public const string Signing = "signing";
     public const string Encryption = "encryption";
+
+    /// <summary>
+    /// Signs the payloads only Latchkey itself reads back (reference access and refresh tokens,
+    /// codes): HMAC is far cheaper than RSA on the token endpoint. Identity tokens and JWT access
+    /// tokens, which others verify against the published keys, stay RSA.
+    /// </summary>
+    public const string TokenSigning = "hmac";
 
     public required string Id { get; init; }
     public required string Kind { get; init; }
@@ -46,10 +54,11 @@ public sealed partial class ServerKeyRing(LatchkeyDbContext db, IDataProtectionP
     public const int KeysKeptPerKind = 2;
 
     /// <summary>The keys in use, newest first; generates the first ones when there are none.</summary>
-    public (IReadOnlyList<RsaSecurityKey> Signing, IReadOnlyList<SymmetricSecurityKey> Encryption) GetOrCreate()
+    public (IReadOnlyList<RsaSecurityKey> Signing, IReadOnlyList<SymmetricSecurityKey> Encryption, IReadOnlyList<SymmetricSecurityKey> TokenSigning) GetOrCreate()
     {
         EnsureExists(ServerKey.Signing, GenerateRsa);
         EnsureExists(ServerKey.Encryption, GenerateAes);
+        EnsureExists(ServerKey.TokenSigning, GenerateAes);
         var signing = Load(ServerKey.Signing).Select(key =>
         {
             var rsa = RSA.Create();
@@ -57,12 +66,15 @@ public sealed partial class ServerKeyRing(LatchkeyDbContext db, IDataProtectionP
             return new RsaSecurityKey(rsa) { KeyId = key.Id };
         }).ToList();
         var encryption = Load(ServerKey.Encryption).Select(key => new SymmetricSecurityKey(key.Material) { KeyId = key.Id }).ToList();
-        return (signing, encryption);
+        var tokenSigning = Load(ServerKey.TokenSigning).Select(key => new SymmetricSecurityKey(key.Material) { KeyId = key.Id }).ToList();
+        return (signing, encryption, tokenSigning);
     }
 
-    /// <summary>Adds a new signing and a new encryption key, which become current when nodes next start.</summary>
-    public (string SigningKeyId, string EncryptionKeyId) Rotate() =>
-        (Insert(ServerKey.Signing, NextId(ServerKey.Signing), GenerateRsa()), Insert(ServerKey.Encryption, NextId(ServerKey.Encryption), GenerateAes()));
+    /// <summary>Adds a new key of each kind; they become current when nodes next start.</summary>
+    public (string SigningKeyId, string EncryptionKeyId, string TokenSigningKeyId) Rotate() =>
+        (Insert(ServerKey.Signing, NextId(ServerKey.Signing), GenerateRsa()),
+         Insert(ServerKey.Encryption, NextId(ServerKey.Encryption), GenerateAes()),
+         Insert(ServerKey.TokenSigning, NextId(ServerKey.TokenSigning), GenerateAes()));
 
     private static byte[] GenerateRsa()
     {
@@ -120,12 +132,22 @@ public sealed partial class ServerKeyRing(LatchkeyDbContext db, IDataProtectionP
 }
 
 /// <summary>Gives OpenIddict the keys from the database when its options are first built.</summary>
-internal sealed class ServerKeyOptionsSetup(IServiceScopeFactory scopes) : IConfigureOptions<OpenIddictServerOptions>
+internal sealed class ServerKeyOptionsSetup(IServiceScopeFactory scopes, IOptions<AuthorizationServerOptions> settings) : IConfigureOptions<OpenIddictServerOptions>
 {
     public void Configure(OpenIddictServerOptions options)
     {
         using var scope = scopes.CreateScope();
-        var (signing, encryption) = scope.ServiceProvider.GetRequiredService<ServerKeyRing>().GetOrCreate();
+        var (signing, encryption, tokenSigning) = scope.ServiceProvider.GetRequiredService<ServerKeyRing>().GetOrCreate();
+        if (!settings.Value.UsesJwtAccessTokens)
+        {
+            // OpenIddict puts symmetric keys first and signs every token but identity tokens with
+            // the first key. With JWT access tokens, resource servers verify them with the
+            // published RSA key, so HMAC is left out.
+            foreach (var key in tokenSigning)
+            {
+                options.SigningCredentials.Add(new SigningCredentials(key, SecurityAlgorithms.HmacSha256));
+            }
+        }
         // Newest first: OpenIddict signs and encrypts with the first key and validates with all.
         // (Its sort keeps this order for keys of one type: few elements are insertion-sorted, which is stable.)
         foreach (var key in signing)

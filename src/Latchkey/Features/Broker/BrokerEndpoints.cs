@@ -1,3 +1,5 @@
+using Latchkey.Storage;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Latchkey.Common;
 using System.Security.Claims;
 using Latchkey.Features.Broker.Credentials;
@@ -36,6 +38,8 @@ public static class BrokerEndpoints
         builder.Services.AddScoped<ProviderService>();
         builder.Services.AddScoped<FlowService>();
         builder.Services.AddScoped<CredentialService>();
+        builder.Services.AddSnapshotCache<Credential>(CacheScope.Credentials);
+        builder.Services.TryAddSingleton<UsageStamps>();
         return builder;
     }
 

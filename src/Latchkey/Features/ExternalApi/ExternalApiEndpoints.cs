@@ -2,7 +2,6 @@ using System.Security.Claims;
 using Latchkey.Features.Accounts;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Identity;
 
 namespace Latchkey.Features.ExternalApi;
 
@@ -38,14 +37,14 @@ public static class ExternalApiEndpoints
         return app;
     }
 
-    private static async Task<Results<Ok<MeResponse>, ProblemHttpResult>> GetMeAsync(ClaimsPrincipal caller, UserManager<LatchkeyUser> users)
+    private static async Task<Results<Ok<MeResponse>, ProblemHttpResult>> GetMeAsync(ClaimsPrincipal caller, UserProfiles users, CancellationToken cancellationToken)
     {
         if (caller.FindFirstValue(ClaimTypes.NameIdentifier) is not { } userId)
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden,
                 detail: ExternalApiClaims.NoUserDetail);
         }
-        var user = await users.FindByIdAsync(userId);
+        var user = await users.FindAsync(userId, cancellationToken);
         // A credential outliving its user is refused like any invalid credential.
         return user is null
             ? TypedResults.Problem(statusCode: StatusCodes.Status401Unauthorized, detail: "The credential's account no longer exists.")

@@ -25,7 +25,9 @@ public sealed class CredentialService(
     ProviderClient client,
     CredentialAudit audit,
     IOptions<BrokerOptions> options,
-    TimeProvider time)
+    TimeProvider time,
+    SnapshotCache<Credential> cache,
+    UsageStamps usage)
 {
     private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
 
@@ -41,12 +43,31 @@ public sealed class CredentialService(
         db.BrokerCredentials.AsNoTracking().FirstOrDefaultAsync(c => c.Id == id && c.AccountId == accountId, cancellationToken);
 
     /// <summary>
+    /// The credential through a cache that every change to credentials invalidates (a refresh,
+    /// a status change, a deletion). The instance is shared: callers must not change it.
+    /// </summary>
+    private async Task<Credential?> FindForReadAsync(string accountId, string id, CancellationToken cancellationToken)
+    {
+        if (!cache.TryGet(id, out var credential))
+        {
+            var revision = cache.Revision;
+            credential = await db.BrokerCredentials.AsNoTracking().FirstOrDefaultAsync(c => c.Id == id, cancellationToken);
+            if (credential is null)
+            {
+                return null;
+            }
+            cache.Set(id, credential, revision);
+        }
+        return credential.AccountId == accountId ? credential : null;
+    }
+
+    /// <summary>
     /// A current access token: one indexed read and one decryption when the token is fresh;
     /// a (single-flight) refresh first when it expires within the margin.
     /// </summary>
     public async Task<(AccessTokenResponse? Token, BrokerError? Error)> AccessTokenAsync(string accountId, string id, CancellationToken cancellationToken)
     {
-        var credential = await FindAsync(accountId, id, cancellationToken);
+        var credential = await FindForReadAsync(accountId, id, cancellationToken);
         if (credential is null)
         {
             return (null, BrokerError.NotFound("credential", $"You have no credential '{id}'."));
@@ -81,7 +102,7 @@ public sealed class CredentialService(
         }
 
         var token = await vault.DecryptAsync(credential.AccessTokenCiphertext, AccessContext(credential.Id), cancellationToken);
-        if (credential.LastUsedAt is null || now - credential.LastUsedAt.Value >= LastUsedResolution)
+        if (usage.ShouldRecord(credential.Id, now, LastUsedResolution))
         {
             await db.BrokerCredentials.Where(c => c.Id == credential.Id).ExecuteUpdateAsync(s => s.SetProperty(c => c.LastUsedAt, now), cancellationToken);
         }

@@ -1,0 +1,29 @@
+using Latchkey.Storage;
+using Microsoft.EntityFrameworkCore;
+
+namespace Latchkey.Features.Accounts;
+
+/// <summary>The public part of an account: what <c>/me</c> and consent pages show.</summary>
+public sealed record UserProfile(string Id, string DisplayName, string? Email, string TimeZone);
+
+/// <summary>Reads profiles by user id through a cache that any change to the users table invalidates.</summary>
+public sealed class UserProfiles(LatchkeyDbContext db, SnapshotCache<UserProfile> cache)
+{
+    public async Task<UserProfile?> FindAsync(string userId, CancellationToken cancellationToken)
+    {
+        if (cache.TryGet(userId, out var profile))
+        {
+            return profile;
+        }
+        var revision = cache.Revision;
+        profile = await db.Users.AsNoTracking()
+            .Where(u => u.Id == userId)
+            .Select(u => new UserProfile(u.Id, u.DisplayName, u.Email, u.TimeZone))
+            .FirstOrDefaultAsync(cancellationToken);
+        if (profile is not null)
+        {
+            cache.Set(userId, profile, revision);
+        }
+        return profile;
+    }
+}

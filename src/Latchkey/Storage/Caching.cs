@@ -1,0 +1,312 @@
+using System.Collections.Concurrent;
+using System.ComponentModel.DataAnnotations;
+using System.Data.Common;
+using System.Runtime.CompilerServices;
+using Latchkey.Features.Accounts;
+using Latchkey.Features.ApiKeys;
+using Latchkey.Features.AuthorizationServer;
+using Latchkey.Features.Broker.Credentials;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.ChangeTracking;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.Options;
+
+namespace Latchkey.Storage;
+
+/// <summary>Bound from <c>Caching</c>: the in-memory caches in front of the hot-path look-ups.</summary>
+public sealed class CachingOptions
+{
+    public const string SectionName = "Caching";
+
+    /// <summary>Turn the caches off (every check reads the database).</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>
+    /// The longest an entry is used before it is read again. A change made on this node is seen at
+    /// once; a change made by another node or by the CLI is seen within this many seconds.
+    /// </summary>
+    [Range(0, 3600)]
+    public int MaxAgeSeconds { get; set; } = 10;
+
+    /// <summary>Entries per cache; a full cache starts over empty.</summary>
+    [Range(100, 10_000_000)]
+    public int MaxEntries { get; set; } = 100_000;
+}
+
+/// <summary>What a cached entry depends on; a change to any row of its tables invalidates the whole scope.</summary>
+public enum CacheScope
+{
+    /// <summary>OAuth apps, authorizations and access tokens.</summary>
+    OAuth,
+    ApiKeys,
+    Users,
+    Credentials,
+}
+
+/// <summary>
+/// Node-local revision counters, one per <see cref="CacheScope"/>. A reader notes the revision
+/// before it reads the database and stores its entry under it; every committed change to the
+/// scope's tables moves the revision on, so no entry read before a revocation is served after it.
+/// </summary>
+public sealed class CacheRevisions
+{
+    private readonly long[] _revisions = new long[Enum.GetValues<CacheScope>().Length];
+
+    public long Current(CacheScope scope) => Volatile.Read(ref _revisions[(int)scope]);
+
+    public void Invalidate(CacheScope scope) => Interlocked.Increment(ref _revisions[(int)scope]);
+}
+
+/// <summary>
+/// A read-through cache of immutable snapshots for one scope. Entries are used only while their
+/// scope's revision is unchanged and they are younger than <see cref="CachingOptions.MaxAgeSeconds"/>.
+/// </summary>
+public sealed class SnapshotCache<TValue>(CacheRevisions revisions, CacheScope scope, IOptions<CachingOptions> options) where TValue : class
+{
+    private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private readonly long _maxAgeMilliseconds = options.Value.MaxAgeSeconds * 1000L;
+    private readonly bool _enabled = options.Value.Enabled && options.Value.MaxAgeSeconds > 0;
+    private readonly int _maxEntries = options.Value.MaxEntries;
+
+    private sealed record Entry(TValue Value, long Revision, long CachedAt);
+
+    /// <summary>Note this before reading the database, and pass it to <see cref="Set"/>.</summary>
+    public long Revision => revisions.Current(scope);
+
+    public bool TryGet(string key, out TValue value)
+    {
+        if (_enabled && _entries.TryGetValue(key, out var entry)
+            && entry.Revision == revisions.Current(scope)
+            && Environment.TickCount64 - entry.CachedAt < _maxAgeMilliseconds)
+        {
+            value = entry.Value;
+            return true;
+        }
+        value = null!;
+        return false;
+    }
+
+    public void Set(string key, TValue value, long revision)
+    {
+        if (!_enabled || revision != revisions.Current(scope))
+        {
+            return;
+        }
+        if (_entries.Count >= _maxEntries)
+        {
+            _entries.Clear();
+        }
+        _entries[key] = new Entry(value, revision, Environment.TickCount64);
+    }
+}
+
+/// <summary>
+/// Moves cache revisions on when rows that cached answers depend on change: tracked saves,
+/// bulk updates and deletes, after their transaction commits. Token and authorization rows that
+/// stay <c>valid</c> (a token being issued) change nothing a cache holds and are ignored.
+/// </summary>
+internal sealed class CacheInvalidationInterceptor(CacheRevisions revisions)
+    : ISaveChangesInterceptor, IDbCommandInterceptor, IDbTransactionInterceptor
+{
+    private const string ValidStatus = "valid";
+
+    private static readonly (string Table, CacheScope Scope)[] Tables =
+    [
+        ("OpenIddictTokens", CacheScope.OAuth),
+        ("OpenIddictAuthorizations", CacheScope.OAuth),
+        ("OpenIddictApplications", CacheScope.OAuth),
+        ("api_keys", CacheScope.ApiKeys),
+        ("AspNetUsers", CacheScope.Users),
+        ("broker_credentials", CacheScope.Credentials),
+    ];
+
+    // Scopes changed inside a transaction that has not committed yet, per context.
+    private readonly ConditionalWeakTable<DbContext, HashSet<CacheScope>> _pending = [];
+
+    public InterceptionResult<int> SavingChanges(DbContextEventData eventData, InterceptionResult<int> result)
+    {
+        Collect(eventData.Context);
+        return result;
+    }
+
+    public ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
+    {
+        Collect(eventData.Context);
+        return ValueTask.FromResult(result);
+    }
+
+    public int SavedChanges(SaveChangesCompletedEventData eventData, int result)
+    {
+        FlushUnlessInTransaction(eventData.Context);
+        return result;
+    }
+
+    public ValueTask<int> SavedChangesAsync(SaveChangesCompletedEventData eventData, int result, CancellationToken cancellationToken = default)
+    {
+        FlushUnlessInTransaction(eventData.Context);
+        return ValueTask.FromResult(result);
+    }
+
+    public void SaveChangesFailed(DbContextErrorEventData eventData) => Discard(eventData.Context);
+
+    public Task SaveChangesFailedAsync(DbContextErrorEventData eventData, CancellationToken cancellationToken = default)
+    {
+        Discard(eventData.Context);
+        return Task.CompletedTask;
+    }
+
+    public int NonQueryExecuted(DbCommand command, CommandExecutedEventData eventData, int result)
+    {
+        Bulk(command, eventData);
+        return result;
+    }
+
+    public ValueTask<int> NonQueryExecutedAsync(DbCommand command, CommandExecutedEventData eventData, int result, CancellationToken cancellationToken = default)
+    {
+        Bulk(command, eventData);
+        return ValueTask.FromResult(result);
+    }
+
+    public void TransactionCommitted(DbTransaction transaction, TransactionEndEventData eventData) => Flush(eventData.Context);
+
+    public Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
+    {
+        Flush(eventData.Context);
+        return Task.CompletedTask;
+    }
+
+    public void TransactionRolledBack(DbTransaction transaction, TransactionEndEventData eventData) => Discard(eventData.Context);
+
+    public Task TransactionRolledBackAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
+    {
+        Discard(eventData.Context);
+        return Task.CompletedTask;
+    }
+
+    private void Collect(DbContext? context)
+    {
+        if (context is null)
+        {
+            return;
+        }
+        foreach (var entry in context.ChangeTracker.Entries())
+        {
+            if (entry.State is EntityState.Modified or EntityState.Deleted && ScopeOf(entry) is { } scope)
+            {
+                Pending(context).Add(scope);
+            }
+        }
+    }
+
+    private static CacheScope? ScopeOf(EntityEntry entry) => entry.Entity switch
+    {
+        // Issuing a token updates its row while it stays valid; only a change of status matters.
+        OAuthToken token when entry.State == EntityState.Modified && token.Status == ValidStatus => null,
+        OAuthAuthorization authorization when entry.State == EntityState.Modified && authorization.Status == ValidStatus => null,
+        OAuthToken or OAuthAuthorization or OAuthApplication => CacheScope.OAuth,
+        ApiKey => CacheScope.ApiKeys,
+        LatchkeyUser => CacheScope.Users,
+        Credential => CacheScope.Credentials,
+        _ => null,
+    };
+
+    private void Bulk(DbCommand command, CommandExecutedEventData eventData)
+    {
+        if (eventData.CommandSource is not (CommandSource.ExecuteUpdate or CommandSource.ExecuteDelete or CommandSource.ExecuteSqlRaw))
+        {
+            return;
+        }
+        foreach (var (table, scope) in Tables)
+        {
+            if (command.CommandText.Contains(table, StringComparison.OrdinalIgnoreCase))
+            {
+                if (eventData.Context is { } context && context.Database.CurrentTransaction is not null)
+                {
+                    Pending(context).Add(scope);
+                }
+                else
+                {
+                    revisions.Invalidate(scope);
+                }
+            }
+        }
+    }
+
+    private HashSet<CacheScope> Pending(DbContext context) => _pending.GetValue(context, _ => []);
+
+    private void FlushUnlessInTransaction(DbContext? context)
+    {
+        if (context is not null && context.Database.CurrentTransaction is null)
+        {
+            Flush(context);
+        }
+    }
+
+    private void Flush(DbContext? context)
+    {
+        if (context is null || !_pending.TryGetValue(context, out var scopes))
+        {
+            return;
+        }
+        foreach (var scope in scopes)
+        {
+            revisions.Invalidate(scope);
+        }
+        scopes.Clear();
+    }
+
+    private void Discard(DbContext? context)
+    {
+        if (context is not null && _pending.TryGetValue(context, out var scopes))
+        {
+            // A failed save or rolled-back transaction changed nothing; invalidating anyway is harmless and safer.
+            foreach (var scope in scopes)
+            {
+                revisions.Invalidate(scope);
+            }
+            scopes.Clear();
+        }
+    }
+}
+
+/// <summary>
+/// When a "last used" time was last written, per id, on this node: hot paths write it at most
+/// once per resolution instead of on every use.
+/// </summary>
+public sealed class UsageStamps
+{
+    private readonly ConcurrentDictionary<string, long> _written = new(StringComparer.Ordinal);
+
+    public bool ShouldRecord(string id, DateTimeOffset now, TimeSpan resolution)
+    {
+        var ticks = now.UtcTicks;
+        while (true)
+        {
+            if (!_written.TryGetValue(id, out var last))
+            {
+                if (_written.TryAdd(id, ticks))
+                {
+                    return true;
+                }
+                continue;
+            }
+            if (ticks - last < resolution.Ticks)
+            {
+                return false;
+            }
+            // One request of many wins the write.
+            if (_written.TryUpdate(id, ticks, last))
+            {
+                return true;
+            }
+        }
+    }
+}
+
+public static class CachingSetup
+{
+    /// <summary>A <see cref="SnapshotCache{TValue}"/> singleton for <paramref name="scope"/>.</summary>
+    public static IServiceCollection AddSnapshotCache<TValue>(this IServiceCollection services, CacheScope scope) where TValue : class =>
+        services.AddSingleton(provider => new SnapshotCache<TValue>(
+            provider.GetRequiredService<CacheRevisions>(), scope, provider.GetRequiredService<IOptions<CachingOptions>>()));
+}

@@ -1,0 +1,119 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Latchkey.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+using static Latchkey.Tests.Infrastructure.OAuthClient;
+
+namespace Latchkey.Tests.Caching;
+
+/// <summary>
+/// The hot paths answer from memory after the first request. Every test here warms a cache by
+/// using a credential, changes its state, and checks that the very next request sees the change.
+/// </summary>
+public abstract class CacheInvalidationTests(LatchkeyServerFixture server)
+{
+    private static async Task<HttpStatusCode> MeWithKeyAsync(LatchkeyServerFixture server, string key)
+    {
+        var client = server.CreateClient();
+        client.DefaultRequestHeaders.Add("X-API-Key", key);
+        return (await client.GetAsync("/external-api/v1/me")).StatusCode;
+    }
+
+    [Fact]
+    public async Task A_revoked_api_key_is_refused_on_the_next_request()
+    {
+        var account = await TestAccounts.SignUpAsync(server);
+        var (key, id) = await TestAccounts.CreateKeyAsync(account, "IDENTITY");
+        Assert.Equal(HttpStatusCode.OK, await MeWithKeyAsync(server, key));
+        Assert.Equal(HttpStatusCode.OK, await MeWithKeyAsync(server, key));
+
+        Assert.Equal(HttpStatusCode.NoContent, (await account.Session.DeleteAsync($"/api/keys/{id}")).StatusCode);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeWithKeyAsync(server, key));
+    }
+
+    [Fact]
+    public async Task A_changed_profile_shows_on_the_next_request()
+    {
+        var account = await TestAccounts.SignUpAsync(server);
+        var (key, _) = await TestAccounts.CreateKeyAsync(account, "IDENTITY");
+        var client = server.CreateClient();
+        client.DefaultRequestHeaders.Add("X-API-Key", key);
+        Assert.Equal(account.DisplayName, (await client.GetFromJsonAsync<JsonElement>("/external-api/v1/me")).GetProperty("name").GetString());
+
+        await server.WithDbAsync(async db =>
+        {
+            var user = await db.Users.SingleAsync(u => u.Email == account.Email);
+            user.DisplayName = "Renamed";
+            return await db.SaveChangesAsync();
+        });
+
+        Assert.Equal("Renamed", (await client.GetFromJsonAsync<JsonElement>("/external-api/v1/me")).GetProperty("name").GetString());
+    }
+
+    [Fact]
+    public async Task Revoking_a_grant_stops_its_bearer_token_and_its_introspection_at_once()
+    {
+        var issued = await IssueAsync(server);
+        var introspector = server.CreateClient();
+        Assert.Equal(HttpStatusCode.OK, (await CallMeAsync(server.CreateClient(), issued.AccessToken)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await CallMeAsync(server.CreateClient(), issued.AccessToken)).StatusCode);
+        Assert.True((await IntrospectAsync(introspector, issued.App, issued.AccessToken)).GetProperty("active").GetBoolean());
+        Assert.True((await IntrospectAsync(introspector, issued.App, issued.AccessToken)).GetProperty("active").GetBoolean());
+
+        Assert.Equal(HttpStatusCode.NoContent, (await issued.User.Session.DeleteAsync($"/api/oauth/authorizations/{issued.App.ClientId}")).StatusCode);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await CallMeAsync(server.CreateClient(), issued.AccessToken)).StatusCode);
+        Assert.False((await IntrospectAsync(introspector, issued.App, issued.AccessToken)).GetProperty("active").GetBoolean());
+    }
+
+    [Fact]
+    public async Task Disabling_an_app_stops_its_tokens_and_its_introspection_at_once()
+    {
+        var issued = await IssueAsync(server);
+        Assert.Equal(HttpStatusCode.OK, (await CallMeAsync(server.CreateClient(), issued.AccessToken)).StatusCode);
+        Assert.True((await IntrospectAsync(server.CreateClient(), issued.App, issued.AccessToken)).GetProperty("active").GetBoolean());
+
+        Assert.Equal(HttpStatusCode.OK, (await issued.Owner.Session.PostAsync($"/api/oauth/apps/{issued.App.ClientId}/disable", null)).StatusCode);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await CallMeAsync(server.CreateClient(), issued.AccessToken)).StatusCode);
+        var introspection = await server.CreateClient().PostAsync("/api/oauth/introspect", new FormUrlEncodedContent(ClientParameters(issued.App, issued.AccessToken)));
+        Assert.NotEqual(HttpStatusCode.OK, introspection.StatusCode);
+        Assert.Contains("invalid_client", await introspection.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task A_cached_introspection_answer_needs_the_same_client_secret_and_a_rotated_secret_ends_it()
+    {
+        var issued = await IssueAsync(server);
+        var basic = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{Uri.EscapeDataString(issued.App.ClientId)}:{Uri.EscapeDataString(issued.App.ClientSecret!)}"));
+        Task<HttpResponseMessage> IntrospectBasicAsync(string authorization) => server.CreateClient().SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/oauth/introspect")
+        {
+            Headers = { { "Authorization", authorization } },
+            Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["token"] = issued.AccessToken, ["token_type_hint"] = "access_token" }),
+        });
+        var first = await IntrospectBasicAsync("Basic " + basic);
+        var second = await IntrospectBasicAsync("Basic " + basic);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        using (var a = JsonDocument.Parse(await first.Content.ReadAsStringAsync()))
+        using (var b = JsonDocument.Parse(await second.Content.ReadAsStringAsync()))
+        {
+            Assert.True(b.RootElement.GetProperty("active").GetBoolean());
+            Assert.Equal(a.RootElement.GetProperty("jti").GetString(), b.RootElement.GetProperty("jti").GetString());
+            Assert.Equal(a.RootElement.GetProperty("exp").GetInt64(), b.RootElement.GetProperty("exp").GetInt64());
+        }
+
+        var wrongSecret = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{Uri.EscapeDataString(issued.App.ClientId)}:wrong-secret"));
+        Assert.NotEqual(HttpStatusCode.OK, (await IntrospectBasicAsync("Basic " + wrongSecret)).StatusCode);
+
+        var rotated = await issued.Owner.Session.PostAsync($"/api/oauth/apps/{issued.App.ClientId}/rotate-secret", null);
+        Assert.Equal(HttpStatusCode.OK, rotated.StatusCode);
+        Assert.NotEqual(HttpStatusCode.OK, (await IntrospectBasicAsync("Basic " + basic)).StatusCode);
+    }
+}
+
+public sealed class CacheInvalidationTestsOnSqlite(SqliteServer server) : CacheInvalidationTests(server), IClassFixture<SqliteServer>;
+
+public sealed class CacheInvalidationTestsOnPostgres(PostgresServer server) : CacheInvalidationTests(server), IClassFixture<PostgresServer>;
