@@ -27,6 +27,10 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
     {
         var started = Stopwatch.StartNew();
         Directory.CreateDirectory(options.ResultsDirectory);
+        if (Directory.Exists(LogDirectory))
+        {
+            Directory.Delete(LogDirectory, recursive: true);
+        }
         Say($"Latchkey benchmark ({(options.Smoke ? "smoke" : "full")}): wrk -t1 -c{options.Connections}, {options.DurationSeconds} s per workload after {options.WarmupSeconds} s of warm-up.");
 
         var ceiling = await StartCeilingAsync();
@@ -212,9 +216,10 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         try
         {
             // Fresh chains for the warm-up and for the measured run: every token is redeemed once.
-            await File.WriteAllLinesAsync(file, await seeder.RefreshTokensAsync(seed, options.Connections));
+            // One spare: wrk calls request() once at start-up to check the script, without sending it.
+            await File.WriteAllLinesAsync(file, await seeder.RefreshTokensAsync(seed, options.Connections + 1));
             await _wrk.RunAsync(target.BaseUrl + "/api/oauth/token", LoadRequest.RefreshChain(file, basic), options.WarmupSeconds);
-            await File.WriteAllLinesAsync(file, await seeder.RefreshTokensAsync(seed, options.Connections));
+            await File.WriteAllLinesAsync(file, await seeder.RefreshTokensAsync(seed, options.Connections + 1));
             var result = await _wrk.RunAsync(target.BaseUrl + "/api/oauth/token", LoadRequest.RefreshChain(file, basic), options.DurationSeconds);
             Record(target.Name, Workloads.Refresh, result, "each refresh token redeemed once");
         }

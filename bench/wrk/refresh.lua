@@ -28,9 +28,17 @@ request = function()
   return wrk.format(nil, nil, nil, "grant_type=refresh_token&refresh_token=" .. token)
 end
 
+local reported = false
+
 response = function(status, headers, body)
   local token = body:match('"refresh_token"%s*:%s*"([^"]+)"')
-  if token then table.insert(queue, token) end
+  if token then
+    table.insert(queue, token)
+  elseif not reported then
+    -- The first failure, for the log; the rest are usually the chains it broke.
+    reported = true
+    io.write(string.format("First failed refresh: HTTP %d %s\n", status, body:gsub("%s+", " ")))
+  end
 end
 
 -- Reports chains that broke, so an error is told apart from a harness mistake.

@@ -191,6 +191,29 @@ public abstract class AuthorizationCodeFlowTests(LatchkeyServerFixture server)
     }
 
     [Fact]
+    public async Task A_long_chain_of_refreshes_keeps_working()
+    {
+        var (app, user) = await AppAndUserAsync();
+        var (code, verifier) = await GetCodeAsync(user, app);
+        var client = server.CreateClient();
+        var refresh = (await RedeemCodeAsync(client, app, code, verifier)).GetProperty("refresh_token").GetString()!;
+
+        var basic = server.CreateClient();
+        basic.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Basic",
+            Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{Uri.EscapeDataString(app.ClientId)}:{Uri.EscapeDataString(app.ClientSecret!)}")));
+        for (var step = 0; step < 300; step++)
+        {
+            // Alternate the two ways of client authentication.
+            var response = step % 2 == 0
+                ? await TokenAsync(client, RefreshParameters(app, refresh))
+                : await basic.PostAsync("/api/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string> { ["grant_type"] = "refresh_token", ["refresh_token"] = refresh }));
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"step {step}: {body}");
+            refresh = JsonDocument.Parse(body).RootElement.GetProperty("refresh_token").GetString()!;
+        }
+    }
+
+    [Fact]
     public async Task Refresh_cannot_widen_the_scopes()
     {
         var (app, user) = await AppAndUserAsync();

@@ -18,9 +18,7 @@ internal sealed class AccessTokenValidator(
     LatchkeyDbContext db,
     TimeProvider time,
     IOptions<AuthorizationServerOptions> options,
-    IOpenIddictServerFactory factory,
-    IOpenIddictServerDispatcher dispatcher,
-    OAuthApplicationManager applications,
+    IServiceProvider services,
     SnapshotCache<AccessTokenSnapshot> cache) : IAccessTokenValidator
 {
     public async ValueTask<CallerValidation> ValidateAsync(string token, CancellationToken cancellationToken)
@@ -89,6 +87,10 @@ internal sealed class AccessTokenValidator(
 
     private async Task<CallerValidation> ValidateJwtAsync(string token, CancellationToken cancellationToken)
     {
+        // Resolved here, not injected: building OpenIddict's managers costs more than an opaque check.
+        var factory = services.GetRequiredService<IOpenIddictServerFactory>();
+        var dispatcher = services.GetRequiredService<IOpenIddictServerDispatcher>();
+        var applications = services.GetRequiredService<OAuthApplicationManager>();
         var transaction = await factory.CreateTransactionAsync();
         var context = new OpenIddictServerEvents.ValidateTokenContext(transaction)
         {

@@ -15,7 +15,14 @@ public sealed partial class TokenCleanup(IOpenIddictTokenManager tokens, IOpenId
     public async Task<(long Tokens, long Authorizations, int Flows)> RunAsync(CancellationToken cancellationToken)
     {
         var threshold = time.GetUtcNow() - MinimumAge;
-        var prunedTokens = await tokens.PruneAsync(threshold, cancellationToken);
+        // OpenIddict prunes in batches of 1,000 and stops after 1,000 batches; go on until nothing is left.
+        long prunedTokens = 0, pruned;
+        do
+        {
+            pruned = await tokens.PruneAsync(threshold, cancellationToken);
+            prunedTokens += pruned;
+        }
+        while (pruned > 0);
         var prunedAuthorizations = await authorizations.PruneAsync(threshold, cancellationToken);
         // The credential broker's flow states, a day after they expired.
         var prunedFlows = await flows.PruneAsync(cancellationToken);
