@@ -12,7 +12,7 @@ say() { printf '[bench] %s\n' "$*" >&2; }
 harness=bench/Latchkey.Bench.Harness/bin/Release/net10.0/latchkey-bench.dll
 for arg in "$@"; do
   if [ "$arg" = "--help" ] || [ "$arg" = "-h" ]; then
-    dotnet build bench/Latchkey.Bench.Harness/Latchkey.Bench.Harness.csproj -c Release -nologo -v q -clp:"ErrorsOnly;NoSummary" >&2
+    dotnet build bench/Latchkey.Bench.Harness/Latchkey.Bench.Harness.csproj -c Release -nologo -v q -clp:NoSummary >&2
     exec dotnet "$harness" --help
   fi
 done
@@ -33,9 +33,9 @@ if [ ! -d bench/peer/node_modules/oidc-provider ]; then
 fi
 
 say "building Release"
-dotnet build src/Latchkey/Latchkey.csproj -c Release -nologo -v q -clp:"ErrorsOnly;NoSummary"
-dotnet build bench/Latchkey.Bench.Ceiling/Latchkey.Bench.Ceiling.csproj -c Release -nologo -v q -clp:"ErrorsOnly;NoSummary"
-dotnet build bench/Latchkey.Bench.Harness/Latchkey.Bench.Harness.csproj -c Release -nologo -v q -clp:"ErrorsOnly;NoSummary"
+dotnet build src/Latchkey/Latchkey.csproj -c Release -nologo -v q -clp:NoSummary
+dotnet build bench/Latchkey.Bench.Ceiling/Latchkey.Bench.Ceiling.csproj -c Release -nologo -v q -clp:NoSummary
+dotnet build bench/Latchkey.Bench.Harness/Latchkey.Bench.Harness.csproj -c Release -nologo -v q -clp:NoSummary
 
 # Latchkey on PostgreSQL too, unless told otherwise or PostgreSQL is not installed. Commits wait
 # for the write-ahead log but not for the disk flush (synchronous_commit=off), the same

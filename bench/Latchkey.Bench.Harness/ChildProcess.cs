@@ -26,6 +26,20 @@ internal sealed class ChildProcess : IAsyncDisposable
     public static ChildProcess Start(string name, string fileName, IEnumerable<string> arguments, IReadOnlyDictionary<string, string?> environment,
         string logDirectory, string? workingDirectory = null)
     {
+        var info = StartInfo(fileName, arguments, environment, workingDirectory);
+        Directory.CreateDirectory(logDirectory);
+        var logFile = Path.Combine(logDirectory, name + ".log");
+        var log = new StreamWriter(logFile, append: false) { AutoFlush = true };
+        var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {fileName}.");
+        process.OutputDataReceived += (_, e) => Write(log, e.Data);
+        process.ErrorDataReceived += (_, e) => Write(log, e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return new ChildProcess(name, process, log, logFile);
+    }
+
+    private static ProcessStartInfo StartInfo(string fileName, IEnumerable<string> arguments, IReadOnlyDictionary<string, string?> environment, string? workingDirectory)
+    {
         var info = new ProcessStartInfo(fileName)
         {
             RedirectStandardOutput = true,
@@ -42,15 +56,7 @@ internal sealed class ChildProcess : IAsyncDisposable
         {
             info.Environment[key] = value;
         }
-        Directory.CreateDirectory(logDirectory);
-        var logFile = Path.Combine(logDirectory, name + ".log");
-        var log = new StreamWriter(logFile, append: false) { AutoFlush = true };
-        var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {fileName}.");
-        process.OutputDataReceived += (_, e) => Write(log, e.Data);
-        process.ErrorDataReceived += (_, e) => Write(log, e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return new ChildProcess(name, process, log, logFile);
+        return info;
     }
 
     private static void Write(StreamWriter log, string? line)
@@ -156,22 +162,7 @@ internal sealed class ChildProcess : IAsyncDisposable
     public static async Task<(int ExitCode, string Output, string Error)> RunAsync(string fileName, IEnumerable<string> arguments,
         IReadOnlyDictionary<string, string?>? environment = null, string? stdin = null, string? workingDirectory = null)
     {
-        var info = new ProcessStartInfo(fileName)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-            WorkingDirectory = workingDirectory ?? Directory.GetCurrentDirectory(),
-        };
-        foreach (var argument in arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-        foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
-        {
-            info.Environment[key] = value;
-        }
+        var info = StartInfo(fileName, arguments, environment ?? new Dictionary<string, string?>(), workingDirectory);
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"Could not start {fileName}.");
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();

@@ -399,6 +399,8 @@ namespace Latchkey.Storage.Migrations.Postgres
 
                     b.HasIndex("AuthorizationId");
 
+                    b.HasIndex("ExpirationDate");
+
                     b.HasIndex("ReferenceId")
                         .IsUnique();
 

@@ -394,6 +394,8 @@ namespace Latchkey.Storage.Migrations.Sqlite
 
                     b.HasIndex("AuthorizationId");
 
+                    b.HasIndex("ExpirationDate");
+
                     b.HasIndex("ReferenceId")
                         .IsUnique();
 
