@@ -90,6 +90,9 @@ public static class AuthorizationServerSetup
                     server.SetIssuer(settings.Issuer);
                 }
 
+                // One insert per access or refresh token instead of an insert and an update.
+                server.RemoveEventHandler(OpenIddictServerHandlers.Protection.CreateTokenEntry.Descriptor)
+                    .AddEventHandler(CreateTokenEntryOnce.Descriptor);
                 server.AddEventHandler(AttachPrefixedReferenceIdentifier.Descriptor)
                     .AddEventHandler(RejectMalformedPrefixedTokens.Descriptor)
                     .AddEventHandler(RejectDisabledClients.Descriptor)

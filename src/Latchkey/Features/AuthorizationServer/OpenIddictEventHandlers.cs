@@ -15,10 +15,70 @@ using OidcScopes = OpenIddict.Abstractions.OpenIddictConstants.Scopes;
 namespace Latchkey.Features.AuthorizationServer;
 
 /// <summary>
+/// Takes the place of OpenIddict's <c>CreateTokenEntry</c>. For access and refresh tokens stored
+/// by reference, the entry is only described here (with a time-ordered id the token's payload
+/// names) and inserted once, complete, by <see cref="AttachPrefixedReferenceIdentifier"/>: one
+/// write per token instead of an insert followed by an update. Other tokens (codes) are created
+/// at once, as OpenIddict does.
+/// </summary>
+internal sealed class CreateTokenEntryOnce(IOpenIddictApplicationManager applications, IOpenIddictTokenManager tokens) : IOpenIddictServerHandler<GenerateTokenContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<GenerateTokenContext>()
+        .AddFilter<OpenIddictServerHandlerFilters.RequireDegradedModeDisabled>()
+        .AddFilter<OpenIddictServerHandlerFilters.RequireTokenStorageEnabled>()
+        .AddFilter<OpenIddictServerHandlerFilters.RequireTokenEntryCreated>()
+        .UseScopedHandler<CreateTokenEntryOnce>()
+        .SetOrder(OpenIddictServerHandlers.Protection.CreateTokenEntry.Descriptor.Order)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public async ValueTask HandleAsync(GenerateTokenContext context)
+    {
+        var descriptor = new OpenIddictTokenDescriptor
+        {
+            AuthorizationId = context.Principal.GetAuthorizationId(),
+            CreationDate = context.Principal.GetCreationDate(),
+            ExpirationDate = context.Principal.GetExpirationDate(),
+            Principal = context.Principal,
+            Type = context.TokenType,
+            Status = context.TokenType == TokenTypeIdentifiers.Private.DeviceCode ? Statuses.Inactive : Statuses.Valid,
+            Subject = context.TokenType is TokenTypeIdentifiers.Private.DeviceCode or TokenTypeIdentifiers.Private.UserCode
+                ? null
+                : context.Principal.GetClaim(Claims.Subject),
+        };
+        if (!string.IsNullOrEmpty(context.ClientId))
+        {
+            var application = await applications.FindByClientIdAsync(context.ClientId, context.CancellationToken)
+                ?? throw new InvalidOperationException("The client application of the token does not exist.");
+            descriptor.ApplicationId = await applications.GetIdAsync(application, context.CancellationToken);
+        }
+
+        if (context.IsReferenceToken && TokenFormats.ForType(context.TokenType) is not null)
+        {
+            var id = Guid.CreateVersion7().ToString();
+            context.Principal.SetTokenId(id);
+            context.Transaction.SetProperty(PendingTokenEntry.Key(context.TokenType), new PendingTokenEntry(id, descriptor));
+            return;
+        }
+
+        var entry = await tokens.CreateAsync(descriptor, context.CancellationToken)
+            ?? throw new InvalidOperationException("The token entry could not be created.");
+        context.Principal.SetTokenId(await tokens.GetIdAsync(entry, context.CancellationToken));
+    }
+}
+
+/// <summary>A token entry described but not yet stored; see <see cref="CreateTokenEntryOnce"/>.</summary>
+internal sealed record PendingTokenEntry(string Id, OpenIddictTokenDescriptor Descriptor)
+{
+    public static string Key(string? tokenType) => "latchkey.pending_token_entry:" + tokenType;
+}
+
+/// <summary>
 /// Replaces OpenIddict's random reference identifiers for access and refresh tokens with
 /// Latchkey's prefixed, checksummed format. Runs just before OpenIddict's own
-/// <c>AttachTokenPayload</c> and does its work, so that step is skipped for these tokens.
-/// The token manager stores only the SHA-256 hash of the identifier.
+/// <c>AttachTokenPayload</c> and does its work, so that step is skipped for these tokens: the
+/// entry described by <see cref="CreateTokenEntryOnce"/> is inserted here, complete. The token
+/// manager stores only the SHA-256 hash of the identifier.
 /// </summary>
 internal sealed class AttachPrefixedReferenceIdentifier(IOpenIddictTokenManager tokens) : IOpenIddictServerHandler<GenerateTokenContext>
 {
@@ -33,28 +93,24 @@ internal sealed class AttachPrefixedReferenceIdentifier(IOpenIddictTokenManager 
 
     public async ValueTask HandleAsync(GenerateTokenContext context)
     {
-        var format = context.TokenType switch
-        {
-            TokenTypeIdentifiers.AccessToken => TokenFormats.AccessToken,
-            TokenTypeIdentifiers.RefreshToken => TokenFormats.RefreshToken,
-            _ => null,
-        };
-        if (format is null || !context.IsReferenceToken)
+        var format = TokenFormats.ForType(context.TokenType);
+        if (format is null || !context.IsReferenceToken
+            || context.Transaction.GetProperty<PendingTokenEntry>(PendingTokenEntry.Key(context.TokenType)) is not { } pending)
         {
             return;
         }
+        context.Transaction.SetProperty<PendingTokenEntry>(PendingTokenEntry.Key(context.TokenType), null);
 
-        var id = context.Principal.GetTokenId() ?? throw new InvalidOperationException("The token has no entry.");
-        var entry = await tokens.FindByIdAsync(id, context.CancellationToken) ?? throw new InvalidOperationException("The token entry is missing.");
-        var descriptor = new OpenIddictTokenDescriptor();
-        await tokens.PopulateAsync(descriptor, entry, context.CancellationToken);
+        var descriptor = pending.Descriptor;
         descriptor.Payload = context.Token;
         descriptor.Principal = context.Principal;
         descriptor.ReferenceId = format.Generate();
         // Kept beside the encrypted payload so that resource checks need no decryption.
         descriptor.Properties[TokenFormats.ScopesProperty] = JsonSerializer.SerializeToElement(context.Principal.GetScopes());
         descriptor.Properties[TokenFormats.AudiencesProperty] = JsonSerializer.SerializeToElement(context.Principal.GetAudiences());
-        await tokens.UpdateAsync(entry, descriptor, context.CancellationToken);
+        var entry = new OAuthToken { Id = pending.Id };
+        await tokens.PopulateAsync(entry, descriptor, context.CancellationToken);
+        await tokens.CreateAsync(entry, context.CancellationToken);
 
         context.Token = descriptor.ReferenceId;
         context.PersistTokenPayload = false;

@@ -17,6 +17,14 @@ public static class TokenFormats
     /// <summary>Name of the token entry property that keeps the audiences (RFC 8707 resources).</summary>
     public const string AudiencesProperty = "lk_aud";
 
+    /// <summary>Latchkey's format for a token type stored by reference, or null for types in OpenIddict's own format (codes).</summary>
+    public static OpaqueSecretFormat? ForType(string? tokenType) => tokenType switch
+    {
+        OpenIddict.Abstractions.OpenIddictConstants.TokenTypeIdentifiers.AccessToken => AccessToken,
+        OpenIddict.Abstractions.OpenIddictConstants.TokenTypeIdentifiers.RefreshToken => RefreshToken,
+        _ => null,
+    };
+
     /// <summary>True when the value carries one of Latchkey's token prefixes.</summary>
     public static bool HasLatchkeyPrefix(string value) => AccessToken.HasPrefix(value) || RefreshToken.HasPrefix(value);
 
