@@ -70,9 +70,10 @@ public sealed partial class TokenCleanup(
                     .Take(BatchSize)
                     .ExecuteDeleteAsync(cancellationToken);
                 total += deleted;
-                if (deleted == BatchSize)
+                if (sqlite && deleted == BatchSize)
                 {
-                    // A breath between batches: writers waiting for the lock (the token endpoint) get it.
+                    // A breath between batches: writers waiting for SQLite's one write lock (the
+                    // token endpoint) get it. PostgreSQL's writers do not wait for each other.
                     await Task.Delay(BatchPause, time, cancellationToken);
                 }
             }
