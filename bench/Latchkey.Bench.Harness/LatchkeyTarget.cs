@@ -106,8 +106,8 @@ internal sealed class LatchkeyTarget : IAsyncDisposable
     /// <summary>
     /// Adds <paramref name="count"/> access-token rows in one statement, shaped like the server's
     /// own (copied from a real row of the app): expired two days ago, so clean-up may remove them.
-    /// Their ids sort before every real one, as the server's time-ordered ids of older tokens
-    /// would; their reference ids are random hashes that no request presents. Each call must use
+    /// Their ids and stored reference ids sort before every real one, as the server's
+    /// time-ordered ones of older tokens would; no request presents their reference ids. Each call must use
     /// ids not used before: <paramref name="offset"/> is the number of rows added so far.
     /// </summary>
     public async Task AddExpiredTokensAsync(int count, int offset = 0)
@@ -124,14 +124,14 @@ internal sealed class LatchkeyTarget : IAsyncDisposable
         command.CommandText = IsPostgres
             ? $"""
               INSERT INTO {TokensTable} ("Id", "ApplicationId", "ConcurrencyToken", "CreationDate", "ExpirationDate", "ReferenceId", "Status", "Subject", "Type")
-              SELECT '00' || lpad(to_hex(i + @offset), 10, '0') || '-0000-7000-8000-' || substr(md5((i + @offset)::text), 1, 12), t."ApplicationId", 'bench', @created, @expired, md5(random()::text || i::text) || md5(i::text), 'valid', t."Subject", t."Type"
+              SELECT '00' || lpad(to_hex(i + @offset), 10, '0') || '-0000-7000-8000-' || substr(md5((i + @offset)::text), 1, 12), t."ApplicationId", 'bench', @created, @expired, '00' || lpad(to_hex(i + @offset), 8, '0') || '.' || md5(random()::text || i::text), 'valid', t."Subject", t."Type"
               FROM generate_series(1, @count) AS i,
                    (SELECT "ApplicationId", "Subject", "Type" FROM {TokensTable} WHERE "ReferenceId" IS NOT NULL LIMIT 1) AS t
               """
             : $"""
               WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < @count)
               INSERT INTO {TokensTable} (Id, ApplicationId, ConcurrencyToken, CreationDate, ExpirationDate, ReferenceId, Status, Subject, Type)
-              SELECT printf('00%010x', i + @offset) || '-0000-7000-8000-' || lower(hex(randomblob(6))), t.ApplicationId, 'bench', @created, @expired, lower(hex(randomblob(32))), 'valid', t.Subject, t.Type
+              SELECT printf('00%010x', i + @offset) || '-0000-7000-8000-' || lower(hex(randomblob(6))), t.ApplicationId, 'bench', @created, @expired, printf('00%08x.', i + @offset) || lower(hex(randomblob(16))), 'valid', t.Subject, t.Type
               FROM n, (SELECT ApplicationId, Subject, Type FROM {TokensTable} WHERE ReferenceId IS NOT NULL LIMIT 1) AS t
               """;
         AddParameter(command, "count", count);

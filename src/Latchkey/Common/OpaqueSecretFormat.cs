@@ -37,6 +37,32 @@ public sealed class OpaqueSecretFormat
         return string.Concat(Prefix, random, Checksum(Prefix + random));
     }
 
+    /// <summary>
+    /// A secret whose random part begins with <paramref name="lead"/> (base62, fixed width) and
+    /// goes on with random characters; <paramref name="lead"/> carries no secret.
+    /// </summary>
+    public string Generate(string lead)
+    {
+        if (lead.Length >= RandomLength / 4 || lead.AsSpan().ContainsAnyExcept(Base62))
+        {
+            throw new ArgumentException("The lead must be a few base62 characters.", nameof(lead));
+        }
+        var random = lead + RandomNumberGenerator.GetString(Alphabet, RandomLength - lead.Length);
+        return string.Concat(Prefix, random, Checksum(Prefix + random));
+    }
+
+    /// <summary>A non-negative number as <paramref name="width"/> base62 digits; ordinal order is numeric order.</summary>
+    public static string Base62Digits(long value, int width)
+    {
+        Span<char> digits = stackalloc char[width];
+        for (var i = width - 1; i >= 0; i--)
+        {
+            digits[i] = Alphabet[(int)(value % 62)];
+            value /= 62;
+        }
+        return new string(digits);
+    }
+
     /// <summary>True when the value could be a secret of this kind (prefix, length, alphabet, checksum).</summary>
     public bool IsWellFormed(string? value)
     {

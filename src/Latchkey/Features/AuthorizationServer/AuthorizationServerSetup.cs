@@ -51,6 +51,7 @@ public static class AuthorizationServerSetup
                     .UseDbContext<LatchkeyDbContext>()
                     .ReplaceDefaultEntities<OAuthApplication, OAuthAuthorization, OAuthScope, OAuthToken, string>();
                 core.ReplaceApplicationManager<OAuthApplication, OAuthApplicationManager>();
+                core.ReplaceTokenManager<OAuthToken, OAuthTokenManager>();
             })
             .AddServer(server =>
             {

@@ -37,3 +37,15 @@ public sealed class OAuthApplicationManager(
             SecretHash.Matches(stored, secret));
     }
 }
+
+/// <summary>OpenIddict's token manager, storing reference ids as <see cref="TokenFormats.StoredReferenceId"/> says.</summary>
+public sealed class OAuthTokenManager(
+    IOpenIddictTokenCache<OAuthToken> cache,
+    ILogger<OpenIddictTokenManager<OAuthToken>> logger,
+    IOptionsMonitor<OpenIddictCoreOptions> options,
+    IOpenIddictTokenStore<OAuthToken> store)
+    : OpenIddictTokenManager<OAuthToken>(cache, logger, options, store)
+{
+    protected override ValueTask<string> ObfuscateReferenceIdAsync(string identifier, CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult(TokenFormats.StoredReferenceId(identifier));
+}

@@ -80,7 +80,7 @@ internal sealed record PendingTokenEntry(string Id, OpenIddictTokenDescriptor De
 /// entry described by <see cref="CreateTokenEntryOnce"/> is inserted here, complete. The token
 /// manager stores only the SHA-256 hash of the identifier.
 /// </summary>
-internal sealed class AttachPrefixedReferenceIdentifier(IOpenIddictTokenManager tokens) : IOpenIddictServerHandler<GenerateTokenContext>
+internal sealed class AttachPrefixedReferenceIdentifier(IOpenIddictTokenManager tokens, TimeProvider time) : IOpenIddictServerHandler<GenerateTokenContext>
 {
     public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<GenerateTokenContext>()
         .AddFilter<OpenIddictServerHandlerFilters.RequireDegradedModeDisabled>()
@@ -104,7 +104,7 @@ internal sealed class AttachPrefixedReferenceIdentifier(IOpenIddictTokenManager 
         var descriptor = pending.Descriptor;
         descriptor.Payload = context.Token;
         descriptor.Principal = context.Principal;
-        descriptor.ReferenceId = format.Generate();
+        descriptor.ReferenceId = TokenFormats.New(format, time.GetUtcNow());
         // Kept beside the encrypted payload so that resource checks need no decryption.
         descriptor.Properties[TokenFormats.ScopesProperty] = JsonSerializer.SerializeToElement(context.Principal.GetScopes());
         descriptor.Properties[TokenFormats.AudiencesProperty] = JsonSerializer.SerializeToElement(context.Principal.GetAudiences());

@@ -30,6 +30,28 @@ public static class TokenFormats
 
     public static bool IsWellFormed(string value) => AccessToken.IsWellFormed(value) || RefreshToken.IsWellFormed(value);
 
-    /// <summary>How OpenIddict stores a reference id: Base64 of its SHA-256 hash.</summary>
-    public static string StoredReferenceId(string token) => Convert.ToBase64String(SecretHash.Compute(token));
+    /// <summary>Base62 digits of the issue minute at the start of an access or refresh token's random part.</summary>
+    public const int IssueMinuteDigits = 5;
+
+    /// <summary>
+    /// A new access or refresh token. Its random part starts with the minute it was issued (five
+    /// base62 digits, not secret; 38 random characters, 226 bits, follow), so that stored
+    /// reference ids sort by issue time: see <see cref="StoredReferenceId"/>.
+    /// </summary>
+    public static string New(OpaqueSecretFormat format, DateTimeOffset now) =>
+        format.Generate(OpaqueSecretFormat.Base62Digits(now.ToUnixTimeSeconds() / 60, IssueMinuteDigits));
+
+    /// <summary>
+    /// How a reference id is stored: Base64 of its SHA-256 hash, led for Latchkey's tokens by their
+    /// issue minute. New rows then go to the end of the reference-id index and clean-up removes
+    /// old ones from its start, instead of touching its pages all over (the hash alone is random).
+    /// </summary>
+    public static string StoredReferenceId(string token)
+    {
+        var hash = Convert.ToBase64String(SecretHash.Compute(token));
+        var format = AccessToken.HasPrefix(token) ? AccessToken : RefreshToken.HasPrefix(token) ? RefreshToken : null;
+        return format is not null && token.Length > format.Prefix.Length + IssueMinuteDigits
+            ? string.Concat(token.AsSpan(format.Prefix.Length, IssueMinuteDigits), ".", hash)
+            : hash;
+    }
 }
