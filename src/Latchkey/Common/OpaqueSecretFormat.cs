@@ -31,11 +31,7 @@ public sealed class OpaqueSecretFormat
     /// <summary>Total length of a well-formed secret.</summary>
     public int Length { get; }
 
-    public string Generate()
-    {
-        var random = RandomNumberGenerator.GetString(Alphabet, RandomLength);
-        return string.Concat(Prefix, random, Checksum(Prefix + random));
-    }
+    public string Generate() => Generate("");
 
     /// <summary>
     /// A secret whose random part begins with <paramref name="lead"/> (base62, fixed width) and
@@ -54,13 +50,20 @@ public sealed class OpaqueSecretFormat
     /// <summary>A non-negative number as <paramref name="width"/> base62 digits; ordinal order is numeric order.</summary>
     public static string Base62Digits(long value, int width)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(value);
         Span<char> digits = stackalloc char[width];
-        for (var i = width - 1; i >= 0; i--)
+        WriteBase62((ulong)value, digits);
+        return new string(digits);
+    }
+
+    /// <summary>Fills <paramref name="destination"/> with the low base62 digits of <paramref name="value"/>, most significant first.</summary>
+    private static void WriteBase62(ulong value, Span<char> destination)
+    {
+        for (var i = destination.Length - 1; i >= 0; i--)
         {
-            digits[i] = Alphabet[(int)(value % 62)];
+            destination[i] = Alphabet[(int)(value % 62)];
             value /= 62;
         }
-        return new string(digits);
     }
 
     /// <summary>True when the value could be a secret of this kind (prefix, length, alphabet, checksum).</summary>
@@ -102,13 +105,8 @@ public sealed class OpaqueSecretFormat
         Encoding.ASCII.GetBytes(payload, bytes);
         Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
         SHA256.HashData(bytes, digest);
-        var value = BinaryPrimitives.ReadUInt32BigEndian(digest);
         // 62^6 > 2^32, so six base62 digits hold any 32-bit value.
-        for (var i = ChecksumLength - 1; i >= 0; i--)
-        {
-            destination[i] = Alphabet[(int)(value % 62)];
-            value /= 62;
-        }
+        WriteBase62(BinaryPrimitives.ReadUInt32BigEndian(digest), destination);
     }
 }
 

@@ -86,6 +86,26 @@ public sealed class SnapshotCache<TValue>(CacheRevisions revisions, CacheScope s
         return false;
     }
 
+    /// <summary>
+    /// The cached value, or what <paramref name="load"/> reads from the database, kept when it is
+    /// not null. The revision is noted before the read, so a value read before a change is never
+    /// kept after it.
+    /// </summary>
+    public async ValueTask<TValue?> GetOrLoadAsync<TState>(string key, TState state, Func<TState, CancellationToken, Task<TValue?>> load, CancellationToken cancellationToken)
+    {
+        if (TryGet(key, out var cached))
+        {
+            return cached;
+        }
+        var revision = Revision;
+        var loaded = await load(state, cancellationToken);
+        if (loaded is not null)
+        {
+            Set(key, loaded, revision);
+        }
+        return loaded;
+    }
+
     public void Set(string key, TValue value, long revision)
     {
         if (!_enabled || revision != revisions.Current(scope))

@@ -27,6 +27,7 @@ public static class StorageSetup
         builder.Services.AddOptions<CachingOptions>().BindConfiguration(CachingOptions.SectionName)
             .ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<CacheRevisions>();
+        builder.Services.AddSingleton<UsageStamps>();
         builder.Services.AddSingleton<CacheInvalidationInterceptor>();
 
         if (storage.IsPostgres)

@@ -9,21 +9,9 @@ public sealed record UserProfile(string Id, string DisplayName, string? Email, s
 /// <summary>Reads profiles by user id through a cache that any change to the users table invalidates.</summary>
 public sealed class UserProfiles(LatchkeyDbContext db, SnapshotCache<UserProfile> cache)
 {
-    public async Task<UserProfile?> FindAsync(string userId, CancellationToken cancellationToken)
-    {
-        if (cache.TryGet(userId, out var profile))
-        {
-            return profile;
-        }
-        var revision = cache.Revision;
-        profile = await db.Users.AsNoTracking()
-            .Where(u => u.Id == userId)
+    public ValueTask<UserProfile?> FindAsync(string userId, CancellationToken cancellationToken) =>
+        cache.GetOrLoadAsync(userId, (db, userId), static (state, ct) => state.db.Users.AsNoTracking()
+            .Where(u => u.Id == state.userId)
             .Select(u => new UserProfile(u.Id, u.DisplayName, u.Email, u.TimeZone))
-            .FirstOrDefaultAsync(cancellationToken);
-        if (profile is not null)
-        {
-            cache.Set(userId, profile, revision);
-        }
-        return profile;
-    }
+            .FirstOrDefaultAsync(ct), cancellationToken);
 }

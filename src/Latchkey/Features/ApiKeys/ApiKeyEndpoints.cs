@@ -1,4 +1,3 @@
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Latchkey.Storage;
 using Latchkey.Common;
 using System.Security.Claims;
@@ -31,7 +30,6 @@ public static class ApiKeyEndpoints
     {
         builder.Services.AddScoped<ApiKeyService>();
         builder.Services.AddSnapshotCache<ApiKeySnapshot>(CacheScope.ApiKeys);
-        builder.Services.TryAddSingleton<UsageStamps>();
         return builder;
     }
 

@@ -101,23 +101,18 @@ public sealed partial class ApiKeyService(
         }
 
         var hash = SecretHash.Compute(presented);
-        var cacheKey = Convert.ToBase64String(hash);
-        if (!cache.TryGet(cacheKey, out var key))
+        var key = await cache.GetOrLoadAsync(Convert.ToBase64String(hash), (db, hash), static async (state, ct) =>
         {
-            var revision = cache.Revision;
-            var row = await db.ApiKeys.AsNoTracking()
-                .Where(k => k.SecretHash == hash)
+            var row = await state.db.ApiKeys.AsNoTracking()
+                .Where(k => k.SecretHash == state.hash)
                 .Select(k => new { k.Id, k.UserId, k.Scopes, k.ExpiresAt, k.RevokedAt, k.SecretHash })
-                .FirstOrDefaultAsync(cancellationToken);
-            if (row is null)
-            {
-                return ApiKeyCheck.Fail(ApiKeyCheckFailure.Unknown);
-            }
-            key = new ApiKeySnapshot(row.Id, row.UserId, row.Scopes.Split(' ', StringSplitOptions.RemoveEmptyEntries), row.ExpiresAt, row.RevokedAt, row.SecretHash);
-            cache.Set(cacheKey, key, revision);
-        }
+                .FirstOrDefaultAsync(ct);
+            return row is null
+                ? null
+                : new ApiKeySnapshot(row.Id, row.UserId, row.Scopes.Split(' ', StringSplitOptions.RemoveEmptyEntries), row.ExpiresAt, row.RevokedAt, row.SecretHash);
+        }, cancellationToken);
 
-        if (!SecretHash.Matches(key.SecretHash, presented))
+        if (key is null || !SecretHash.Matches(key.SecretHash, presented))
         {
             return ApiKeyCheck.Fail(ApiKeyCheckFailure.Unknown);
         }

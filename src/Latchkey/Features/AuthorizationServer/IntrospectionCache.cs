@@ -4,7 +4,6 @@ using System.Text.Json;
 using Latchkey.Storage;
 using Microsoft.AspNetCore;
 using Microsoft.Extensions.Primitives;
-using Microsoft.Net.Http.Headers;
 using OpenIddict.Abstractions;
 using OpenIddict.Server;
 using OpenIddict.Server.AspNetCore;
@@ -26,7 +25,10 @@ public sealed record IntrospectionAnswer(byte[] Json, DateTimeOffset ExpiresAt);
 /// </summary>
 public static class IntrospectionCache
 {
-    private const string RevisionItem = "latchkey.introspection.revision";
+    private const string QuestionItem = "latchkey.introspection.question";
+
+    /// <summary>A plain question's cache key, and the OAuth revision noted before anything read the database.</summary>
+    private sealed record Question(string Key, long Revision);
 
     /// <summary>Answers repeated introspection questions before OpenIddict; must run before authentication.</summary>
     public static WebApplication UseIntrospectionCache(this WebApplication app)
@@ -41,11 +43,15 @@ public static class IntrospectionCache
     private static async Task AnswerFromCacheAsync(HttpContext context, RequestDelegate next)
     {
         var cache = context.RequestServices.GetRequiredService<SnapshotCache<IntrospectionAnswer>>();
-        // Noted before anything reads the database, so an answer computed now is stored under it.
-        context.Items[RevisionItem] = cache.Revision;
+        // The revision is noted before anything reads the database, so an answer computed now is stored under it.
+        var revision = cache.Revision;
         var form = await context.Request.ReadFormAsync(context.RequestAborted);
-        if (Key(context.Request.Headers.Authorization, form) is { } key
-            && cache.TryGet(key, out var answer)
+        if (Key(context.Request.Headers.Authorization, form) is not { } key)
+        {
+            await next(context);
+            return;
+        }
+        if (cache.TryGet(key, out var answer)
             && answer.ExpiresAt > context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow())
         {
             context.Response.StatusCode = StatusCodes.Status200OK;
@@ -54,6 +60,7 @@ public static class IntrospectionCache
             await context.Response.Body.WriteAsync(answer.Json, context.RequestAborted);
             return;
         }
+        context.Items[QuestionItem] = new Question(key, revision);
         await next(context);
     }
 
@@ -61,7 +68,7 @@ public static class IntrospectionCache
     /// The cache key of a plain introspection question (one token of Latchkey's access-token format,
     /// no hint or the access-token hint, one way of client authentication), or null for anything else.
     /// </summary>
-    internal static string? Key(StringValues authorization, IFormCollection form)
+    private static string? Key(StringValues authorization, IFormCollection form)
     {
         if (form["token"] is not { Count: 1 } tokens || tokens[0] is not { } token || !TokenFormats.AccessToken.IsWellFormed(token))
         {
@@ -127,19 +134,16 @@ public static class IntrospectionCache
 
         public ValueTask HandleAsync(ApplyIntrospectionResponseContext context)
         {
-            var http = context.Transaction.GetHttpRequest()?.HttpContext;
             var response = context.Response;
-            if (http?.Items[RevisionItem] is not long revision
+            if (context.Transaction.GetHttpRequest()?.HttpContext.Items[QuestionItem] is not Question question
                 || !string.IsNullOrEmpty(response.Error)
                 || response[Claims.Active] is not { } active || !(bool)active
-                || response[Claims.ExpiresAt] is not { } exp || (long?)exp is not { } seconds
-                || !http.Request.HasFormContentType
-                || Key(http.Request.Headers[HeaderNames.Authorization], http.Request.Form) is not { } key)
+                || response[Claims.ExpiresAt] is not { } exp || (long?)exp is not { } seconds)
             {
                 return ValueTask.CompletedTask;
             }
             var json = JsonSerializer.SerializeToUtf8Bytes(response);
-            cache.Set(key, new IntrospectionAnswer(json, DateTimeOffset.FromUnixTimeSeconds(seconds)), revision);
+            cache.Set(question.Key, new IntrospectionAnswer(json, DateTimeOffset.FromUnixTimeSeconds(seconds)), question.Revision);
             return ValueTask.CompletedTask;
         }
     }

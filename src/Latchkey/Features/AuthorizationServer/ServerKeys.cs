@@ -57,24 +57,25 @@ public sealed partial class ServerKeyRing(LatchkeyDbContext db, IDataProtectionP
     public (IReadOnlyList<RsaSecurityKey> Signing, IReadOnlyList<SymmetricSecurityKey> Encryption, IReadOnlyList<SymmetricSecurityKey> TokenSigning) GetOrCreate()
     {
         EnsureExists(ServerKey.Signing, GenerateRsa);
-        EnsureExists(ServerKey.Encryption, GenerateAes);
-        EnsureExists(ServerKey.TokenSigning, GenerateAes);
+        EnsureExists(ServerKey.Encryption, GenerateSymmetric);
+        EnsureExists(ServerKey.TokenSigning, GenerateSymmetric);
         var signing = Load(ServerKey.Signing).Select(key =>
         {
             var rsa = RSA.Create();
             rsa.ImportPkcs8PrivateKey(key.Material, out _);
             return new RsaSecurityKey(rsa) { KeyId = key.Id };
         }).ToList();
-        var encryption = Load(ServerKey.Encryption).Select(key => new SymmetricSecurityKey(key.Material) { KeyId = key.Id }).ToList();
-        var tokenSigning = Load(ServerKey.TokenSigning).Select(key => new SymmetricSecurityKey(key.Material) { KeyId = key.Id }).ToList();
-        return (signing, encryption, tokenSigning);
+        return (signing, LoadSymmetric(ServerKey.Encryption), LoadSymmetric(ServerKey.TokenSigning));
     }
+
+    private List<SymmetricSecurityKey> LoadSymmetric(string kind) =>
+        Load(kind).Select(key => new SymmetricSecurityKey(key.Material) { KeyId = key.Id }).ToList();
 
     /// <summary>Adds a new key of each kind; they become current when nodes next start.</summary>
     public (string SigningKeyId, string EncryptionKeyId, string TokenSigningKeyId) Rotate() =>
         (Insert(ServerKey.Signing, NextId(ServerKey.Signing), GenerateRsa()),
-         Insert(ServerKey.Encryption, NextId(ServerKey.Encryption), GenerateAes()),
-         Insert(ServerKey.TokenSigning, NextId(ServerKey.TokenSigning), GenerateAes()));
+         Insert(ServerKey.Encryption, NextId(ServerKey.Encryption), GenerateSymmetric()),
+         Insert(ServerKey.TokenSigning, NextId(ServerKey.TokenSigning), GenerateSymmetric()));
 
     private static byte[] GenerateRsa()
     {
@@ -82,7 +83,7 @@ public sealed partial class ServerKeyRing(LatchkeyDbContext db, IDataProtectionP
         return rsa.ExportPkcs8PrivateKey();
     }
 
-    private static byte[] GenerateAes() => RandomNumberGenerator.GetBytes(32);
+    private static byte[] GenerateSymmetric() => RandomNumberGenerator.GetBytes(32);
 
     private List<(string Id, byte[] Material)> Load(string kind) =>
         db.ServerKeys.AsNoTracking().Where(k => k.Kind == kind).OrderByDescending(k => k.Id).Take(KeysKeptPerKind).ToList()

@@ -1,5 +1,4 @@
 using Latchkey.Storage;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Latchkey.Common;
 using System.Security.Claims;
 using Latchkey.Features.Broker.Credentials;
@@ -39,7 +38,6 @@ public static class BrokerEndpoints
         builder.Services.AddScoped<FlowService>();
         builder.Services.AddScoped<CredentialService>();
         builder.Services.AddSnapshotCache<Credential>(CacheScope.Credentials);
-        builder.Services.TryAddSingleton<UsageStamps>();
         return builder;
     }
 

@@ -48,17 +48,9 @@ public sealed class CredentialService(
     /// </summary>
     private async Task<Credential?> FindForReadAsync(string accountId, string id, CancellationToken cancellationToken)
     {
-        if (!cache.TryGet(id, out var credential))
-        {
-            var revision = cache.Revision;
-            credential = await db.BrokerCredentials.AsNoTracking().FirstOrDefaultAsync(c => c.Id == id, cancellationToken);
-            if (credential is null)
-            {
-                return null;
-            }
-            cache.Set(id, credential, revision);
-        }
-        return credential.AccountId == accountId ? credential : null;
+        var credential = await cache.GetOrLoadAsync(id, (db, id), static (state, ct) =>
+            state.db.BrokerCredentials.AsNoTracking().FirstOrDefaultAsync(c => c.Id == state.id, ct), cancellationToken);
+        return credential?.AccountId == accountId ? credential : null;
     }
 
     /// <summary>
