@@ -53,7 +53,11 @@ public abstract class ApiKeyBadInputTests(LatchkeyServerFixture server)
         var before = await server.WithDbAsync(db => db.ApiKeys.CountAsync());
         var huge = "{\"name\":\"" + new string('x', 2 * 1024 * 1024) + "\",\"scopes\":[\"IDENTITY\"]}";
 
-        var response = await account.Session.PostAsync("/api/keys", new StringContent(huge, Encoding.UTF8, "application/json"));
+        // Expect: 100-continue, as well-behaved clients send large bodies: the server refuses on
+        // the declared length, and the client does not race the closing connection with the body.
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/keys") { Content = new StringContent(huge, Encoding.UTF8, "application/json") };
+        request.Headers.ExpectContinue = true;
+        var response = await account.Session.SendAsync(request);
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
