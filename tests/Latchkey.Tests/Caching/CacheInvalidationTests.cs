@@ -85,6 +85,47 @@ public abstract class CacheInvalidationTests(LatchkeyServerFixture server)
     }
 
     [Fact]
+    public async Task The_cached_client_follows_edits_disabling_and_secret_rotation_at_once()
+    {
+        var owner = await TestAccounts.SignUpAsync(server);
+        var app = await RegisterAppAsync(owner);
+        Task<HttpResponseMessage> ClientCredentialsAsync(string secret) => TokenAsync(server.CreateClient(), new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["client_id"] = app.ClientId,
+            ["client_secret"] = secret,
+            ["scope"] = "READ_GRAPH",
+        });
+        Assert.Equal(HttpStatusCode.OK, (await ClientCredentialsAsync(app.ClientSecret!)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await ClientCredentialsAsync(app.ClientSecret!)).StatusCode);
+
+        // An edit through the owner's API works on the cached copy and is seen by the next request.
+        var edited = await owner.Session.PatchAsJsonAsync($"/api/oauth/apps/{app.ClientId}", new { scopes = new[] { "IDENTITY" } });
+        Assert.True(edited.StatusCode == HttpStatusCode.OK, await edited.Content.ReadAsStringAsync());
+        var narrowed = await ClientCredentialsAsync(app.ClientSecret!);
+        Assert.Equal(HttpStatusCode.BadRequest, narrowed.StatusCode);
+        Assert.Contains("not allowed to use the specified scope", await narrowed.Content.ReadAsStringAsync());
+        edited = await owner.Session.PatchAsJsonAsync($"/api/oauth/apps/{app.ClientId}", new { scopes = new[] { "IDENTITY", "READ_GRAPH" } });
+        Assert.Equal(HttpStatusCode.OK, edited.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await ClientCredentialsAsync(app.ClientSecret!)).StatusCode);
+
+        Assert.Equal(HttpStatusCode.OK, (await owner.Session.PostAsync($"/api/oauth/apps/{app.ClientId}/disable", null)).StatusCode);
+        var refused = await ClientCredentialsAsync(app.ClientSecret!);
+        Assert.Contains("invalid_client", await refused.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, (await owner.Session.PostAsync($"/api/oauth/apps/{app.ClientId}/enable", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await ClientCredentialsAsync(app.ClientSecret!)).StatusCode);
+
+        var rotated = await owner.Session.PostAsync($"/api/oauth/apps/{app.ClientId}/rotate-secret", null);
+        Assert.Equal(HttpStatusCode.OK, rotated.StatusCode);
+        var newSecret = (await rotated.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("client_secret").GetString()!;
+        Assert.Contains("invalid_client", await (await ClientCredentialsAsync(app.ClientSecret!)).Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, (await ClientCredentialsAsync(newSecret)).StatusCode);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await owner.Session.DeleteAsync($"/api/oauth/apps/{app.ClientId}")).StatusCode);
+        Assert.Contains("invalid_client", await (await ClientCredentialsAsync(newSecret)).Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task A_cached_introspection_answer_needs_the_same_client_secret_and_a_rotated_secret_ends_it()
     {
         var issued = await IssueAsync(server);

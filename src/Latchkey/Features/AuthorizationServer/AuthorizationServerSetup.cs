@@ -43,6 +43,7 @@ public static class AuthorizationServerSetup
         builder.Services.AddScoped<IAccessTokenValidator, AccessTokenValidator>();
         builder.Services.AddSnapshotCache<AccessTokenSnapshot>(CacheScope.OAuth);
         builder.Services.AddSnapshotCache<IntrospectionAnswer>(CacheScope.OAuth);
+        builder.Services.AddSnapshotCache<OAuthApplicationSnapshot>(CacheScope.OAuth);
 
         builder.Services.AddOpenIddict()
             .AddCore(core =>
