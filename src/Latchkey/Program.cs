@@ -7,6 +7,7 @@ using Latchkey.Features.Broker;
 using Latchkey.Features.ExternalApi;
 using Latchkey.Features.Operations;
 using Latchkey.Features.Scopes;
+using Latchkey.Features.Site;
 using Latchkey.Storage;
 using Microsoft.Extensions.Configuration.CommandLine;
 
@@ -49,6 +50,7 @@ public static class Program
         app.UseAuthorization();
 
         app.MapOperations();
+        app.MapSiteAssets();
         app.MapAccounts();
         app.MapScopes();
         app.MapApiKeys();

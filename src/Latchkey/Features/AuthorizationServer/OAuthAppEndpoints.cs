@@ -132,8 +132,7 @@ public static class OAuthAppEndpoints
         await apps.GetPublicInfoAsync(clientId, cancellationToken) is { } info ? TypedResults.Ok(info) : NotFound(clientId);
 
     private static async Task<Results<Ok<OAuthAppView>, ProblemHttpResult>> UploadLogoAsync(
-        string clientId, HttpRequest request, ClaimsPrincipal user, OAuthAppService apps, LatchkeyDbContext db, TimeProvider time,
-        CancellationToken cancellationToken)
+        string clientId, HttpRequest request, ClaimsPrincipal user, OAuthAppService apps, CancellationToken cancellationToken)
     {
         var app = await apps.FindOwnedAsync(user.UserId(), clientId, cancellationToken);
         if (app is null)
@@ -150,29 +149,11 @@ public static class OAuthAppEndpoints
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status413PayloadTooLarge, detail: $"The logo may be at most {OAuthAppLimits.LogoMaxBytes / 1024} KiB.");
         }
-        var checkedLogo = LogoImages.Check(request.ContentType, buffer.ToArray());
-        if (checkedLogo.Error is not null)
+        var error = await apps.SetLogoAsync(app, request.ContentType, buffer.ToArray(), cancellationToken);
+        if (error is not null)
         {
-            return TypedResults.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, detail: checkedLogo.Error);
+            return TypedResults.Problem(statusCode: StatusCodes.Status415UnsupportedMediaType, detail: error);
         }
-
-        var logo = await db.OAuthAppLogos.FirstOrDefaultAsync(l => l.ApplicationId == app.Id, cancellationToken);
-        if (logo is null)
-        {
-            db.OAuthAppLogos.Add(new OAuthAppLogo
-            {
-                ApplicationId = app.Id!, ContentType = checkedLogo.ContentType!, Content = checkedLogo.Content!, UpdatedAt = time.GetUtcNow(),
-            });
-        }
-        else
-        {
-            logo.ContentType = checkedLogo.ContentType!;
-            logo.Content = checkedLogo.Content!;
-            logo.UpdatedAt = time.GetUtcNow();
-        }
-        await db.SaveChangesAsync(cancellationToken);
-        app.LogoVersion++;
-        await apps.SaveAsync(app, cancellationToken);
         return TypedResults.Ok(apps.View(app));
     }
 

@@ -128,6 +128,34 @@ public sealed class OAuthAppService(
     public Task SaveAsync(OAuthApplication app, CancellationToken cancellationToken) =>
         applications.UpdateAsync(app, cancellationToken).AsTask();
 
+    /// <summary>Checks and stores a new logo (PNG, JPEG, WebP or a safe SVG). Returns the problem, or null when stored.</summary>
+    public async Task<string?> SetLogoAsync(OAuthApplication app, string? contentType, byte[] content, CancellationToken cancellationToken)
+    {
+        var checkedLogo = LogoImages.Check(contentType, content);
+        if (checkedLogo.Error is not null)
+        {
+            return checkedLogo.Error;
+        }
+        var logo = await db.OAuthAppLogos.FirstOrDefaultAsync(l => l.ApplicationId == app.Id, cancellationToken);
+        if (logo is null)
+        {
+            db.OAuthAppLogos.Add(new OAuthAppLogo
+            {
+                ApplicationId = app.Id!, ContentType = checkedLogo.ContentType!, Content = checkedLogo.Content!, UpdatedAt = time.GetUtcNow(),
+            });
+        }
+        else
+        {
+            logo.ContentType = checkedLogo.ContentType!;
+            logo.Content = checkedLogo.Content!;
+            logo.UpdatedAt = time.GetUtcNow();
+        }
+        await db.SaveChangesAsync(cancellationToken);
+        app.LogoVersion++;
+        await SaveAsync(app, cancellationToken);
+        return null;
+    }
+
     /// <summary>Replaces a confidential app's secret; the old one stops working at once. Null for public apps.</summary>
     public async Task<string?> RotateSecretAsync(OAuthApplication app, CancellationToken cancellationToken)
     {

@@ -79,6 +79,16 @@ public sealed class ScopeCatalog
 
     public ScopeDefinition? Find(string scope) => _byName.GetValueOrDefault(scope);
 
+    /// <summary>What a scope lets an app do, in words for the person asked to allow it.</summary>
+    public string Describe(string scope) => scope switch
+    {
+        "openid" => "Sign you in with your Latchkey account",
+        "profile" => "See your name and time zone",
+        "email" => "See your e-mail address",
+        "offline_access" => "Stay connected when you are not using it",
+        _ => Find(scope)?.Description ?? scope,
+    };
+
     /// <summary>
     /// Checks a requested list of scopes: every one known, none repeated, at least one.
     /// Returns the scopes in catalog order, or the problem in plain words.

@@ -168,13 +168,7 @@ public sealed class AuthorizeModel(
         SwitchAccountUrl = ReturnUrls.AppendTo(AccountsSetup.SignOutPath, null);
     }
 
-    private (string, string) Describe(string scope) => scope switch
-    {
-        OidcScopes.OpenId => (scope, "Sign you in with your Latchkey account"),
-        OidcScopes.Profile => (scope, "See your name and time zone"),
-        OidcScopes.Email => (scope, "See your e-mail address"),
-        _ => (scope, catalog.Find(scope)?.Description ?? scope),
-    };
+    private (string, string) Describe(string scope) => (scope, catalog.Describe(scope));
 
     private string ReturnUrl(OpenIddictRequest request)
     {

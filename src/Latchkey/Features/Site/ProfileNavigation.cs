@@ -1,0 +1,17 @@
+namespace Latchkey.Features.Site;
+
+/// <summary>The signed-in user's pages, in the order the header lists them.</summary>
+public static class ProfileNavigation
+{
+    public const string OAuthApps = "/profile/oauth-apps";
+    public const string ApiKeys = "/profile/api-keys";
+    public const string Connections = "/profile/connections";
+    public const string AuthorizedApps = "/profile/authorized-apps";
+
+    public static readonly IReadOnlyList<(string Href, string Label)> Links =
+    [
+        (AuthorizedApps, "Authorized apps"),
+        (ApiKeys, "API keys"),
+        (OAuthApps, "Your OAuth apps"),
+    ];
+}

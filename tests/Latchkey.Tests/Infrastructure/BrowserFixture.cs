@@ -1,0 +1,102 @@
+using Deque.AxeCore.Commons;
+using Deque.AxeCore.Playwright;
+using Microsoft.Playwright;
+
+namespace Latchkey.Tests.Infrastructure;
+
+/// <summary>
+/// Debian's Chromium (<c>/usr/bin/chromium</c>), headless, driven by Playwright; one browser for
+/// all page tests, a fresh context (cookies, storage) per test. No browser is ever downloaded.
+/// </summary>
+public sealed class BrowserFixture : IAsyncLifetime
+{
+    public const string ChromiumPath = "/usr/bin/chromium";
+
+    public static readonly ViewportSize Desktop = new() { Width = 1280, Height = 800 };
+    public static readonly ViewportSize Phone = new() { Width = 390, Height = 844 };
+
+    private IPlaywright? _playwright;
+
+    public IBrowser Browser { get; private set; } = null!;
+
+    /// <summary>Where screenshots go: <c>test-output/screenshots</c> at the repository root.</summary>
+    public static string ScreenshotDirectory { get; } = Path.Combine(RepositoryRoot(), "test-output", "screenshots");
+
+    public async Task InitializeAsync()
+    {
+        if (!File.Exists(ChromiumPath))
+        {
+            throw new InvalidOperationException(
+                $"The page tests need Debian's Chromium at {ChromiumPath}: sudo apt-get install chromium (.ci/run installs it).");
+        }
+        _playwright = await Playwright.CreateAsync();
+        Browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = ChromiumPath,
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--no-first-run"],
+        });
+        Directory.CreateDirectory(ScreenshotDirectory);
+    }
+
+    public async Task<IPage> NewPageAsync(LatchkeyServerFixture server, ViewportSize? viewport = null)
+    {
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = server.BaseAddress.AbsoluteUri.TrimEnd('/'),
+            ViewportSize = viewport ?? Desktop,
+            Locale = "en-GB",
+        });
+        context.SetDefaultTimeout(15_000);
+        return await context.NewPageAsync();
+    }
+
+    /// <summary>A screenshot of the whole page at desktop and phone widths, and an axe-core check at both.</summary>
+    public static async Task CaptureAndCheckAsync(IPage page, string name)
+    {
+        var original = page.ViewportSize;
+        foreach (var (label, size) in new[] { ("desktop", Desktop), ("phone", Phone) })
+        {
+            await page.SetViewportSizeAsync(size.Width, size.Height);
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(ScreenshotDirectory, $"{name}-{label}.png"), FullPage = true });
+            await AssertAccessibleAsync(page, $"{name} ({label})");
+        }
+        if (original is not null)
+        {
+            await page.SetViewportSizeAsync(original.Width, original.Height);
+        }
+    }
+
+    /// <summary>axe-core's WCAG 2.1 A and AA rules (labels, contrast, landmarks, names) find nothing.</summary>
+    public static async Task AssertAccessibleAsync(IPage page, string what)
+    {
+        var result = await page.RunAxe(new AxeRunOptions
+        {
+            RunOnly = new RunOnlyOptions { Type = "tag", Values = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+        });
+        var problems = result.Violations.Select(v =>
+            $"{v.Id} ({v.Impact}): {v.Help} — {string.Join("; ", v.Nodes.Select(n => n.Target?.ToString()))}");
+        Assert.True(result.Violations.Length == 0, $"{what} has accessibility problems:\n{string.Join("\n", problems)}");
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "Latchkey.slnx")))
+            {
+                return directory.FullName;
+            }
+        }
+        return AppContext.BaseDirectory;
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Browser is not null)
+        {
+            await Browser.DisposeAsync();
+        }
+        _playwright?.Dispose();
+    }
+}

@@ -1,0 +1,232 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using Latchkey.Tests.Infrastructure;
+using Microsoft.Playwright;
+using static Latchkey.Tests.Infrastructure.OAuthClient;
+
+namespace Latchkey.Tests.Pages;
+
+/// <summary>
+/// The pages end to end in headless Chromium, as a person uses them: labels to find fields,
+/// buttons to click, the keyboard where it matters. Each page is screenshotted at desktop and
+/// phone widths (test-output/screenshots) and checked with axe-core.
+/// </summary>
+public sealed partial class PageTests(SqliteServer server, BrowserFixture browser) : IClassFixture<SqliteServer>, IClassFixture<BrowserFixture>
+{
+    private const string AppRedirect = "https://app.example.com/callback";
+
+    private async Task<(IPage Page, string Email)> SignUpAsync(string name = "Ada Lovelace")
+    {
+        var page = await browser.NewPageAsync(server);
+        var email = TestAccounts.NewEmail();
+        await page.GotoAsync("/account/sign-up");
+        await page.GetByLabel("E-mail address").FillAsync(email);
+        await page.GetByLabel("Your name").FillAsync(name);
+        await page.GetByLabel("Password", new() { Exact = true }).FillAsync(TestAccounts.Password);
+        await page.GetByLabel("Repeat the password").FillAsync(TestAccounts.Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Create account" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Sign out" })).ToBeVisibleAsync();
+        return (page, email);
+    }
+
+    private static async Task<RegisteredApp> RegisterAppInPageAsync(IPage page, string name)
+    {
+        await page.GotoAsync("/profile/oauth-apps");
+        await page.GetByLabel("Name", new() { Exact = true }).FillAsync(name);
+        await page.GetByLabel("Description (optional)").FillAsync("Plans your week from your calendar.");
+        await page.GetByLabel("Homepage (optional)").FillAsync("https://app.example.com");
+        await page.GetByLabel("Redirect URIs").FillAsync(AppRedirect);
+        await page.GetByRole(AriaRole.Checkbox, new() { NameRegex = new Regex("^IDENTITY") }).CheckAsync();
+        await page.GetByRole(AriaRole.Checkbox, new() { NameRegex = new Regex("^READ_GRAPH") }).CheckAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Register app" }).ClickAsync();
+        var clientId = (await page.Locator("#client-id").TextContentAsync())!.Trim();
+        var secret = (await page.Locator("#client-secret").TextContentAsync())!.Trim();
+        Assert.StartsWith("lk_client_", clientId);
+        Assert.StartsWith("lk_cs_", secret);
+        return new RegisteredApp(clientId, secret, AppRedirect);
+    }
+
+    /// <summary>Answers the app's redirect in the browser (there is no app), and hands over the URL it was sent to.</summary>
+    private static async Task<TaskCompletionSource<Uri>> CatchRedirectAsync(IPage page)
+    {
+        var arrived = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await page.RouteAsync("https://app.example.com/**", async route =>
+        {
+            arrived.TrySetResult(new Uri(route.Request.Url));
+            await route.FulfillAsync(new() { Status = 200, ContentType = "text/html", Body = "<!DOCTYPE html><title>App</title><main><h1>Back at the app</h1></main>" });
+        });
+        return arrived;
+    }
+
+    [Fact]
+    public async Task Sign_up_register_an_app_approve_it_see_it_and_revoke_it()
+    {
+        var (ownerPage, _) = await SignUpAsync("Olivia Owner");
+        var app = await RegisterAppInPageAsync(ownerPage, "Week Planner");
+        await BrowserFixture.CaptureAndCheckAsync(ownerPage, "oauth-apps");
+
+        // Someone else signs in through the app: the consent page, then Approve.
+        var (page, _) = await SignUpAsync();
+        var arrived = await CatchRedirectAsync(page);
+        var (verifier, challenge) = NewPkce();
+        await page.GotoAsync(AuthorizeUrl(app, "IDENTITY READ_GRAPH", challenge, state: "s-123"));
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Week Planner wants to access your account" })).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByText("Registered by Olivia Owner")).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByText("app.example.com", new() { Exact = true })).ToBeVisibleAsync();
+        await BrowserFixture.CaptureAndCheckAsync(page, "consent");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Approve" }).ClickAsync();
+
+        var redirect = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.StartsWith(AppRedirect, redirect.AbsoluteUri);
+        var query = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(redirect.Query);
+        Assert.Equal("s-123", query["state"].ToString());
+        var tokens = await RedeemCodeAsync(server.CreateClient(), app, query["code"].ToString(), verifier);
+        var accessToken = tokens.GetProperty("access_token").GetString()!;
+        Assert.Equal(HttpStatusCode.OK, (await CallMeAsync(server.CreateClient(), accessToken)).StatusCode);
+
+        // The app is listed with what it may do; revoking it stops the token at once.
+        await page.GotoAsync("/profile/authorized-apps");
+        var card = page.Locator($"[data-client-id='{app.ClientId}']");
+        await Assertions.Expect(card.GetByRole(AriaRole.Heading, new() { Name = "Week Planner" })).ToBeVisibleAsync();
+        await Assertions.Expect(card).ToContainTextAsync("READ_GRAPH");
+        await BrowserFixture.CaptureAndCheckAsync(page, "authorized-apps");
+        await card.GetByRole(AriaRole.Button, new() { Name = "Revoke access of Week Planner" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("can no longer access your account");
+        await Assertions.Expect(page.Locator($"[data-client-id='{app.ClientId}']")).ToHaveCountAsync(0);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await CallMeAsync(server.CreateClient(), accessToken)).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_signed_out_user_signs_in_and_comes_back_to_the_consent_page_then_denies_with_the_keyboard()
+    {
+        var (ownerPage, _) = await SignUpAsync("Olivia Owner");
+        var app = await RegisterAppInPageAsync(ownerPage, "Keyboard App");
+        var (userPage, email) = await SignUpAsync("Kim Keys");
+        await userPage.Context.CloseAsync();
+
+        var page = await browser.NewPageAsync(server);
+        var arrived = await CatchRedirectAsync(page);
+        var (_, challenge) = NewPkce();
+        await page.GotoAsync(AuthorizeUrl(app, "IDENTITY", challenge, state: "k"));
+        await Assertions.Expect(page).ToHaveURLAsync(new Regex("/account/sign-in"));
+        await BrowserFixture.CaptureAndCheckAsync(page, "sign-in");
+
+        // Keyboard only: type into the focused fields, Tab between them, Enter to submit.
+        await page.GetByLabel("E-mail address").FocusAsync();
+        await page.Keyboard.TypeAsync(email);
+        await page.Keyboard.PressAsync("Tab");
+        await page.Keyboard.TypeAsync(TestAccounts.Password);
+        await page.Keyboard.PressAsync("Enter");
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Keyboard App wants to access your account" })).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByText("Signed in as")).ToContainTextAsync(email);
+
+        await page.GetByRole(AriaRole.Button, new() { Name = "Deny" }).FocusAsync();
+        await page.Keyboard.PressAsync("Enter");
+        var redirect = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(15));
+        var query = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(redirect.Query);
+        Assert.Equal("access_denied", query["error"].ToString());
+        Assert.Equal("k", query["state"].ToString());
+    }
+
+    [Fact]
+    public async Task An_api_key_is_created_with_scopes_shown_once_and_revoked()
+    {
+        var (page, _) = await SignUpAsync();
+        await page.GotoAsync("/profile/api-keys");
+        await BrowserFixture.CaptureAndCheckAsync(page, "api-keys-empty");
+
+        // Missing name and scopes: the form says what is wrong, next to each field.
+        await page.GetByRole(AriaRole.Button, new() { Name = "Create key" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#key-name-error")).ToContainTextAsync("Give the key a name");
+        await Assertions.Expect(page.Locator("#key-scopes-error")).Not.ToBeEmptyAsync();
+
+        await page.GetByLabel("Name", new() { Exact = true }).FillAsync("CI deploys");
+        await page.GetByRole(AriaRole.Checkbox, new() { NameRegex = new Regex("^IDENTITY") }).CheckAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Create key" }).ClickAsync();
+        var key = (await page.Locator("#new-key").TextContentAsync())!.Trim();
+        Assert.StartsWith("lk_ak_", key);
+        await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Copy" })).ToBeVisibleAsync();
+        await BrowserFixture.CaptureAndCheckAsync(page, "api-keys-created");
+
+        var client = server.CreateClient();
+        client.DefaultRequestHeaders.Add("X-API-Key", key);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/external-api/v1/me")).StatusCode);
+
+        // Shown once: the list shows only its prefix from now on.
+        await page.GotoAsync("/profile/api-keys");
+        Assert.DoesNotContain(key, await page.ContentAsync());
+        var card = page.Locator("li.card", new() { HasText = "CI deploys" });
+        await Assertions.Expect(card).ToContainTextAsync("IDENTITY");
+        await Assertions.Expect(card).ToContainTextAsync("last used");
+
+        await card.GetByRole(AriaRole.Button, new() { Name = "Revoke CI deploys" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Revoked “CI deploys”");
+        await Assertions.Expect(page.Locator("li.card", new() { HasText = "CI deploys" })).ToHaveCountAsync(0);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/external-api/v1/me")).StatusCode);
+    }
+
+    [Fact]
+    public async Task An_owner_edits_an_app_uploads_a_logo_rotates_its_secret_disables_and_deletes_it()
+    {
+        var (page, _) = await SignUpAsync("Olivia Owner");
+        var app = await RegisterAppInPageAsync(page, "Edited App");
+
+        await page.GetByRole(AriaRole.Link, new() { Name = "Edit Edited App" }).ClickAsync();
+        await page.GetByLabel("Name", new() { Exact = true }).FillAsync("Renamed App");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Save changes" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Edit Renamed App" })).ToBeVisibleAsync();
+        await page.GetByLabel("Image file").SetInputFilesAsync(new FilePayload
+        {
+            Name = "logo.svg",
+            MimeType = "image/svg+xml",
+            Buffer = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 10 10\"><rect width=\"10\" height=\"10\" fill=\"#0b5cad\"/></svg>"u8.ToArray(),
+        });
+        await page.GetByRole(AriaRole.Button, new() { Name = "Upload logo" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("The new logo is saved");
+        await Assertions.Expect(page.GetByAltText("Current logo of Renamed App")).ToBeVisibleAsync();
+        await BrowserFixture.CaptureAndCheckAsync(page, "oauth-app-edit");
+
+        await page.GotoAsync("/profile/oauth-apps");
+        var card = page.Locator($"[data-client-id='{app.ClientId}']");
+        await card.GetByRole(AriaRole.Button, new() { Name = "New client secret for Renamed App" }).ClickAsync();
+        var newSecret = (await page.Locator("#client-secret").TextContentAsync())!.Trim();
+        Assert.NotEqual(app.ClientSecret, newSecret);
+
+        async Task<HttpStatusCode> ClientCredentialsAsync(string secret) => (await TokenAsync(server.CreateClient(), new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = app.ClientId, ["client_secret"] = secret, ["scope"] = "READ_GRAPH",
+        })).StatusCode;
+        Assert.NotEqual(HttpStatusCode.OK, await ClientCredentialsAsync(app.ClientSecret!));
+        Assert.Equal(HttpStatusCode.OK, await ClientCredentialsAsync(newSecret));
+
+        await page.Locator($"[data-client-id='{app.ClientId}']").GetByRole(AriaRole.Button, new() { Name = "Disable Renamed App" }).ClickAsync();
+        await Assertions.Expect(page.Locator($"[data-client-id='{app.ClientId}']")).ToContainTextAsync("disabled");
+        Assert.NotEqual(HttpStatusCode.OK, await ClientCredentialsAsync(newSecret));
+
+        card = page.Locator($"[data-client-id='{app.ClientId}']");
+        await card.GetByText("Delete…").ClickAsync();
+        await card.GetByRole(AriaRole.Button, new() { Name = "Delete Renamed App for good" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Deleted Renamed App");
+        await Assertions.Expect(page.Locator($"[data-client-id='{app.ClientId}']")).ToHaveCountAsync(0);
+    }
+
+    [Fact]
+    public async Task The_public_pages_are_accessible_and_profile_pages_need_a_session()
+    {
+        var page = await browser.NewPageAsync(server);
+        await page.GotoAsync("/");
+        await BrowserFixture.CaptureAndCheckAsync(page, "home");
+        await page.GotoAsync("/account/sign-up");
+        await BrowserFixture.CaptureAndCheckAsync(page, "sign-up");
+
+        foreach (var path in new[] { "/profile/api-keys", "/profile/oauth-apps", "/profile/authorized-apps" })
+        {
+            await page.GotoAsync(path);
+            await Assertions.Expect(page).ToHaveURLAsync(new Regex("/account/sign-in\\?ReturnUrl="));
+        }
+
+        // The first Tab reaches the skip link, which moves focus to the content.
+        await page.Keyboard.PressAsync("Tab");
+        Assert.Equal("Skip to content", await page.EvaluateAsync<string>("document.activeElement.textContent"));
+    }
+}
