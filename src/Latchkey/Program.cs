@@ -34,6 +34,7 @@ public static class Program
         configure?.Invoke(builder);
 
         builder.AddOperations();
+        builder.AddSite();
         builder.AddStorage();
         builder.AddScopeCatalog();
         builder.AddAccounts();

@@ -11,7 +11,7 @@ namespace Latchkey.Tests.Pages;
 /// buttons to click, the keyboard where it matters. Each page is screenshotted at desktop and
 /// phone widths (test-output/screenshots) and checked with axe-core.
 /// </summary>
-public sealed partial class PageTests(SqliteServer server, BrowserFixture browser) : IClassFixture<SqliteServer>, IClassFixture<BrowserFixture>
+public sealed partial class PageTests(PageServer server, BrowserFixture browser) : IClassFixture<PageServer>, IClassFixture<BrowserFixture>
 {
     private const string AppRedirect = "https://app.example.com/callback";
 
@@ -229,4 +229,71 @@ public sealed partial class PageTests(SqliteServer server, BrowserFixture browse
         await page.Keyboard.PressAsync("Tab");
         Assert.Equal("Skip to content", await page.EvaluateAsync<string>("document.activeElement.textContent"));
     }
+
+    [Fact]
+    public async Task A_forgotten_password_is_reset_through_the_e_mailed_link_once()
+    {
+        var (page, email) = await SignUpAsync("Fay Forgetful");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign out" }).ClickAsync();
+        await page.GotoAsync("/account/sign-in");
+        await page.GetByRole(AriaRole.Link, new() { Name = "Forgot your password?" }).ClickAsync();
+        await page.GetByLabel("E-mail address").FillAsync(email);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Send reset link" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("we sent it a link");
+        await BrowserFixture.CaptureAndCheckAsync(page, "forgot-password");
+
+        // An unknown address gets the very same answer, and no e-mail.
+        await page.GotoAsync("/account/forgot-password");
+        await page.GetByLabel("E-mail address").FillAsync("nobody-" + email);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Send reset link" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("we sent it a link");
+        Assert.Empty(server.Emails.To("nobody-" + email));
+
+        var sent = Assert.Single(server.Emails.To(email));
+        var link = ResetLink().Match(sent.Body).Value;
+        Assert.StartsWith(server.BaseAddress.AbsoluteUri.TrimEnd('/') + "/account/reset-password?", link);
+        await page.GotoAsync(link);
+        await page.GetByLabel("New password", new() { Exact = true }).FillAsync("a brand new pass phrase");
+        await page.GetByLabel("Repeat the new password").FillAsync("a brand new pass phrase");
+        await BrowserFixture.CaptureAndCheckAsync(page, "reset-password");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Change password" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Your password is changed");
+
+        await page.GotoAsync("/account/sign-in");
+        await page.GetByLabel("E-mail address").FillAsync(email);
+        await page.GetByLabel("Password").FillAsync("a brand new pass phrase");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Sign out" })).ToBeVisibleAsync();
+
+        // The link works once.
+        await page.GotoAsync(link);
+        await page.GetByLabel("New password", new() { Exact = true }).FillAsync("yet another pass phrase");
+        await page.GetByLabel("Repeat the new password").FillAsync("yet another pass phrase");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Change password" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Alert).First).ToContainTextAsync("expired or was already used");
+    }
+
+    [Fact]
+    public async Task Errors_get_a_page_that_says_what_to_do_and_programs_still_get_problem_details()
+    {
+        var page = await browser.NewPageAsync(server);
+        var response = await page.GotoAsync("/no/such/page");
+        Assert.Equal(404, response!.Status);
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "This page does not exist" })).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Link, new() { Name = "Go to the start page" })).ToBeVisibleAsync();
+        Assert.DoesNotContain("Exception", await page.ContentAsync());
+        await BrowserFixture.CaptureAndCheckAsync(page, "error-404");
+
+        var (owner, _) = await SignUpAsync();
+        response = await owner.GotoAsync("/profile/oauth-apps/lk_client_not_mine");
+        Assert.Equal(404, response!.Status);
+        await Assertions.Expect(owner.GetByRole(AriaRole.Heading, new() { Name = "This page does not exist" })).ToBeVisibleAsync();
+
+        var api = await server.CreateClient().GetAsync("/no/such/page");
+        Assert.Equal(HttpStatusCode.NotFound, api.StatusCode);
+        Assert.Equal("application/problem+json", api.Content.Headers.ContentType?.MediaType);
+    }
+
+    [GeneratedRegex(@"https?://\S+/account/reset-password\?\S+")]
+    private static partial Regex ResetLink();
 }

@@ -1,6 +1,7 @@
 using Latchkey.Common;
 using Latchkey.Storage;
 using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Latchkey.Features.Accounts;
@@ -10,6 +11,11 @@ public static class AccountsSetup
     public const string SignInPath = "/account/sign-in";
     public const string SignUpPath = "/account/sign-up";
     public const string SignOutPath = "/account/sign-out";
+    public const string ForgotPasswordPath = "/account/forgot-password";
+    public const string ResetPasswordPath = "/account/reset-password";
+
+    /// <summary>How long a password reset link works.</summary>
+    public static readonly TimeSpan PasswordResetLifetime = TimeSpan.FromMinutes(60);
 
     /// <summary>ASP.NET Core Identity with cookie sign-in, lock-out and the account pages.</summary>
     public static WebApplicationBuilder AddAccounts(this WebApplicationBuilder builder)
@@ -58,6 +64,10 @@ public static class AccountsSetup
             .Configure<IOptions<AccountOptions>>((cookie, accounts) =>
                 cookie.ExpireTimeSpan = TimeSpan.FromMinutes(accounts.Value.SessionMinutes));
 
+        builder.Services.Configure<DataProtectionTokenProviderOptions>(options => options.TokenLifespan = PasswordResetLifetime);
+        // A password change (or reset) ends the account's other sessions at their next check.
+        builder.Services.Configure<SecurityStampValidatorOptions>(options => options.ValidationInterval = TimeSpan.FromMinutes(5));
+        builder.Services.TryAddSingleton<IAccountEmailSender, LogAccountEmailSender>();
         builder.Services.AddScoped<AccountRegistration>();
         builder.Services.AddRazorPages(options => options.RootDirectory = "/Features");
         return builder;
