@@ -1,6 +1,9 @@
 using System.Net;
 using System.Text.RegularExpressions;
 using Latchkey.Tests.Infrastructure;
+using System.Net.Http.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using static Latchkey.Tests.Infrastructure.OAuthClient;
 
@@ -296,4 +299,53 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
 
     [GeneratedRegex(@"https?://\S+/account/reset-password\?\S+")]
     private static partial Regex ResetLink();
+
+    [Fact]
+    public async Task A_connection_is_made_reconnected_when_it_needs_it_and_disconnected()
+    {
+        await using var provider = await TestOAuthProvider.StartAsync();
+        var (page, email) = await SignUpAsync("Connie Connector");
+        var userId = await server.WithDbAsync(db => db.Users.Where(u => u.Email == email).Select(u => u.Id).SingleAsync());
+        string key;
+        await using (var scope = server.Services.CreateAsyncScope())
+        {
+            var (created, _) = await scope.ServiceProvider.GetRequiredService<Latchkey.Features.ApiKeys.ApiKeyService>()
+                .CreateAsync(userId, "provider setup", ["IDENTITY"], null, CancellationToken.None);
+            key = created!.Secret;
+        }
+        var api = server.CreateClient();
+        api.DefaultRequestHeaders.Add("X-API-Key", key);
+        var added = await api.PostAsJsonAsync("/mcp/providers", new
+        {
+            provider = "custom", client_id = TestOAuthProvider.ClientId, client_secret = TestOAuthProvider.ClientSecret, custom = provider.Definition(),
+        });
+        Assert.Equal(HttpStatusCode.Created, added.StatusCode);
+
+        await page.GotoAsync("/profile/connections");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Connect Test provider" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Connected.");
+        var card = page.Locator("li.card[data-credential-id]");
+        await Assertions.Expect(card).ToHaveCountAsync(1);
+        await Assertions.Expect(card).ToContainTextAsync("connected");
+        var firstId = await card.GetAttributeAsync("data-credential-id");
+        Assert.Equal(1, await server.WithDbAsync(db => db.BrokerCredentials.CountAsync(c => c.AccountId == userId)));
+
+        // The provider stopped accepting it: the page says so, and Reconnect replaces it.
+        await server.WithDbAsync(db => db.BrokerCredentials.Where(c => c.Id == firstId)
+            .ExecuteUpdateAsync(s => s.SetProperty(c => c.Status, "needs_reauth")));
+        await page.ReloadAsync();
+        await Assertions.Expect(card).ToContainTextAsync("needs reconnecting");
+        await BrowserFixture.CaptureAndCheckAsync(page, "connections");
+        await card.GetByRole(AriaRole.Button, new() { NameRegex = new Regex("^Reconnect") }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Connected.");
+        await Assertions.Expect(card).ToHaveCountAsync(1);
+        await Assertions.Expect(card).ToContainTextAsync("connected");
+        Assert.NotEqual(firstId, await card.GetAttributeAsync("data-credential-id"));
+
+        await card.GetByRole(AriaRole.Button, new() { NameRegex = new Regex("^Disconnect") }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Disconnected");
+        await Assertions.Expect(page.Locator("li.card[data-credential-id]")).ToHaveCountAsync(0);
+        Assert.Equal(0, await server.WithDbAsync(db => db.BrokerCredentials.CountAsync(c => c.AccountId == userId)));
+        Assert.NotEmpty(provider.Revoked);
+    }
 }

@@ -12,6 +12,7 @@ public static class ProfileNavigation
     [
         (AuthorizedApps, "Authorized apps"),
         (ApiKeys, "API keys"),
+        (Connections, "Connections"),
         (OAuthApps, "Your OAuth apps"),
     ];
 }
