@@ -61,6 +61,14 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         return arrived;
     }
 
+    /// <summary>The URL the app was sent to, once the browser has finished loading the app's page (so the next navigation does not race it).</summary>
+    private static async Task<Uri> BackAtTheAppAsync(IPage page, TaskCompletionSource<Uri> arrived)
+    {
+        var url = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(15));
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Back at the app" })).ToBeVisibleAsync();
+        return url;
+    }
+
     [Fact]
     public async Task Sign_up_register_an_app_approve_it_see_it_and_revoke_it()
     {
@@ -79,7 +87,7 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         await BrowserFixture.CaptureAndCheckAsync(page, "consent");
         await page.GetByRole(AriaRole.Button, new() { Name = "Approve" }).ClickAsync();
 
-        var redirect = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(15));
+        var redirect = await BackAtTheAppAsync(page, arrived);
         Assert.StartsWith(AppRedirect, redirect.AbsoluteUri);
         var query = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(redirect.Query);
         Assert.Equal("s-123", query["state"].ToString());
@@ -125,7 +133,7 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
 
         await page.GetByRole(AriaRole.Button, new() { Name = "Deny" }).FocusAsync();
         await page.Keyboard.PressAsync("Enter");
-        var redirect = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(15));
+        var redirect = await BackAtTheAppAsync(page, arrived);
         var query = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(redirect.Query);
         Assert.Equal("access_denied", query["error"].ToString());
         Assert.Equal("k", query["state"].ToString());
@@ -305,21 +313,7 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
     {
         await using var provider = await TestOAuthProvider.StartAsync();
         var (page, email) = await SignUpAsync("Connie Connector");
-        var userId = await server.WithDbAsync(db => db.Users.Where(u => u.Email == email).Select(u => u.Id).SingleAsync());
-        string key;
-        await using (var scope = server.Services.CreateAsyncScope())
-        {
-            var (created, _) = await scope.ServiceProvider.GetRequiredService<Latchkey.Features.ApiKeys.ApiKeyService>()
-                .CreateAsync(userId, "provider setup", ["IDENTITY"], null, CancellationToken.None);
-            key = created!.Secret;
-        }
-        var api = server.CreateClient();
-        api.DefaultRequestHeaders.Add("X-API-Key", key);
-        var added = await api.PostAsJsonAsync("/mcp/providers", new
-        {
-            provider = "custom", client_id = TestOAuthProvider.ClientId, client_secret = TestOAuthProvider.ClientSecret, custom = provider.Definition(),
-        });
-        Assert.Equal(HttpStatusCode.Created, added.StatusCode);
+        var userId = await AddTestProviderAsync(email, provider);
 
         await page.GotoAsync("/profile/connections");
         await page.GetByRole(AriaRole.Button, new() { Name = "Connect Test provider" }).ClickAsync();
@@ -347,5 +341,86 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         await Assertions.Expect(page.Locator("li.card[data-credential-id]")).ToHaveCountAsync(0);
         Assert.Equal(0, await server.WithDbAsync(db => db.BrokerCredentials.CountAsync(c => c.AccountId == userId)));
         Assert.NotEmpty(provider.Revoked);
+    }
+
+    /// <summary>Adds the loopback test provider as the user's own custom provider (through the broker API); returns the user's id.</summary>
+    private async Task<string> AddTestProviderAsync(string email, TestOAuthProvider provider)
+    {
+        var userId = await server.WithDbAsync(db => db.Users.Where(u => u.Email == email).Select(u => u.Id).SingleAsync());
+        string key;
+        await using (var scope = server.Services.CreateAsyncScope())
+        {
+            var (created, _) = await scope.ServiceProvider.GetRequiredService<Latchkey.Features.ApiKeys.ApiKeyService>()
+                .CreateAsync(userId, "provider setup", ["IDENTITY"], null, CancellationToken.None);
+            key = created!.Secret;
+        }
+        var api = server.CreateClient();
+        api.DefaultRequestHeaders.Add("X-API-Key", key);
+        var added = await api.PostAsJsonAsync("/mcp/providers", new
+        {
+            provider = "custom", client_id = TestOAuthProvider.ClientId, client_secret = TestOAuthProvider.ClientSecret, custom = provider.Definition(),
+        });
+        Assert.Equal(HttpStatusCode.Created, added.StatusCode);
+        return userId;
+    }
+
+    private static string WizardUrl(string clientId, string providersJson, string redirectUri, string state) =>
+        Microsoft.AspNetCore.WebUtilities.QueryHelpers.AddQueryString("/auth/integrations/setup-wizard", new Dictionary<string, string?>
+        {
+            ["client_id"] = clientId,
+            ["providers"] = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(providersJson)),
+            ["redirect_uri"] = redirectUri,
+            ["state"] = state,
+        });
+
+    [Fact]
+    public async Task The_setup_wizard_connects_each_provider_and_returns_to_the_app()
+    {
+        await using var provider = await TestOAuthProvider.StartAsync();
+        var (ownerPage, _) = await SignUpAsync("Olivia Owner");
+        var app = await RegisterAppInPageAsync(ownerPage, "Agent Studio");
+        var (page, email) = await SignUpAsync("Wendy Wizard");
+        await AddTestProviderAsync(email, provider);
+        var arrived = await CatchRedirectAsync(page);
+
+        await page.GotoAsync(WizardUrl(app.ClientId, """[{"provider":"custom","scopes":["read"]}]""", AppRedirect, "w-1"));
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Connect your accounts for Agent Studio" })).ToBeVisibleAsync();
+        var step = page.Locator("li[data-provider='custom']");
+        await Assertions.Expect(step).ToContainTextAsync("not connected yet");
+        await BrowserFixture.CaptureAndCheckAsync(page, "setup-wizard");
+
+        await step.GetByRole(AriaRole.Button, new() { Name = "Connect Test provider" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Connected.");
+        await Assertions.Expect(step).ToContainTextAsync("connected as octo-tester");
+        await BrowserFixture.CaptureAndCheckAsync(page, "setup-wizard-done");
+
+        await page.GetByRole(AriaRole.Button, new() { Name = "Done: return to Agent Studio" }).ClickAsync();
+        var back = await BackAtTheAppAsync(page, arrived);
+        var query = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(back.Query);
+        Assert.Equal("true", query["success"].ToString());
+        Assert.Equal("w-1", query["state"].ToString());
+    }
+
+    [Fact]
+    public async Task The_setup_wizard_refuses_unregistered_return_urls_and_reports_failure_to_the_app()
+    {
+        var (ownerPage, _) = await SignUpAsync("Olivia Owner");
+        var app = await RegisterAppInPageAsync(ownerPage, "Picky App");
+        var (page, _) = await SignUpAsync("Una User");
+
+        var response = await page.GotoAsync(WizardUrl(app.ClientId, """[{"provider":"github"}]""", "https://evil.example.net/steal", "x"));
+        Assert.Equal(400, response!.Status);
+        await Assertions.Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("has not registered");
+        await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { NameRegex = new Regex("^Return to") })).ToHaveCountAsync(0);
+
+        // A provider that is not set up here: the user can only go back, and the app hears success=false.
+        var arrived = await CatchRedirectAsync(page);
+        await page.GotoAsync(WizardUrl(app.ClientId, """[{"provider":"github","scopes":["repo"]}]""", AppRedirect, "x-2"));
+        await Assertions.Expect(page.Locator("li[data-provider='github']")).ToContainTextAsync("not available here");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Return to Picky App without finishing" }).ClickAsync();
+        var back = await BackAtTheAppAsync(page, arrived);
+        var query = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(back.Query);
+        Assert.Equal("false", query["success"].ToString());
+        Assert.Equal("x-2", query["state"].ToString());
     }
 }

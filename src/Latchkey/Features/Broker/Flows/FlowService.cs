@@ -191,6 +191,13 @@ public sealed partial class FlowService(
         return (new ExchangeResponse(credential.Id, CredentialStatus.Active, provider.Id, CredentialService.View(credential).Scopes, credential.ExpiresAt), null);
     }
 
+    /// <summary>Callback and exchange in one go, for Latchkey's own pages that receive the provider's redirect themselves.</summary>
+    public async Task<(ExchangeResponse? Response, BrokerError? Error)> CompleteAsync(string accountId, string? code, string? state, CancellationToken cancellationToken)
+    {
+        var (_, error) = await CallbackAsync(accountId, code, state, cancellationToken);
+        return error is null ? await ExchangeAsync(accountId, state, cancellationToken) : (null, error);
+    }
+
     public async Task<(StatusResponse? Response, BrokerError? Error)> StatusAsync(string accountId, string? state, string? credentialId, CancellationToken cancellationToken)
     {
         if (!string.IsNullOrWhiteSpace(credentialId))

@@ -65,8 +65,7 @@ public sealed class ConnectionsModel(CredentialService credentials, ProviderServ
             Notice = error == "access_denied" ? "You did not allow the connection; nothing changed." : $"The provider refused the connection ({error}); nothing changed.";
             return RedirectToPage();
         }
-        var (_, callbackError) = await flows.CallbackAsync(User.UserId(), code, state, cancellationToken);
-        var (exchanged, exchangeError) = callbackError is null ? await flows.ExchangeAsync(User.UserId(), state, cancellationToken) : (null, callbackError);
+        var (exchanged, exchangeError) = await flows.CompleteAsync(User.UserId(), code, state, cancellationToken);
         if (exchanged is null)
         {
             Notice = $"The connection could not be completed: {exchangeError!.Message} Try again.";
