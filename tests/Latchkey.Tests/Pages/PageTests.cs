@@ -423,4 +423,24 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         Assert.Equal("false", query["success"].ToString());
         Assert.Equal("x-2", query["state"].ToString());
     }
+
+    [Fact]
+    public async Task A_new_user_creates_an_account_from_the_consent_page_and_comes_back_to_it()
+    {
+        var (ownerPage, _) = await SignUpAsync("Olivia Owner");
+        var app = await RegisterAppInPageAsync(ownerPage, "Newcomer App");
+
+        var page = await browser.NewPageAsync(server);
+        var (_, challenge) = NewPkce();
+        await page.GotoAsync(AuthorizeUrl(app, "IDENTITY", challenge));
+        await page.GetByRole(AriaRole.Link, new() { Name = "Create an account" }).ClickAsync();
+        await page.GetByLabel("E-mail address").FillAsync(TestAccounts.NewEmail());
+        await page.GetByLabel("Your name").FillAsync("Nina Newcomer");
+        await page.GetByLabel("Password", new() { Exact = true }).FillAsync(TestAccounts.Password);
+        await page.GetByLabel("Repeat the password").FillAsync(TestAccounts.Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Create account" }).ClickAsync();
+
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Newcomer App wants to access your account" })).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByText("Signed in as")).ToContainTextAsync("Nina Newcomer");
+    }
 }
