@@ -23,13 +23,18 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         var page = await browser.NewPageAsync(server);
         var email = TestAccounts.NewEmail();
         await page.GotoAsync("/account/sign-up");
+        await CreateAccountInFormAsync(page, email, name);
+        await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Sign out" })).ToBeVisibleAsync();
+        return (page, email);
+    }
+
+    private static async Task CreateAccountInFormAsync(IPage page, string email, string name)
+    {
         await page.GetByLabel("E-mail address").FillAsync(email);
         await page.GetByLabel("Your name").FillAsync(name);
         await page.GetByLabel("Password", new() { Exact = true }).FillAsync(TestAccounts.Password);
         await page.GetByLabel("Repeat the password").FillAsync(TestAccounts.Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Create account" }).ClickAsync();
-        await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Sign out" })).ToBeVisibleAsync();
-        return (page, email);
     }
 
     private static async Task<RegisteredApp> RegisterAppInPageAsync(IPage page, string name)
@@ -61,12 +66,12 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         return arrived;
     }
 
-    /// <summary>The URL the app was sent to, once the browser has finished loading the app's page (so the next navigation does not race it).</summary>
-    private static async Task<Uri> BackAtTheAppAsync(IPage page, TaskCompletionSource<Uri> arrived)
+    /// <summary>The URL the app was sent to and its query, once the browser has finished loading the app's page (so the next navigation does not race it).</summary>
+    private static async Task<(Uri Url, Dictionary<string, Microsoft.Extensions.Primitives.StringValues> Query)> BackAtTheAppAsync(IPage page, TaskCompletionSource<Uri> arrived)
     {
         var url = await arrived.Task.WaitAsync(TimeSpan.FromSeconds(15));
         await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Back at the app" })).ToBeVisibleAsync();
-        return url;
+        return (url, Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(url.Query));
     }
 
     [Fact]
@@ -87,9 +92,8 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         await BrowserFixture.CaptureAndCheckAsync(page, "consent");
         await page.GetByRole(AriaRole.Button, new() { Name = "Approve" }).ClickAsync();
 
-        var redirect = await BackAtTheAppAsync(page, arrived);
+        var (redirect, query) = await BackAtTheAppAsync(page, arrived);
         Assert.StartsWith(AppRedirect, redirect.AbsoluteUri);
-        var query = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(redirect.Query);
         Assert.Equal("s-123", query["state"].ToString());
         var tokens = await RedeemCodeAsync(server.CreateClient(), app, query["code"].ToString(), verifier);
         var accessToken = tokens.GetProperty("access_token").GetString()!;
@@ -133,8 +137,7 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
 
         await page.GetByRole(AriaRole.Button, new() { Name = "Deny" }).FocusAsync();
         await page.Keyboard.PressAsync("Enter");
-        var redirect = await BackAtTheAppAsync(page, arrived);
-        var query = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(redirect.Query);
+        var (_, query) = await BackAtTheAppAsync(page, arrived);
         Assert.Equal("access_denied", query["error"].ToString());
         Assert.Equal("k", query["state"].ToString());
     }
@@ -395,8 +398,7 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         await BrowserFixture.CaptureAndCheckAsync(page, "setup-wizard-done");
 
         await page.GetByRole(AriaRole.Button, new() { Name = "Done: return to Agent Studio" }).ClickAsync();
-        var back = await BackAtTheAppAsync(page, arrived);
-        var query = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(back.Query);
+        var (_, query) = await BackAtTheAppAsync(page, arrived);
         Assert.Equal("true", query["success"].ToString());
         Assert.Equal("w-1", query["state"].ToString());
     }
@@ -418,8 +420,7 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         await page.GotoAsync(WizardUrl(app.ClientId, """[{"provider":"github","scopes":["repo"]}]""", AppRedirect, "x-2"));
         await Assertions.Expect(page.Locator("li[data-provider='github']")).ToContainTextAsync("not available here");
         await page.GetByRole(AriaRole.Button, new() { Name = "Return to Picky App without finishing" }).ClickAsync();
-        var back = await BackAtTheAppAsync(page, arrived);
-        var query = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(back.Query);
+        var (_, query) = await BackAtTheAppAsync(page, arrived);
         Assert.Equal("false", query["success"].ToString());
         Assert.Equal("x-2", query["state"].ToString());
     }
@@ -434,11 +435,7 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         var (_, challenge) = NewPkce();
         await page.GotoAsync(AuthorizeUrl(app, "IDENTITY", challenge));
         await page.GetByRole(AriaRole.Link, new() { Name = "Create an account" }).ClickAsync();
-        await page.GetByLabel("E-mail address").FillAsync(TestAccounts.NewEmail());
-        await page.GetByLabel("Your name").FillAsync("Nina Newcomer");
-        await page.GetByLabel("Password", new() { Exact = true }).FillAsync(TestAccounts.Password);
-        await page.GetByLabel("Repeat the password").FillAsync(TestAccounts.Password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Create account" }).ClickAsync();
+        await CreateAccountInFormAsync(page, TestAccounts.NewEmail(), "Nina Newcomer");
 
         await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Newcomer App wants to access your account" })).ToBeVisibleAsync();
         await Assertions.Expect(page.GetByText("Signed in as")).ToContainTextAsync("Nina Newcomer");

@@ -28,7 +28,9 @@ public sealed class ApiKeysModel(ApiKeyService keys, ScopeCatalog catalog, TimeP
 
     public string? Notice { get; private set; }
 
-    public DateOnly Today => DateOnly.FromDateTime(time.GetUtcNow().UtcDateTime);
+    public DateTimeOffset Now { get; } = time.GetUtcNow();
+
+    public DateOnly Today => DateOnly.FromDateTime(Now.UtcDateTime);
 
     public async Task OnGetAsync(CancellationToken cancellationToken) => await LoadAsync(cancellationToken);
 

@@ -191,11 +191,24 @@ public sealed partial class FlowService(
         return (new ExchangeResponse(credential.Id, CredentialStatus.Active, provider.Id, CredentialService.View(credential).Scopes, credential.ExpiresAt), null);
     }
 
-    /// <summary>Callback and exchange in one go, for Latchkey's own pages that receive the provider's redirect themselves.</summary>
-    public async Task<(ExchangeResponse? Response, BrokerError? Error)> CompleteAsync(string accountId, string? code, string? state, CancellationToken cancellationToken)
+    /// <summary>
+    /// The provider's redirect, for Latchkey's own pages that receive it themselves: a refusal
+    /// (<paramref name="providerError"/>) cancels the flow; otherwise callback and exchange in one
+    /// go. The problem comes back in words for the person in the browser.
+    /// </summary>
+    public async Task<(ExchangeResponse? Response, string? Problem)> CompleteRedirectAsync(
+        string accountId, string? code, string? state, string? providerError, CancellationToken cancellationToken)
     {
+        if (!string.IsNullOrEmpty(providerError))
+        {
+            await CancelAsync(accountId, state, cancellationToken);
+            return (null, providerError == "access_denied"
+                ? "You did not allow the connection; nothing changed."
+                : $"The service refused the connection ({providerError}); nothing changed.");
+        }
         var (_, error) = await CallbackAsync(accountId, code, state, cancellationToken);
-        return error is null ? await ExchangeAsync(accountId, state, cancellationToken) : (null, error);
+        var (exchanged, exchangeError) = error is null ? await ExchangeAsync(accountId, state, cancellationToken) : (null, error);
+        return exchanged is not null ? (exchanged, null) : (null, $"The connection could not be completed: {exchangeError!.Message} Try again.");
     }
 
     public async Task<(StatusResponse? Response, BrokerError? Error)> StatusAsync(string accountId, string? state, string? credentialId, CancellationToken cancellationToken)

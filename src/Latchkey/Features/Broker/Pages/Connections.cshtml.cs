@@ -59,23 +59,12 @@ public sealed class ConnectionsModel(CredentialService credentials, ProviderServ
     public async Task<IActionResult> OnGetCallbackAsync(string? code, string? state, string? error, CancellationToken cancellationToken)
     {
         var replaces = TempData[ReplacesKey] as string;
-        if (!string.IsNullOrEmpty(error))
-        {
-            await flows.CancelAsync(User.UserId(), state, cancellationToken);
-            Notice = error == "access_denied" ? "You did not allow the connection; nothing changed." : $"The provider refused the connection ({error}); nothing changed.";
-            return RedirectToPage();
-        }
-        var (exchanged, exchangeError) = await flows.CompleteAsync(User.UserId(), code, state, cancellationToken);
-        if (exchanged is null)
-        {
-            Notice = $"The connection could not be completed: {exchangeError!.Message} Try again.";
-            return RedirectToPage();
-        }
-        if (replaces is { Length: > 0 } old && old.Split('|') is [var forState, var credentialId] && forState == state)
+        var (exchanged, problem) = await flows.CompleteRedirectAsync(User.UserId(), code, state, error, cancellationToken);
+        if (exchanged is not null && replaces is { Length: > 0 } old && old.Split('|') is [var forState, var credentialId] && forState == state)
         {
             await credentials.DeleteAsync(User.UserId(), credentialId, cancellationToken);
         }
-        Notice = "Connected. Your agents can use it now.";
+        Notice = problem ?? "Connected. Your agents can use it now.";
         return RedirectToPage();
     }
 

@@ -102,14 +102,8 @@ public sealed class SetupWizardModel(
         {
             return RedirectToPage("/Broker/Pages/Connections");
         }
-        if (!string.IsNullOrEmpty(error))
-        {
-            await flows.CancelAsync(User.UserId(), flowState, cancellationToken);
-            Notice = error == "access_denied" ? "You did not allow that connection." : $"The service refused the connection ({error}).";
-            return Redirect(wizardUrl);
-        }
-        var (exchanged, exchangeError) = await flows.CompleteAsync(User.UserId(), code, flowState, cancellationToken);
-        Notice = exchanged is null ? $"The connection could not be completed: {exchangeError!.Message}" : "Connected.";
+        var (_, problem) = await flows.CompleteRedirectAsync(User.UserId(), code, flowState, error, cancellationToken);
+        Notice = problem ?? "Connected.";
         return Redirect(wizardUrl);
     }
 
