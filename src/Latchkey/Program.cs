@@ -5,6 +5,7 @@ using Latchkey.Features.ApiKeys;
 using Latchkey.Features.AuthorizationServer;
 using Latchkey.Features.Broker;
 using Latchkey.Features.ExternalApi;
+using Latchkey.Features.Mcp;
 using Latchkey.Features.Operations;
 using Latchkey.Features.Scopes;
 using Latchkey.Features.Site;
@@ -42,6 +43,7 @@ public static class Program
         builder.AddExternalApi();
         builder.AddAuthorizationServer();
         builder.AddBroker();
+        builder.AddMcp();
         builder.AddApiDocs();
 
         var app = builder.Build();
@@ -59,6 +61,7 @@ public static class Program
         app.MapAuthorizationServer();
         app.MapBroker();
         app.MapIntegrationsApi();
+        app.MapMcp();
         app.MapApiDocs();
         return app;
     }

@@ -41,6 +41,8 @@ public enum CacheScope
     ApiKeys,
     Users,
     Credentials,
+    /// <summary>MCP servers and their tool mappings.</summary>
+    McpServers,
 }
 
 /// <summary>
@@ -138,6 +140,8 @@ internal sealed class CacheInvalidationInterceptor(CacheRevisions revisions)
         ("api_keys", CacheScope.ApiKeys),
         ("AspNetUsers", CacheScope.Users),
         ("broker_credentials", CacheScope.Credentials),
+        ("mcp_servers", CacheScope.McpServers),
+        ("mcp_tool_mappings", CacheScope.McpServers),
     ];
 
     // Scopes changed inside a transaction that has not committed yet, per context.
@@ -227,6 +231,7 @@ internal sealed class CacheInvalidationInterceptor(CacheRevisions revisions)
         ApiKey => CacheScope.ApiKeys,
         LatchkeyUser => CacheScope.Users,
         Credential => CacheScope.Credentials,
+        Features.Mcp.McpServer or Features.Mcp.McpToolMapping => CacheScope.McpServers,
         _ => null,
     };
 

@@ -5,6 +5,7 @@ using Latchkey.Features.Broker.Credentials;
 using Latchkey.Features.Broker.Flows;
 using Latchkey.Features.Broker.Providers;
 using Latchkey.Features.Broker.Vault;
+using Latchkey.Features.Mcp;
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
@@ -32,6 +33,9 @@ public abstract class LatchkeyDbContext(DbContextOptions options)
     public DbSet<OAuthFlowState> BrokerFlows => Set<OAuthFlowState>();
     public DbSet<Credential> BrokerCredentials => Set<Credential>();
     public DbSet<CredentialAuditEvent> BrokerCredentialAudit => Set<CredentialAuditEvent>();
+    public DbSet<McpServer> McpServers => Set<McpServer>();
+    public DbSet<McpToolMapping> McpToolMappings => Set<McpToolMapping>();
+    public DbSet<McpToolCall> McpToolCalls => Set<McpToolCall>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {

@@ -9,6 +9,8 @@ using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
+using static Latchkey.Tests.Infrastructure.TestBroker;
+
 namespace Latchkey.Tests.Broker;
 
 /// <summary>The broker wire contract against a real OAuth server on loopback.</summary>
@@ -20,57 +22,10 @@ public abstract class BrokerFlowTests(LatchkeyServerFixture server) : IAsyncLife
 
     public async Task DisposeAsync() => await _provider.DisposeAsync();
 
-    private sealed record Caller(HttpClient Client, string AccountEmail);
+    private Task<BrokerCaller> CallerAsync() => TestBroker.CallerAsync(server);
 
-    private async Task<Caller> CallerAsync()
-    {
-        var account = await TestAccounts.SignUpAsync(server);
-        var (key, _) = await TestAccounts.CreateKeyAsync(account, "IDENTITY");
-        var client = server.CreateClient();
-        client.DefaultRequestHeaders.Add("X-API-Key", key);
-        return new Caller(client, account.Email);
-    }
-
-    private async Task<string> AddProviderAsync(Caller caller, string? tokenPath = null, string tokenAuth = "post")
-    {
-        var response = await caller.Client.PostAsJsonAsync("/mcp/providers", new
-        {
-            provider = "custom",
-            client_id = TestOAuthProvider.ClientId,
-            client_secret = TestOAuthProvider.ClientSecret,
-            custom = _provider.Definition(tokenPath, tokenAuth),
-        });
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == HttpStatusCode.Created, body);
-        return JsonDocument.Parse(body).RootElement.GetProperty("id").GetString()!;
-    }
-
-    private static async Task<JsonElement> PostAsync(Caller caller, string path, object body, HttpStatusCode expected = HttpStatusCode.OK)
-    {
-        var response = await caller.Client.PostAsJsonAsync(path, body);
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == expected, $"{path}: {(int)response.StatusCode} {text}");
-        return JsonDocument.Parse(text).RootElement.Clone();
-    }
-
-    /// <summary>init, the user's visit to the provider, callback and exchange: a stored credential.</summary>
-    private static async Task<(JsonElement Exchange, string State)> ConnectAsync(Caller caller, string providerId)
-    {
-        var init = await PostAsync(caller, "/mcp/oauth/init", new { provider_id = providerId, redirect_uri = "https://agent.example.com/oauth/done" });
-        var state = init.GetProperty("state").GetString()!;
-        var code = await VisitAsync(init.GetProperty("auth_url").GetString()!);
-        var callback = await PostAsync(caller, "/mcp/oauth/callback", new { code, state });
-        Assert.Equal("code_received", callback.GetProperty("status").GetString());
-        return (await PostAsync(caller, "/mcp/oauth/exchange-token", new { state }), state);
-    }
-
-    private static async Task<string> VisitAsync(string authUrl)
-    {
-        using var browser = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false });
-        var response = await browser.GetAsync(authUrl);
-        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
-        return QueryHelpers.ParseQuery(response.Headers.Location!.Query)["code"].ToString();
-    }
+    private Task<string> AddProviderAsync(BrokerCaller caller, string? tokenPath = null, string tokenAuth = "post") =>
+        TestBroker.AddProviderAsync(caller, _provider, tokenPath, tokenAuth);
 
     [Fact]
     public async Task The_whole_flow_stores_an_encrypted_credential_and_hands_out_its_token()
@@ -396,7 +351,7 @@ public abstract class BrokerFlowTests(LatchkeyServerFixture server) : IAsyncLife
     {
         var account = await TestAccounts.SignUpAsync(server);
         var (brokerKey, _) = await TestAccounts.CreateKeyAsync(account, "IDENTITY");
-        var caller = new Caller(server.CreateClient(), account.Email);
+        var caller = new BrokerCaller(server.CreateClient(), account.Email, brokerKey, account);
         caller.Client.DefaultRequestHeaders.Add("X-API-Key", brokerKey);
         var providerId = await AddProviderAsync(caller);
         var (exchange, _) = await ConnectAsync(caller, providerId);
@@ -453,7 +408,7 @@ public abstract class BrokerFlowTests(LatchkeyServerFixture server) : IAsyncLife
         await server.WithDbAsync(db => db.BrokerCredentials.Where(c => c.Id == credentialId).ExecuteUpdateAsync(s => s.SetProperty(c => c.ExpiresAt, soon)));
     }
 
-    private static async Task AssertErrorAsync(Caller caller, string path, object body, HttpStatusCode status, string error)
+    private static async Task AssertErrorAsync(BrokerCaller caller, string path, object body, HttpStatusCode status, string error)
     {
         var response = await caller.Client.PostAsJsonAsync(path, body);
         var text = await response.Content.ReadAsStringAsync();

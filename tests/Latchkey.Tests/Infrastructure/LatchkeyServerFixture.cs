@@ -83,6 +83,7 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
             ["AuthorizationServer:InitialAccessTokens:0"] = InitialAccessToken,
             // Test providers run on loopback, which the SSRF guard refuses otherwise.
             ["Broker:AllowPrivateNetworks"] = "true",
+            ["Mcp:AllowPrivateNetworks"] = "true",
             ["Vault:KeyFile"] = VaultKeyFile,
         });
         builder.WebHost.UseUrls("http://127.0.0.1:0");

@@ -73,7 +73,8 @@ internal sealed class AccessTokenValidator(
             }
             // OpenIddict keeps UTC DateTimes; read them as such whatever Kind the provider materialises.
             var expires = entry.ExpirationDate is { } date ? DateTime.SpecifyKind(date, DateTimeKind.Utc) : (DateTime?)null;
-            snapshot = new AccessTokenSnapshot(entry.Subject, entry.ClientId ?? "", ReadScopes(entry.Properties), expires);
+            var (scopes, audiences) = ReadScopesAndAudiences(entry.Properties);
+            snapshot = new AccessTokenSnapshot(entry.Subject, entry.ClientId ?? "", scopes, audiences, expires);
             // Only valid tokens are cached; a revocation or a disabled app moves the OAuth revision on.
             cache.Set(referenceId, snapshot, revision);
         }
@@ -82,7 +83,7 @@ internal sealed class AccessTokenValidator(
         {
             return CallerValidation.Fail("The access token has expired.");
         }
-        return Caller(snapshot.Subject, snapshot.ClientId, snapshot.Scopes);
+        return Caller(snapshot.Subject, snapshot.ClientId, snapshot.Scopes, snapshot.Audiences);
     }
 
     private async Task<CallerValidation> ValidateJwtAsync(string token, CancellationToken cancellationToken)
@@ -107,25 +108,28 @@ internal sealed class AccessTokenValidator(
         {
             return CallerValidation.Fail("The access token's application is disabled.");
         }
-        return Caller(context.Principal.GetClaim(Claims.Subject), clientId, context.Principal.GetScopes());
+        return Caller(context.Principal.GetClaim(Claims.Subject), clientId, context.Principal.GetScopes(), [.. context.Principal.GetAudiences()]);
     }
 
-    private static CallerValidation Caller(string? subject, string? clientId, IReadOnlyList<string> scopes) =>
+    private static CallerValidation Caller(string? subject, string? clientId, IReadOnlyList<string> scopes, IReadOnlyList<string> audiences) =>
         // A client_credentials token acts for the app itself: its subject is the client id, and no user.
-        new(subject == clientId ? null : subject, scopes, null, clientId ?? "", null);
+        new(subject == clientId ? null : subject, scopes, null, clientId ?? "", null, audiences);
 
-    private static string[] ReadScopes(string? properties)
+    private static (string[] Scopes, string[] Audiences) ReadScopesAndAudiences(string? properties)
     {
         if (string.IsNullOrEmpty(properties))
         {
-            return [];
+            return ([], []);
         }
         using var document = JsonDocument.Parse(properties);
-        return document.RootElement.TryGetProperty(TokenFormats.ScopesProperty, out var scopes) && scopes.ValueKind == JsonValueKind.Array
-            ? scopes.EnumerateArray().Select(s => s.GetString() ?? "").ToArray()
-            : [];
+        return (ReadArray(document.RootElement, TokenFormats.ScopesProperty), ReadArray(document.RootElement, TokenFormats.AudiencesProperty));
     }
+
+    private static string[] ReadArray(JsonElement properties, string name) =>
+        properties.TryGetProperty(name, out var values) && values.ValueKind == JsonValueKind.Array
+            ? values.EnumerateArray().Select(s => s.GetString() ?? "").ToArray()
+            : [];
 }
 
 /// <summary>A valid opaque access token as read from the database (cached by its stored reference id).</summary>
-public sealed record AccessTokenSnapshot(string? Subject, string ClientId, string[] Scopes, DateTime? ExpiresUtc);
+public sealed record AccessTokenSnapshot(string? Subject, string ClientId, string[] Scopes, string[] Audiences, DateTime? ExpiresUtc);

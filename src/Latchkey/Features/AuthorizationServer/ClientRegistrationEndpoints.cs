@@ -73,6 +73,13 @@ public static class ClientRegistrationEndpoints
         {
             return Error("invalid_client_metadata", "token_endpoint_auth_method must be none, client_secret_basic or client_secret_post.");
         }
+        if (confidential && !HasInitialAccessToken(context, options.Value) && options.Value.AllowPublicClientRegistration && IsNativeApp(request))
+        {
+            // A native app cannot keep a secret (RFC 8252 §8.5), and RFC 7591 §3.2.1 lets the server
+            // replace requested metadata: it is registered as the public client it is (MCP SDKs ask for a secret).
+            method = ClientAuthenticationMethods.None;
+            confidential = false;
+        }
         if (confidential && !HasInitialAccessToken(context, options.Value))
         {
             return Results.Json(new RegistrationError("invalid_token",
@@ -135,6 +142,13 @@ public static class ClientRegistrationEndpoints
         var present = metadata.Where(m => m.Value is not null).ToDictionary();
         return Results.Json(present, statusCode: StatusCodes.Status201Created);
     }
+
+    /// <summary>Only loopback http or private-use-scheme redirect URIs, and no client credentials grant: an app on the user's device.</summary>
+    private static bool IsNativeApp(ClientRegistrationRequest request) =>
+        request.RedirectUris is { Length: > 0 } uris
+        && request.GrantTypes?.Contains(GrantTypes.ClientCredentials) != true
+        && uris.All(uri => Uri.TryCreate(uri, UriKind.Absolute, out var parsed)
+            && (parsed.Scheme is not ("http" or "https") || (parsed.Scheme == "http" && parsed.IsLoopback)));
 
     // Without a requested scope, a self-registered client may ask for the whole catalog;
     // the user still decides on the consent page.

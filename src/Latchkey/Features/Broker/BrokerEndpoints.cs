@@ -29,8 +29,7 @@ public static class BrokerEndpoints
         builder.Services.AddSingleton<ProviderCatalog>();
         builder.Services.AddSingleton<MasterKeys>();
         builder.Services.AddSingleton<SecretVault>();
-        builder.Services.AddSingleton<CredentialAudit>();
-        builder.Services.AddHostedService<CredentialAuditWriter>();
+        builder.Services.AddAuditLog<CredentialAudit, CredentialAuditEvent>();
         builder.Services.AddSingleton<CredentialRefresher>();
         builder.Services.AddProviderHttpClient();
         builder.Services.AddScoped<ProviderClient>();
@@ -41,14 +40,16 @@ public static class BrokerEndpoints
         return builder;
     }
 
+    /// <summary>The broker's callers: an API key of the account (its scopes do not matter; the key is the account's).</summary>
+    public static readonly AuthorizationPolicy ApiKeyOnly = new AuthorizationPolicyBuilder(ExternalApiAuthenticationHandler.SchemeName)
+        .RequireAuthenticatedUser()
+        .RequireClaim(ExternalApiClaims.CredentialType, ExternalApiClaims.ApiKey)
+        .RequireClaim(ClaimTypes.NameIdentifier)
+        .Build();
+
     public static WebApplication MapBroker(this WebApplication app)
     {
-        var apiKeyOnly = new AuthorizationPolicyBuilder(ExternalApiAuthenticationHandler.SchemeName)
-            .RequireAuthenticatedUser()
-            .RequireClaim(ExternalApiClaims.CredentialType, ExternalApiClaims.ApiKey)
-            .RequireClaim(ClaimTypes.NameIdentifier)
-            .Build();
-        var mcp = app.MapGroup("/mcp").WithTags("Credential broker").RequireAuthorization(apiKeyOnly).WithMetadata(new BrokerErrorShape());
+        var mcp = app.MapGroup("/mcp").WithTags("Credential broker").RequireAuthorization(ApiKeyOnly).WithMetadata(new BrokerErrorShape());
 
         var oauth = mcp.MapGroup("/oauth");
         oauth.MapPost("/init", async (HttpRequest request, ClaimsPrincipal caller, FlowService flows) =>
@@ -162,7 +163,7 @@ public static class BrokerEndpoints
 
     private static IResult NoUser() => Results.Problem(statusCode: StatusCodes.Status403Forbidden, detail: ExternalApiClaims.NoUserDetail);
 
-    private static async Task<IResult> HandleAsync<TRequest, TResponse>(HttpRequest request, Func<TRequest, Task<(TResponse?, BrokerError?)>> handle, int successStatus = StatusCodes.Status200OK)
+    internal static async Task<IResult> HandleAsync<TRequest, TResponse>(HttpRequest request, Func<TRequest, Task<(TResponse?, BrokerError?)>> handle, int successStatus = StatusCodes.Status200OK)
         where TRequest : class
     {
         var (body, invalid) = await BrokerJson.ReadAsync<TRequest>(request);

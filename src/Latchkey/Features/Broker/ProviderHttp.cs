@@ -49,7 +49,7 @@ public static class OutboundAddressGuard
         {
             var addresses = await Dns.GetHostAddressesAsync(uri.DnsSafeHost, cancellationToken);
             return addresses.Length == 0 || addresses.Any(IsPrivate)
-                ? $"'{uri.Host}' resolves to a private or loopback address, which providers may not use."
+                ? $"'{uri.Host}' resolves to a private or loopback address, which Latchkey does not call."
                 : null;
         }
         catch (SocketException)

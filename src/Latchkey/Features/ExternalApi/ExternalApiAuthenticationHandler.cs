@@ -17,8 +17,12 @@ public interface IAccessTokenValidator
     ValueTask<CallerValidation> ValidateAsync(string token, CancellationToken cancellationToken);
 }
 
-/// <summary>Who is calling, as established from an API key or access token, or why not.</summary>
-public readonly record struct CallerValidation(string? UserId, IReadOnlyList<string> Scopes, string? CredentialId, string? ClientId, string? Error)
+/// <summary>
+/// Who is calling, as established from an API key or access token, or why not. An access token's
+/// audiences are the resources (RFC 8707) it was issued for; none means Latchkey's own APIs.
+/// </summary>
+public readonly record struct CallerValidation(string? UserId, IReadOnlyList<string> Scopes, string? CredentialId, string? ClientId, string? Error,
+    IReadOnlyList<string>? Audiences = null)
 {
     public bool Succeeded => Error is null;
 
@@ -31,6 +35,7 @@ public static class ExternalApiClaims
     public const string CredentialType = "credential_type";
     public const string CredentialId = "credential_id";
     public const string ClientId = "client_id";
+    public const string Audience = "aud";
     public const string ApiKey = "api_key";
     public const string AccessToken = "access_token";
 
@@ -110,6 +115,10 @@ public sealed class ExternalApiAuthenticationHandler(
         foreach (var scope in caller.Scopes)
         {
             claims.Add(new Claim(ExternalApiClaims.Scope, scope));
+        }
+        foreach (var audience in caller.Audiences ?? [])
+        {
+            claims.Add(new Claim(ExternalApiClaims.Audience, audience));
         }
         var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName));
         return AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));

@@ -16,6 +16,7 @@ public static class ExternalApiEndpoints
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ExternalApiAuthenticationHandler>(
                 ExternalApiAuthenticationHandler.SchemeName, displayName: "API key or access token", _ => { });
         builder.Services.AddSingleton<IAuthorizationHandler, ScopeRequirementHandler>();
+        builder.Services.AddSingleton<IAuthorizationHandler, OwnAudienceRequirementHandler>();
         builder.Services.AddSingleton<IAuthorizationMiddlewareResultHandler, InsufficientScopeResultHandler>();
         return builder;
     }

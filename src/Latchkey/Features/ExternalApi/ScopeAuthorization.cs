@@ -11,6 +11,31 @@ public sealed class ScopeRequirement(string scope) : IAuthorizationRequirement
     public string Scope { get; } = scope;
 }
 
+/// <summary>
+/// An access token issued for another resource (RFC 8707 audience), such as one MCP gateway, is
+/// not accepted by Latchkey's own APIs. Tokens without an audience, and API keys, are.
+/// </summary>
+public sealed class OwnAudienceRequirement : IAuthorizationRequirement
+{
+    public static readonly OwnAudienceRequirement Instance = new();
+
+    public const string Detail = "The access token was issued for another resource (its audience), not for this API.";
+}
+
+internal sealed class OwnAudienceRequirementHandler : AuthorizationHandler<OwnAudienceRequirement>
+{
+    protected override Task HandleRequirementAsync(AuthorizationHandlerContext context, OwnAudienceRequirement requirement)
+    {
+        var audiences = context.User.FindAll(ExternalApiClaims.Audience).ToList();
+        if (audiences.Count == 0
+            || (context.Resource is HttpContext http && audiences.Exists(a => ServerAddress.SameResource(a.Value, ServerAddress.Base(http)))))
+        {
+            context.Succeed(requirement);
+        }
+        return Task.CompletedTask;
+    }
+}
+
 internal sealed class ScopeRequirementHandler : AuthorizationHandler<ScopeRequirement>
 {
     protected override Task HandleRequirementAsync(AuthorizationHandlerContext context, ScopeRequirement requirement)
@@ -35,6 +60,14 @@ internal sealed class InsufficientScopeResultHandler : IAuthorizationMiddlewareR
     {
         if (authorizeResult.Forbidden && authorizeResult.AuthorizationFailure is { } failure)
         {
+            if (failure.FailedRequirements.OfType<OwnAudienceRequirement>().Any())
+            {
+                // RFC 6750 §3.1: a token that is not for this resource is an invalid token.
+                context.Response.Headers.Append(HeaderNames.WWWAuthenticate,
+                    $"Bearer realm=\"latchkey\", error=\"invalid_token\", error_description=\"{OwnAudienceRequirement.Detail}\"");
+                return Problems.WriteAsync(context, StatusCodes.Status401Unauthorized, OwnAudienceRequirement.Detail,
+                    new Dictionary<string, object?> { ["error"] = "invalid_token" });
+            }
             var missing = failure.FailedRequirements.OfType<ScopeRequirement>().Select(r => r.Scope).ToArray();
             if (missing.Length > 0)
             {
@@ -56,6 +89,6 @@ public static class ScopeAuthorizationExtensions
     public static TBuilder RequireScope<TBuilder>(this TBuilder builder, string scope) where TBuilder : IEndpointConventionBuilder =>
         builder.RequireAuthorization(new AuthorizationPolicyBuilder(ExternalApiAuthenticationHandler.SchemeName)
             .RequireAuthenticatedUser()
-            .AddRequirements(new ScopeRequirement(scope))
+            .AddRequirements(OwnAudienceRequirement.Instance, new ScopeRequirement(scope))
             .Build());
 }

@@ -1,0 +1,387 @@
+using System.Diagnostics;
+using System.Net;
+using System.Security.Claims;
+using System.Text.Json;
+using Latchkey.Common;
+using Latchkey.Features.Broker;
+using Latchkey.Features.Broker.Credentials;
+using Latchkey.Features.ExternalApi;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
+using ModelContextProtocol;
+using ModelContextProtocol.Protocol;
+
+namespace Latchkey.Features.Mcp;
+
+/// <summary>
+/// <c>/mcp/servers/{id}/mcp</c>: relays Streamable HTTP MCP between an agent and the upstream server
+/// byte for byte (sessions, notifications, cancellation and server-sent events pass through), and
+/// puts a current token of the mapped credential on each tool call. The agent's own credential
+/// (API key or Latchkey access token) never goes upstream, and the third-party token never comes back.
+/// </summary>
+public sealed partial class McpGateway(
+    McpServerService servers,
+    CredentialService credentials,
+    ToolCallAudit audit,
+    IHttpClientFactory httpClients,
+    IOptions<McpOptions> options,
+    ILogger<McpGateway> logger)
+{
+    public const string HttpClientName = "latchkey-mcp-upstream";
+    public const string RequiredScope = "USE_TOOLS";
+    internal const string ToolsCall = "tools/call";
+
+    // Hop-by-hop headers, the agent's credentials for Latchkey, and what the gateway sets itself.
+    private static readonly HashSet<string> RequestHeadersNotRelayed = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Host", "Authorization", ExternalApiAuthenticationHandler.ApiKeyHeader, "Cookie", "Content-Length", "Content-Type", "Connection",
+        "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade", "Proxy-Authorization", "Proxy-Connection", "Expect", "Accept-Encoding",
+        "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+    };
+
+    // Hop-by-hop headers, and the upstream's own authentication and cookies, which are not the agent's business.
+    private static readonly HashSet<string> ResponseHeadersNotRelayed = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "Connection", "Keep-Alive", "Transfer-Encoding", "Trailer", "Upgrade", "Proxy-Authenticate", "WWW-Authenticate", "Set-Cookie",
+    };
+
+    public static string ResourceMetadataUrl(string baseUrl, string serverId) =>
+        $"{baseUrl}/.well-known/oauth-protected-resource/mcp/servers/{serverId}{McpServerService.GatewayPathSuffix}";
+
+    public async Task RelayAsync(HttpContext context, string serverId)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var baseUrl = ServerAddress.Base(context);
+        var gatewayUrl = McpServerService.GatewayUrl(baseUrl, serverId);
+
+        var (caller, refusal) = await AuthenticateAsync(context, baseUrl, serverId, gatewayUrl);
+        if (caller is null)
+        {
+            await refusal!(context);
+            return;
+        }
+        var route = await servers.RouteAsync(serverId, context.RequestAborted);
+        if (route is null || route.OwnerId != caller.FindFirstValue(ClaimTypes.NameIdentifier))
+        {
+            await Problems.WriteAsync(context, StatusCodes.Status404NotFound, $"You have no MCP server '{serverId}'.");
+            return;
+        }
+
+        byte[] body = [];
+        var message = RelayedMessage.None;
+        if (HttpMethods.IsPost(context.Request.Method))
+        {
+            body = await ReadBodyAsync(context.Request);
+            message = RelayedMessage.Read(body);
+            if (message.MixedToolCalls)
+            {
+                await Problems.WriteAsync(context, StatusCodes.Status400BadRequest,
+                    "A batch may not carry more than one tools/call; send tool calls one per request.");
+                return;
+            }
+        }
+
+        var binding = message.Tool is not null ? route.For(message.Tool) : route.Default;
+        var callerId = caller.FindFirstValue(ExternalApiClaims.CredentialId) ?? caller.FindFirstValue(ExternalApiClaims.ClientId);
+        var outcome = "ok";
+        try
+        {
+            outcome = await RelayWithCredentialAsync(context, route, binding, message, body, baseUrl);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            outcome = "canceled";
+        }
+        finally
+        {
+            if (message.Tool is not null)
+            {
+                audit.Record(route, message.Tool, binding?.CredentialId, callerId, outcome, Stopwatch.GetElapsedTime(started));
+            }
+        }
+    }
+
+    /// <summary>The caller if it may use this gateway, or how to refuse it (RFC 6750, RFC 9728 and the MCP authorization spec).</summary>
+    private static async Task<(ClaimsPrincipal? Caller, Func<HttpContext, Task>? Refusal)> AuthenticateAsync(
+        HttpContext context, string baseUrl, string serverId, string gatewayUrl)
+    {
+        var metadata = ResourceMetadataUrl(baseUrl, serverId);
+        var result = await context.AuthenticateAsync(ExternalApiAuthenticationHandler.SchemeName);
+        if (!result.Succeeded)
+        {
+            var error = result.Failure?.Message;
+            return (null, c => Challenge(c, StatusCodes.Status401Unauthorized, metadata, error is null ? null : "invalid_token",
+                error ?? "Authenticate with an API key (X-API-Key) or a Latchkey access token for this gateway (Authorization: Bearer)."));
+        }
+        var caller = result.Principal!;
+        if (caller.FindFirstValue(ExternalApiClaims.CredentialType) == ExternalApiClaims.AccessToken)
+        {
+            // RFC 8707: the token must have been issued for this gateway, not passed on from elsewhere.
+            if (!caller.FindAll(ExternalApiClaims.Audience).Any(a => ServerAddress.SameResource(a.Value, gatewayUrl)))
+            {
+                return (null, c => Challenge(c, StatusCodes.Status401Unauthorized, metadata, "invalid_token",
+                    $"The access token was not issued for this gateway; request one with resource={gatewayUrl}."));
+            }
+            if (!caller.HasClaim(ExternalApiClaims.Scope, RequiredScope))
+            {
+                return (null, c => Challenge(c, StatusCodes.Status403Forbidden, metadata, "insufficient_scope",
+                    $"Calling tools needs the scope {RequiredScope}, which the access token was not granted."));
+            }
+        }
+        if (caller.FindFirstValue(ClaimTypes.NameIdentifier) is null)
+        {
+            return (null, c => Problems.WriteAsync(c, StatusCodes.Status403Forbidden, ExternalApiClaims.NoUserDetail));
+        }
+        return (caller, null);
+    }
+
+    private static Task Challenge(HttpContext context, int status, string resourceMetadata, string? error, string description)
+    {
+        var challenge = $"Bearer resource_metadata=\"{resourceMetadata}\", scope=\"{RequiredScope}\"";
+        if (error is not null)
+        {
+            challenge += $", error=\"{error}\", error_description=\"{description.Replace('"', '\'')}\"";
+        }
+        context.Response.Headers.Append(HeaderNames.WWWAuthenticate, challenge);
+        return Problems.WriteAsync(context, status, description, error is null ? null : new Dictionary<string, object?> { ["error"] = error });
+    }
+
+    private static async Task<byte[]> ReadBodyAsync(HttpRequest request)
+    {
+        using var buffer = new MemoryStream(request.ContentLength is > 0 and < 1 << 20 ? (int)request.ContentLength.Value : 1024);
+        await request.Body.CopyToAsync(buffer, request.HttpContext.RequestAborted);
+        return buffer.ToArray();
+    }
+
+    /// <returns>The outcome recorded for a tool call.</returns>
+    private async Task<string> RelayWithCredentialAsync(HttpContext context, GatewayRoute route, CredentialBinding? binding, RelayedMessage message, byte[] body, string baseUrl)
+    {
+        string? token = null;
+        if (binding is not null)
+        {
+            var (current, error) = await credentials.AccessTokenAsync(route.OwnerId, binding.CredentialId, context.RequestAborted);
+            if (current is null)
+            {
+                await RefuseForCredentialAsync(context, route, binding, message, error!, baseUrl);
+                return "credential_" + error!.Error;
+            }
+            token = current.AccessToken;
+        }
+
+        using var upstreamRequest = new HttpRequestMessage(new HttpMethod(context.Request.Method), route.Upstream);
+        foreach (var header in context.Request.Headers)
+        {
+            if (!RequestHeadersNotRelayed.Contains(header.Key) && (binding is null || !string.Equals(header.Key, binding.HeaderName, StringComparison.OrdinalIgnoreCase)))
+            {
+                upstreamRequest.Headers.TryAddWithoutValidation(header.Key, (IEnumerable<string?>)header.Value);
+            }
+        }
+        if (binding is not null)
+        {
+            upstreamRequest.Headers.TryAddWithoutValidation(binding.HeaderName, binding.HeaderValue(token!));
+        }
+        if (HttpMethods.IsPost(context.Request.Method))
+        {
+            upstreamRequest.Content = new ByteArrayContent(body);
+            if (context.Request.ContentType is { } contentType)
+            {
+                upstreamRequest.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+            }
+        }
+
+        HttpResponseMessage upstream;
+        using (var waitForHeaders = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted))
+        {
+            waitForHeaders.CancelAfter(TimeSpan.FromSeconds(options.Value.UpstreamTimeoutSeconds));
+            try
+            {
+                upstream = await httpClients.CreateClient(HttpClientName)
+                    .SendAsync(upstreamRequest, HttpCompletionOption.ResponseHeadersRead, waitForHeaders.Token);
+            }
+            catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+            {
+                LogUpstreamFailed(logger, route.ServerId, route.Upstream.Host, "timed out");
+                await Problems.WriteAsync(context, StatusCodes.Status504GatewayTimeout,
+                    $"The upstream MCP server '{route.Name}' did not answer within {options.Value.UpstreamTimeoutSeconds} s.");
+                return "upstream_timeout";
+            }
+            catch (HttpRequestException exception)
+            {
+                LogUpstreamFailed(logger, route.ServerId, route.Upstream.Host, exception.Message);
+                await Problems.WriteAsync(context, StatusCodes.Status502BadGateway,
+                    $"The upstream MCP server '{route.Name}' could not be reached: {exception.Message}");
+                return "upstream_unreachable";
+            }
+        }
+
+        using (upstream)
+        {
+            if (upstream.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+            {
+                await RefuseForUpstreamAuthorizationAsync(context, route, binding, message, (int)upstream.StatusCode, baseUrl);
+                return $"upstream_http_{(int)upstream.StatusCode}";
+            }
+            await CopyResponseAsync(context, upstream);
+            return upstream.IsSuccessStatusCode ? "ok" : $"upstream_http_{(int)upstream.StatusCode}";
+        }
+    }
+
+    private static async Task CopyResponseAsync(HttpContext context, HttpResponseMessage upstream)
+    {
+        var response = context.Response;
+        response.StatusCode = (int)upstream.StatusCode;
+        foreach (var header in upstream.Headers)
+        {
+            if (!ResponseHeadersNotRelayed.Contains(header.Key))
+            {
+                response.Headers[header.Key] = header.Value.ToArray();
+            }
+        }
+        foreach (var header in upstream.Content.Headers)
+        {
+            response.Headers[header.Key] = header.Value.ToArray();
+        }
+
+        await using var stream = await upstream.Content.ReadAsStreamAsync(context.RequestAborted);
+        if (upstream.Content.Headers.ContentType?.MediaType == "text/event-stream")
+        {
+            // Server-sent events go out as they come in.
+            context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+            await response.StartAsync(context.RequestAborted);
+            var buffer = new byte[8192];
+            int read;
+            while ((read = await stream.ReadAsync(buffer, context.RequestAborted)) > 0)
+            {
+                await response.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted);
+                await response.Body.FlushAsync(context.RequestAborted);
+            }
+        }
+        else
+        {
+            await stream.CopyToAsync(response.Body, context.RequestAborted);
+        }
+    }
+
+    /// <summary>The mapped credential cannot give a token: a tool call gets a tool error that says how to fix it.</summary>
+    private static Task RefuseForCredentialAsync(HttpContext context, GatewayRoute route, CredentialBinding binding, RelayedMessage message, BrokerError error, string baseUrl)
+    {
+        var fix = error.Status == StatusCodes.Status404NotFound
+            ? $"Map an existing credential (PUT {baseUrl}/mcp/servers/{route.ServerId}/tools/{{tool}}/credential) or connect the account at {baseUrl}/profile/connections."
+            : error.Status == StatusCodes.Status502BadGateway
+                ? "The provider did not answer the refresh; try again shortly."
+                : $"Reconnect it at {baseUrl}/profile/connections#{binding.CredentialId}, then call the tool again.";
+        var text = error.Status == StatusCodes.Status404NotFound
+            ? $"The credential '{binding.CredentialId}' used for this call no longer exists. {fix}"
+            : $"The credential '{binding.CredentialId}' used for this call cannot be used: {error.Message} {fix}";
+        return RefuseAsync(context, message, text, new Dictionary<string, object?>
+        {
+            ["error"] = "credential_" + error.Error,
+            ["credential_id"] = binding.CredentialId,
+            ["fix_url"] = error.Status == StatusCodes.Status502BadGateway ? null : $"{baseUrl}/profile/connections#{binding.CredentialId}",
+        });
+    }
+
+    /// <summary>The upstream refused: never hand its challenge to the agent (whose token is Latchkey's, not the upstream's).</summary>
+    private static Task RefuseForUpstreamAuthorizationAsync(HttpContext context, GatewayRoute route, CredentialBinding? binding, RelayedMessage message, int status, string baseUrl)
+    {
+        var text = binding is null
+            ? $"The upstream MCP server '{route.Name}' requires authorization ({status}), and no credential is mapped for this call. " +
+              $"Map one: PUT {baseUrl}/mcp/servers/{route.ServerId}/tools/{{tool}}/credential, or set the server's default_credential_id."
+            : $"The upstream MCP server '{route.Name}' refused the credential '{binding.CredentialId}' ({status}). " +
+              $"It may lack the scopes this tool needs or have been revoked at the provider; reconnect it at {baseUrl}/profile/connections#{binding.CredentialId}.";
+        return RefuseAsync(context, message, text, new Dictionary<string, object?>
+        {
+            ["error"] = "upstream_refused_credential",
+            ["credential_id"] = binding?.CredentialId,
+            ["upstream_status"] = status,
+        });
+    }
+
+    /// <summary>
+    /// A tool call gets a tool result with <c>isError</c> (the agent's model reads it); any other
+    /// JSON-RPC request gets a JSON-RPC error; a notification, stream or session request gets 502.
+    /// </summary>
+    private static async Task RefuseAsync(HttpContext context, RelayedMessage message, string text, Dictionary<string, object?> details)
+    {
+        if (message.Id is { } id)
+        {
+            JsonRpcMessage answer = message.Tool is not null
+                ? new JsonRpcResponse
+                {
+                    Id = id,
+                    Result = JsonSerializer.SerializeToNode(new CallToolResult { IsError = true, Content = [new TextContentBlock { Text = text }] }, McpJsonUtilities.DefaultOptions),
+                }
+                : new JsonRpcError { Id = id, Error = new JsonRpcErrorDetail { Code = (int)McpErrorCode.InternalError, Message = text, Data = JsonSerializer.SerializeToElement(details) } };
+            context.Response.StatusCode = StatusCodes.Status200OK;
+            context.Response.ContentType = "application/json";
+            await JsonSerializer.SerializeAsync(context.Response.Body, answer, McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(JsonRpcMessage)), context.RequestAborted);
+            return;
+        }
+        await Problems.WriteAsync(context, StatusCodes.Status502BadGateway, text, details);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "MCP server {ServerId}: the upstream at {Host} failed: {Reason}")]
+    private static partial void LogUpstreamFailed(ILogger logger, string serverId, string host, string reason);
+}
+
+/// <summary>What the gateway needs to know of a POSTed JSON-RPC message: is it a tool call, of which tool, with which id.</summary>
+internal readonly record struct RelayedMessage(string? Tool, RequestId? Id, bool MixedToolCalls)
+{
+    public static RelayedMessage None => default;
+
+    /// <summary>Anything that is not a readable JSON-RPC message is relayed as it is, for the upstream to answer.</summary>
+    public static RelayedMessage Read(byte[] body)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            var root = document.RootElement;
+            if (root.ValueKind == JsonValueKind.Object)
+            {
+                return FromMessage(root);
+            }
+            if (root.ValueKind == JsonValueKind.Array)
+            {
+                // JSON-RPC batches (2025-03-26): one tool call at most, so that one credential covers the request.
+                var toolCalls = root.EnumerateArray().Where(m => m.ValueKind == JsonValueKind.Object).Select(FromMessage).Where(m => m.Tool is not null).ToList();
+                return toolCalls.Count switch
+                {
+                    0 => None,
+                    1 => toolCalls[0] with { Id = null },
+                    _ => new RelayedMessage(null, null, MixedToolCalls: true),
+                };
+            }
+        }
+        catch (JsonException)
+        {
+        }
+        return None;
+    }
+
+    private static RelayedMessage FromMessage(JsonElement message)
+    {
+        if (!message.TryGetProperty("method", out var method) || method.ValueKind != JsonValueKind.String)
+        {
+            return None;
+        }
+        RequestId? id = message.TryGetProperty("id", out var idValue)
+            ? idValue.ValueKind switch
+            {
+                JsonValueKind.String => new RequestId(idValue.GetString()!),
+                JsonValueKind.Number when idValue.TryGetInt64(out var number) => new RequestId(number),
+                _ => null,
+            }
+            : null;
+        if (!method.ValueEquals(McpGateway.ToolsCall))
+        {
+            return new RelayedMessage(null, id, false);
+        }
+        var tool = message.TryGetProperty("params", out var parameters) && parameters.ValueKind == JsonValueKind.Object
+            && parameters.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String
+                ? name.GetString()
+                : null;
+        return new RelayedMessage(tool ?? "", id, false);
+    }
+}

@@ -1,0 +1,27 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Latchkey.Features.Mcp;
+
+/// <summary>The MCP gateway. Bound from the <c>Mcp</c> section.</summary>
+public sealed class McpOptions
+{
+    public const string SectionName = "Mcp";
+
+    /// <summary>
+    /// Allow upstream MCP servers on private, loopback and link-local addresses, and plain http
+    /// there. Off in production (SSRF guard); on for tests, labs and servers on the same host.
+    /// </summary>
+    public bool AllowPrivateNetworks { get; set; }
+
+    /// <summary>How long the gateway waits for an upstream's response headers (a tool answering in JSON answers when it is done).</summary>
+    [Range(1, 3600)]
+    public int UpstreamTimeoutSeconds { get; set; } = 300;
+
+    /// <summary>How long listing an upstream's tools (<c>GET /mcp/servers/{id}/tools</c>) may take.</summary>
+    [Range(1, 300)]
+    public int ToolListTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>Tool calls kept in the audit per server for <c>GET /mcp/servers/{id}/tool-calls</c> are not limited; this caps one page.</summary>
+    [Range(1, 10_000)]
+    public int MaxToolCallsPerPage { get; set; } = 500;
+}

@@ -1,0 +1,307 @@
+using System.Collections.Frozen;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
+using Latchkey.Features.Broker;
+using Latchkey.Storage;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Latchkey.Features.Mcp;
+
+/// <summary>What a caller sends to register an MCP server.</summary>
+public sealed record McpServerRequest(string? Name, string? Url, string? DefaultCredentialId, string? DefaultHeader);
+
+/// <summary>A partial update: the fields present are changed; a null value removes an optional one.</summary>
+public sealed class McpServerPatch
+{
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement> Fields { get; set; } = [];
+}
+
+/// <summary>What a caller sends to map a credential to a tool.</summary>
+public sealed record ToolCredentialRequest(string? CredentialId, string? Header);
+
+/// <summary>A credential as presented upstream: <c>Authorization: Bearer</c>, or the bare token in another header.</summary>
+public sealed record CredentialBindingView(string CredentialId, string Header);
+
+public sealed record ToolMappingView(string Tool, string CredentialId, string Header, DateTimeOffset UpdatedAt);
+
+public sealed record McpServerView(
+    string Id, string Name, string Url, string GatewayUrl, CredentialBindingView? DefaultCredential,
+    IReadOnlyList<ToolMappingView> ToolMappings, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
+
+/// <summary>Which credential goes upstream, and how. A null header means <c>Authorization: Bearer</c>.</summary>
+public sealed record CredentialBinding(string CredentialId, string? Header)
+{
+    public string HeaderName => Header ?? McpServerService.AuthorizationHeader;
+
+    public string HeaderValue(string token) => Header is null ? "Bearer " + token : token;
+}
+
+/// <summary>What the gateway needs to relay a request: cached per server, invalidated by any change to servers or mappings.</summary>
+public sealed record GatewayRoute(string ServerId, string OwnerId, string Name, Uri Upstream, CredentialBinding? Default,
+    FrozenDictionary<string, CredentialBinding> Tools)
+{
+    public CredentialBinding? For(string? tool) => tool is not null && Tools.TryGetValue(tool, out var mapped) ? mapped : Default;
+}
+
+/// <summary>Registering MCP servers and mapping stored credentials to their tools.</summary>
+public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpOptions> options, TimeProvider time, SnapshotCache<GatewayRoute> routes)
+{
+    public const string AuthorizationHeader = "Authorization";
+    public const string GatewayPathSuffix = "/mcp";
+
+    // Headers the gateway sets or that carry the protocol itself; a credential may not take their place.
+    private static readonly FrozenSet<string> ReservedHeaders = new[]
+    {
+        "Host", "Content-Length", "Content-Type", "Content-Encoding", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade", "TE",
+        "Trailer", "Accept", "Accept-Encoding", "Cookie", "Mcp-Session-Id", "Mcp-Protocol-Version", "Mcp-Method", "Mcp-Name", "Last-Event-ID",
+        "X-API-Key", "Proxy-Authorization", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+    }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
+
+    public static string GatewayUrl(string baseUrl, string serverId) => $"{baseUrl}/mcp/servers/{serverId}{GatewayPathSuffix}";
+
+    public static McpServerView View(McpServer server, string baseUrl) => new(
+        server.Id, server.Name, server.UpstreamUrl, GatewayUrl(baseUrl, server.Id),
+        server.DefaultCredentialId is { } id ? new CredentialBindingView(id, server.DefaultHeader ?? AuthorizationHeader) : null,
+        server.ToolMappings.OrderBy(m => m.ToolName, StringComparer.Ordinal)
+            .Select(m => new ToolMappingView(m.ToolName, m.CredentialId, m.Header ?? AuthorizationHeader, m.UpdatedAt)).ToList(),
+        server.CreatedAt, server.UpdatedAt);
+
+    public Task<List<McpServer>> ListAsync(string ownerId, CancellationToken cancellationToken) =>
+        db.McpServers.AsNoTracking().Include(s => s.ToolMappings).Where(s => s.OwnerId == ownerId)
+            .OrderBy(s => s.CreatedAt).ThenBy(s => s.Id).ToListAsync(cancellationToken);
+
+    /// <summary>The server if it is the caller's; another account's server is as absent as a missing one.</summary>
+    public Task<McpServer?> FindAsync(string ownerId, string id, CancellationToken cancellationToken) =>
+        db.McpServers.Include(s => s.ToolMappings).FirstOrDefaultAsync(s => s.Id == id && s.OwnerId == ownerId, cancellationToken);
+
+    public async Task<(McpServer? Server, BrokerError? Error)> CreateAsync(string ownerId, McpServerRequest request, CancellationToken cancellationToken)
+    {
+        var name = request.Name?.Trim();
+        if (string.IsNullOrEmpty(name) || name.Length > 200)
+        {
+            return (null, BrokerError.BadRequest("name is required (at most 200 characters)."));
+        }
+        if (await CheckUrlAsync(request.Url, cancellationToken) is { } urlError)
+        {
+            return (null, urlError);
+        }
+        var now = time.GetUtcNow();
+        var server = new McpServer
+        {
+            Id = "mcp_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)),
+            OwnerId = ownerId,
+            Name = name,
+            UpstreamUrl = request.Url!.Trim(),
+            CreatedAt = now,
+            UpdatedAt = now,
+        };
+        if (request.DefaultCredentialId is not null)
+        {
+            var (header, error) = await CheckBindingAsync(ownerId, request.DefaultCredentialId, request.DefaultHeader, cancellationToken);
+            if (error is not null)
+            {
+                return (null, error);
+            }
+            server.DefaultCredentialId = request.DefaultCredentialId;
+            server.DefaultHeader = header;
+        }
+        else if (request.DefaultHeader is not null)
+        {
+            return (null, BrokerError.BadRequest("default_header needs a default_credential_id."));
+        }
+        db.McpServers.Add(server);
+        await db.SaveChangesAsync(cancellationToken);
+        return (server, null);
+    }
+
+    /// <summary>
+    /// Changes the fields present in <paramref name="patch"/>: <c>name</c>, <c>url</c>,
+    /// <c>default_credential_id</c> (null removes the default) and <c>default_header</c>.
+    /// </summary>
+    public async Task<BrokerError?> UpdateAsync(McpServer server, McpServerPatch body, CancellationToken cancellationToken)
+    {
+        var patch = body.Fields;
+        foreach (var (name, value) in patch)
+        {
+            if (name is not ("name" or "url" or "default_credential_id" or "default_header"))
+            {
+                return BrokerError.BadRequest($"'{name}' cannot be changed; send name, url, default_credential_id or default_header.");
+            }
+            if (value.ValueKind is not (JsonValueKind.String or JsonValueKind.Null))
+            {
+                return BrokerError.BadRequest($"'{name}' must be a string or null.");
+            }
+        }
+
+        if (patch.TryGetValue("name", out var nameValue))
+        {
+            var name = nameValue.GetString()?.Trim();
+            if (string.IsNullOrEmpty(name) || name.Length > 200)
+            {
+                return BrokerError.BadRequest("name must not be empty (at most 200 characters).");
+            }
+            server.Name = name;
+        }
+        if (patch.TryGetValue("url", out var urlValue))
+        {
+            if (await CheckUrlAsync(urlValue.GetString(), cancellationToken) is { } urlError)
+            {
+                return urlError;
+            }
+            server.UpstreamUrl = urlValue.GetString()!.Trim();
+        }
+        var hasHeader = patch.TryGetValue("default_header", out var headerValue);
+        if (patch.TryGetValue("default_credential_id", out var credentialValue))
+        {
+            if (credentialValue.ValueKind == JsonValueKind.Null)
+            {
+                server.DefaultCredentialId = null;
+                server.DefaultHeader = null;
+            }
+            else
+            {
+                var (header, error) = await CheckBindingAsync(server.OwnerId, credentialValue.GetString(), hasHeader ? headerValue.GetString() : null, cancellationToken);
+                if (error is not null)
+                {
+                    return error;
+                }
+                server.DefaultCredentialId = credentialValue.GetString();
+                server.DefaultHeader = header;
+            }
+        }
+        else if (hasHeader)
+        {
+            if (server.DefaultCredentialId is null)
+            {
+                return BrokerError.BadRequest("default_header needs a default_credential_id.");
+            }
+            var (header, error) = CheckHeader(headerValue.GetString());
+            if (error is not null)
+            {
+                return error;
+            }
+            server.DefaultHeader = header;
+        }
+        server.UpdatedAt = time.GetUtcNow();
+        await db.SaveChangesAsync(cancellationToken);
+        return null;
+    }
+
+    public async Task DeleteAsync(McpServer server, CancellationToken cancellationToken)
+    {
+        db.McpServers.Remove(server);
+        await db.SaveChangesAsync(cancellationToken);
+    }
+
+    public async Task<(McpToolMapping? Mapping, BrokerError? Error)> MapToolAsync(McpServer server, string tool, ToolCredentialRequest request, CancellationToken cancellationToken)
+    {
+        if (!IsToolName(tool))
+        {
+            return (null, BrokerError.BadRequest($"'{tool}' is not a tool name: 1 to 128 letters, digits, '_', '-' or '.'."));
+        }
+        var (header, error) = await CheckBindingAsync(server.OwnerId, request.CredentialId, request.Header, cancellationToken);
+        if (error is not null)
+        {
+            return (null, error);
+        }
+        var now = time.GetUtcNow();
+        var mapping = server.ToolMappings.Find(m => m.ToolName == tool);
+        if (mapping is null)
+        {
+            mapping = new McpToolMapping { ServerId = server.Id, ToolName = tool, CredentialId = request.CredentialId!, Header = header, UpdatedAt = now };
+            server.ToolMappings.Add(mapping);
+        }
+        else
+        {
+            mapping.CredentialId = request.CredentialId!;
+            mapping.Header = header;
+            mapping.UpdatedAt = now;
+        }
+        // A new mapping row changes what the server's cached route holds; touching the server says so.
+        server.UpdatedAt = now;
+        await db.SaveChangesAsync(cancellationToken);
+        return (mapping, null);
+    }
+
+    public async Task<bool> UnmapToolAsync(McpServer server, string tool, CancellationToken cancellationToken)
+    {
+        var mapping = server.ToolMappings.Find(m => m.ToolName == tool);
+        if (mapping is null)
+        {
+            return false;
+        }
+        server.ToolMappings.Remove(mapping);
+        server.UpdatedAt = time.GetUtcNow();
+        await db.SaveChangesAsync(cancellationToken);
+        return true;
+    }
+
+    /// <summary>The gateway's view of a server, whoever owns it (the caller is checked against <see cref="GatewayRoute.OwnerId"/>).</summary>
+    public ValueTask<GatewayRoute?> RouteAsync(string serverId, CancellationToken cancellationToken) =>
+        routes.GetOrLoadAsync(serverId, (db, serverId), static async (state, ct) =>
+        {
+            var server = await state.db.McpServers.AsNoTracking().Include(s => s.ToolMappings).FirstOrDefaultAsync(s => s.Id == state.serverId, ct);
+            return server is null ? null : new GatewayRoute(server.Id, server.OwnerId, server.Name, new Uri(server.UpstreamUrl),
+                server.DefaultCredentialId is { } credential ? new CredentialBinding(credential, server.DefaultHeader) : null,
+                server.ToolMappings.ToFrozenDictionary(m => m.ToolName, m => new CredentialBinding(m.CredentialId, m.Header), StringComparer.Ordinal));
+        }, cancellationToken);
+
+    public static bool IsToolName(string tool) => ToolNamePattern().IsMatch(tool);
+
+    private async Task<BrokerError?> CheckUrlAsync(string? url, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(url) || url.Length > 2000)
+        {
+            return BrokerError.BadRequest("url is required: the upstream server's Streamable HTTP MCP endpoint, e.g. https://tools.example.com/mcp.");
+        }
+        if (Uri.TryCreate(url.Trim(), UriKind.Absolute, out var absolute) && absolute.Fragment.Length > 0)
+        {
+            return BrokerError.BadRequest("url must not have a fragment.");
+        }
+        return await OutboundAddressGuard.CheckAsync(url.Trim(), options.Value.AllowPrivateNetworks, cancellationToken) is { } problem
+            ? BrokerError.BadRequest(problem + (options.Value.AllowPrivateNetworks ? "" : " (Mcp:AllowPrivateNetworks permits private and loopback upstreams.)"))
+            : null;
+    }
+
+    private async Task<(string? Header, BrokerError? Error)> CheckBindingAsync(string ownerId, string? credentialId, string? header, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(credentialId))
+        {
+            return (null, BrokerError.BadRequest("credential_id is required (GET /mcp/credentials lists yours)."));
+        }
+        if (!await db.BrokerCredentials.AnyAsync(c => c.Id == credentialId && c.AccountId == ownerId, cancellationToken))
+        {
+            return (null, BrokerError.NotFound("credential", $"You have no credential '{credentialId}'."));
+        }
+        return CheckHeader(header);
+    }
+
+    private static (string? Header, BrokerError? Error) CheckHeader(string? header)
+    {
+        if (string.IsNullOrWhiteSpace(header) || string.Equals(header.Trim(), AuthorizationHeader, StringComparison.OrdinalIgnoreCase))
+        {
+            return (null, null);
+        }
+        header = header.Trim();
+        if (!HeaderNamePattern().IsMatch(header))
+        {
+            return (null, BrokerError.BadRequest($"'{header}' is not an HTTP header name."));
+        }
+        if (ReservedHeaders.Contains(header) || header.StartsWith("Mcp-", StringComparison.OrdinalIgnoreCase))
+        {
+            return (null, BrokerError.BadRequest($"'{header}' carries the protocol itself and cannot carry a credential; pick another header."));
+        }
+        return (header, null);
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9_.-]{1,128}$")]
+    private static partial Regex ToolNamePattern();
+
+    // RFC 9110 token characters.
+    [GeneratedRegex("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")]
+    private static partial Regex HeaderNamePattern();
+}

@@ -1,0 +1,20 @@
+using Latchkey.Storage;
+
+namespace Latchkey.Features.Mcp;
+
+/// <summary>Every tool call through the gateway (account, server, tool, credential, caller, outcome, duration), written off the request path.</summary>
+public sealed class ToolCallAudit(IServiceScopeFactory scopes, TimeProvider time) : AuditLog<McpToolCall>(scopes)
+{
+    public void Record(GatewayRoute route, string tool, string? credentialId, string? caller, string outcome, TimeSpan duration) =>
+        Record(new McpToolCall
+        {
+            AccountId = route.OwnerId,
+            ServerId = route.ServerId,
+            ToolName = tool.Length > 128 ? tool[..128] : tool,
+            CredentialId = credentialId,
+            Caller = caller,
+            Outcome = outcome,
+            DurationMs = (int)Math.Min(int.MaxValue, Math.Round(duration.TotalMilliseconds)),
+            At = time.GetUtcNow(),
+        });
+}

@@ -1,0 +1,77 @@
+using Latchkey.Features.Broker;
+using Latchkey.Features.Broker.Credentials;
+using Microsoft.Extensions.Options;
+using ModelContextProtocol;
+using ModelContextProtocol.Client;
+using ModelContextProtocol.Protocol;
+
+namespace Latchkey.Features.Mcp;
+
+/// <summary>One upstream tool and the credential a call to it carries (mapped to it, or the server default).</summary>
+public sealed record ToolView(string Name, string? Title, string? Description, CredentialBindingView? Credential, string? CredentialSource);
+
+public sealed record ToolList(string ServerId, IReadOnlyList<ToolView> Tools, IReadOnlyList<ToolMappingView> MappingsWithoutTool);
+
+/// <summary>Lists an upstream's tools with the SDK's MCP client, presenting the server's default credential as the gateway would.</summary>
+public sealed class UpstreamTools(CredentialService credentials, IHttpClientFactory httpClients, IOptions<McpOptions> options, ILoggerFactory loggers)
+{
+    public async Task<(ToolList? Tools, BrokerError? Error)> ListAsync(McpServer server, string baseUrl, CancellationToken cancellationToken)
+    {
+        var headers = new Dictionary<string, string>();
+        if (server.DefaultCredentialId is { } credentialId)
+        {
+            var (token, error) = await credentials.AccessTokenAsync(server.OwnerId, credentialId, cancellationToken);
+            if (token is null)
+            {
+                return (null, error!.Status == StatusCodes.Status404NotFound
+                    ? BrokerError.Conflict("credential_not_found", $"The server's default credential '{credentialId}' no longer exists; set another with PATCH.")
+                    : new BrokerError(StatusCodes.Status409Conflict, error.Error, $"The server's default credential cannot be used: {error.Message} Reconnect it at {baseUrl}/profile/connections#{credentialId}."));
+            }
+            var binding = new CredentialBinding(credentialId, server.DefaultHeader);
+            headers[binding.HeaderName] = binding.HeaderValue(token.AccessToken);
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(options.Value.ToolListTimeoutSeconds));
+        IList<McpClientTool> tools;
+        try
+        {
+            var transport = new HttpClientTransport(new HttpClientTransportOptions
+            {
+                Endpoint = new Uri(server.UpstreamUrl),
+                TransportMode = HttpTransportMode.StreamableHttp,
+                AdditionalHeaders = headers,
+                Name = server.Name,
+            }, httpClients.CreateClient(McpGateway.HttpClientName), loggers, ownsHttpClient: false);
+            await using var client = await McpClient.CreateAsync(transport, new McpClientOptions
+            {
+                ClientInfo = new Implementation { Name = "Latchkey", Version = typeof(UpstreamTools).Assembly.GetName().Version?.ToString() ?? "1.0" },
+            }, loggers, timeout.Token);
+            tools = await client.ListToolsAsync(cancellationToken: timeout.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return (null, new BrokerError(StatusCodes.Status504GatewayTimeout, "upstream_timeout",
+                $"The upstream MCP server did not list its tools within {options.Value.ToolListTimeoutSeconds} s."));
+        }
+        catch (Exception exception) when (exception is HttpRequestException or McpException or InvalidOperationException or IOException)
+        {
+            return (null, new BrokerError(StatusCodes.Status502BadGateway, "upstream_error", $"The upstream MCP server could not list its tools: {exception.Message}"));
+        }
+
+        var mappings = McpServerService.View(server, baseUrl).ToolMappings;
+        var byTool = mappings.ToDictionary(m => m.Tool, StringComparer.Ordinal);
+        var listed = tools.Select(tool =>
+        {
+            if (byTool.TryGetValue(tool.Name, out var mapped))
+            {
+                return new ToolView(tool.Name, tool.Title, tool.Description, new CredentialBindingView(mapped.CredentialId, mapped.Header), "mapped");
+            }
+            return server.DefaultCredentialId is { } id
+                ? new ToolView(tool.Name, tool.Title, tool.Description, new CredentialBindingView(id, server.DefaultHeader ?? McpServerService.AuthorizationHeader), "default")
+                : new ToolView(tool.Name, tool.Title, tool.Description, null, null);
+        }).ToList();
+        var names = tools.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        return (new ToolList(server.Id, listed, mappings.Where(m => !names.Contains(m.Tool)).ToList()), null);
+    }
+}
