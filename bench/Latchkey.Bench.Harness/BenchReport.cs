@@ -19,6 +19,10 @@ internal sealed class BenchReport(BenchOptions options, IReadOnlyList<Measuremen
         measurements.Where(m => m.Target == target && m.Workload == workload && m.Load.Requests > 0)
             .Select(m => m.Load.RequestsPerSecond).DefaultIfEmpty(double.NaN).Average();
 
+    private double Median(string target, string workload) =>
+        measurements.Where(m => m.Target == target && m.Workload == workload && m.Load.Requests > 0)
+            .Select(m => m.Load.P50Ms).DefaultIfEmpty(double.NaN).Average();
+
     /// <summary>The ceiling is measured at the start and the end of the run; the mean is the reference.</summary>
     private double CeilingRate => measurements.Where(m => m.Target == BenchRun.Ceiling && m.Load.Requests > 0)
         .Select(m => m.Load.RequestsPerSecond).DefaultIfEmpty(double.NaN).Average();
@@ -49,6 +53,9 @@ internal sealed class BenchReport(BenchOptions options, IReadOnlyList<Measuremen
             Ratio("client credentials issuance", issuance, peerIssuance, 1.0, "peer");
             Ratio("refresh with rotation", Rate(target, Workloads.Refresh), ceiling, 0.10, "ceiling");
             Ratio("broker access-token read", Rate(target, Workloads.BrokerRead), ceiling, 0.40, "ceiling");
+            var overhead = Median(target, Workloads.ToolCallGateway) - Median(target, Workloads.ToolCallDirect);
+            bars.Add(new Bar(target, "MCP gateway overhead on a tool call (median)", double.IsNaN(overhead) ? "n/a" : $"{overhead.ToString("0.00", Invariant)} ms",
+                "< 1 ms", overhead < 1));
             Ratio($"introspection with {options.ManyTokens:N0} tokens", Rate(target, Workloads.IntrospectionLarge), introspection, 0.80, $"{options.FewTokens:N0} tokens");
             if (facts.TryGetValue($"{target}|cleanup-seconds", out var seconds))
             {

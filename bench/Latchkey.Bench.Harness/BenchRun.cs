@@ -21,6 +21,8 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
     public List<Measurement> Measurements { get; } = [];
     public Dictionary<string, double> Facts { get; } = [];
 
+    private string _ceilingUrl = "";
+
     private string LogDirectory => Path.Combine(options.ResultsDirectory, "logs");
 
     public async Task<int> ExecuteAsync()
@@ -34,6 +36,7 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         Say($"Latchkey benchmark ({(options.Smoke ? "smoke" : "full")}): wrk -t1 -c{options.Connections}, {options.DurationSeconds} s per workload after {options.WarmupSeconds} s of warm-up.");
 
         var ceiling = await StartCeilingAsync();
+        _ceilingUrl = ceiling;
         var peer = await StartPeerAsync();
         await MeasureCeilingAsync(ceiling, "ceiling (start)");
         await MeasurePeerAsync(peer);
@@ -191,6 +194,7 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         await MeasureAsync(name, Workloads.MeApiKey, url + "/external-api/v1/me", LoadRequest.Get($"X-API-Key: {seed.ApiKey}"));
         await MeasureAsync(name, Workloads.BrokerRead, url + $"/mcp/credentials/{seed.CredentialId}/access-token",
             LoadRequest.PostJson("{}", $"X-API-Key: {seed.ApiKey}"));
+        await MeasureGatewayAsync(name, await seeder.McpGatewayAsync(seed, _ceilingUrl + "/mcp"), seed.ApiKey);
         var issuance = LoadRequest.PostForm("grant_type=client_credentials&scope=IDENTITY", basic);
         await MeasureAsync(name, Workloads.ClientCredentials, url + "/api/oauth/token", issuance);
         await MeasureRefreshAsync(target, seeder, seed, basic);
@@ -208,6 +212,20 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         Facts[$"{name}|rss"] = target.Server.ResidentMegabytes();
         Say($"{name}: resident memory after the run {Facts[$"{name}|rss"]:0} MB");
         await target.DisposeAsync();
+    }
+
+    /// <summary>
+    /// A tool call to the upstream directly and through the gateway (with a fresh credential put on
+    /// it), one connection each, side by side: the difference of the medians is the gateway's overhead.
+    /// </summary>
+    private async Task MeasureGatewayAsync(string target, string gatewayUrl, string apiKey)
+    {
+        const string call = """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}""";
+        string[] accept = ["Accept: application/json, text/event-stream", "MCP-Protocol-Version: 2025-11-25"];
+        await MeasureAsync(target, Workloads.ToolCallDirect, _ceilingUrl + "/mcp",
+            LoadRequest.PostJson(call, accept) with { Connections = 1 }, "the upstream alone, one connection");
+        await MeasureAsync(target, Workloads.ToolCallGateway, gatewayUrl,
+            LoadRequest.PostJson(call, [.. accept, $"X-API-Key: {apiKey}"]) with { Connections = 1 }, "credential injected, one connection");
     }
 
     private async Task MeasureRefreshAsync(LatchkeyTarget target, LatchkeySeeder seeder, LatchkeySeed seed, string basic)
@@ -295,4 +313,6 @@ internal static class Workloads
     public const string BrokerRead = "broker access-token read";
     public const string IntrospectionLarge = "introspection, large table";
     public const string IssuanceDuringCleanup = "client credentials during clean-up";
+    public const string ToolCallDirect = "MCP tool call, upstream direct";
+    public const string ToolCallGateway = "MCP tool call via gateway";
 }

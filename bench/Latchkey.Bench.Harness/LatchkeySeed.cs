@@ -173,6 +173,15 @@ internal sealed partial class LatchkeySeeder(LatchkeyTarget target)
         return exchange.GetProperty("credential_id").GetString()!;
     }
 
+    /// <summary>An MCP server whose upstream is <paramref name="upstreamUrl"/>, with the seeded credential as its default: its gateway URL.</summary>
+    public async Task<string> McpGatewayAsync(LatchkeySeed seed, string upstreamUrl)
+    {
+        using var client = new HttpClient { BaseAddress = new Uri(target.BaseUrl) };
+        client.DefaultRequestHeaders.Add("X-API-Key", seed.ApiKey);
+        var server = await PostAsync(client, "/mcp/servers", new { name = "Bench upstream", url = upstreamUrl, default_credential_id = seed.CredentialId });
+        return server.GetProperty("gateway_url").GetString()!;
+    }
+
     private static async Task<JsonElement> PostAsync(HttpClient client, string path, object body)
     {
         using var response = await client.PostAsJsonAsync(path, body);

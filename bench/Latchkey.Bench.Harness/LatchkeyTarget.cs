@@ -43,6 +43,8 @@ internal sealed class LatchkeyTarget : IAsyncDisposable
             ["LATCHKEY_Vault__KeyFile"] = Path.Combine(workDirectory, "vault-master-keys.json"),
             // The benchmark's broker provider is this same server, on loopback.
             ["LATCHKEY_Broker__AllowPrivateNetworks"] = "true",
+            // The MCP upstream of the gateway workload is the ceiling process, on loopback.
+            ["LATCHKEY_Mcp__AllowPrivateNetworks"] = "true",
             ["DOTNET_ENVIRONMENT"] = "Production",
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
         };

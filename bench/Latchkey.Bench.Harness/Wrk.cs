@@ -21,9 +21,9 @@ internal sealed partial class Wrk(BenchOptions options)
     private string Script(string name) => Path.Combine(options.Root, "bench", "wrk", name);
 
     public Task<LoadResult> RunAsync(string url, LoadRequest request, int seconds, CancellationToken stopEarly = default) =>
-        RunScriptAsync(url, request.Script, request.Environment(), seconds, stopEarly);
+        RunScriptAsync(url, request.Script, request.Environment(), request.Connections ?? options.Connections, seconds, stopEarly);
 
-    private async Task<LoadResult> RunScriptAsync(string url, string script, IReadOnlyDictionary<string, string> environment, int seconds, CancellationToken stopEarly)
+    private async Task<LoadResult> RunScriptAsync(string url, string script, IReadOnlyDictionary<string, string> environment, int connections, int seconds, CancellationToken stopEarly)
     {
         var info = new ProcessStartInfo("wrk")
         {
@@ -31,7 +31,7 @@ internal sealed partial class Wrk(BenchOptions options)
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var argument in new[] { "-t1", $"-c{options.Connections}", $"-d{seconds}s", "--timeout", "10s", "--latency", "-s", Script(script), url })
+        foreach (var argument in new[] { "-t1", $"-c{connections}", $"-d{seconds}s", "--timeout", "10s", "--latency", "-s", Script(script), url })
         {
             info.ArgumentList.Add(argument);
         }
@@ -117,6 +117,9 @@ internal sealed partial class Wrk(BenchOptions options)
 internal sealed record LoadRequest(string Method, string? Body, IReadOnlyList<string> Headers, string? TokensFile = null)
 {
     public string Script => TokensFile is null ? "request.lua" : "refresh.lua";
+
+    /// <summary>Connections for this request alone (latency workloads use one); null: the run's setting.</summary>
+    public int? Connections { get; init; }
 
     public static LoadRequest Get(params string[] headers) => new("GET", null, headers);
 

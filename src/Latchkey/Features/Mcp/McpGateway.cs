@@ -90,8 +90,9 @@ public sealed partial class McpGateway(
         {
             outcome = await RelayWithCredentialAsync(context, route, binding, message, body, baseUrl);
         }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        catch (Exception exception) when (exception is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
         {
+            // The agent went away (or canceled a per-request call); the upstream request is closed with it.
             outcome = "canceled";
         }
         finally
@@ -165,7 +166,7 @@ public sealed partial class McpGateway(
             if (current is null)
             {
                 await RefuseForCredentialAsync(context, route, binding, message, error!, baseUrl);
-                return "credential_" + error!.Error;
+                return CredentialOutcome(error!);
             }
             token = current.AccessToken;
         }
@@ -223,7 +224,17 @@ public sealed partial class McpGateway(
                 await RefuseForUpstreamAuthorizationAsync(context, route, binding, message, (int)upstream.StatusCode, baseUrl);
                 return $"upstream_http_{(int)upstream.StatusCode}";
             }
-            await CopyResponseAsync(context, upstream);
+            try
+            {
+                await CopyResponseAsync(context, upstream);
+            }
+            catch (Exception exception) when (exception is IOException or HttpRequestException && !context.RequestAborted.IsCancellationRequested)
+            {
+                // The upstream broke off mid-response: the agent's response has started, so end it the same way.
+                LogUpstreamFailed(logger, route.ServerId, route.Upstream.Host, "broke off the response: " + exception.Message);
+                context.Abort();
+                return "upstream_broke_off";
+            }
             return upstream.IsSuccessStatusCode ? "ok" : $"upstream_http_{(int)upstream.StatusCode}";
         }
     }
@@ -277,11 +288,14 @@ public sealed partial class McpGateway(
             : $"The credential '{binding.CredentialId}' used for this call cannot be used: {error.Message} {fix}";
         return RefuseAsync(context, message, text, new Dictionary<string, object?>
         {
-            ["error"] = "credential_" + error.Error,
+            ["error"] = CredentialOutcome(error),
             ["credential_id"] = binding.CredentialId,
             ["fix_url"] = error.Status == StatusCodes.Status502BadGateway ? null : $"{baseUrl}/profile/connections#{binding.CredentialId}",
         });
     }
+
+    private static string CredentialOutcome(BrokerError error) =>
+        error.Error.StartsWith("credential_", StringComparison.Ordinal) ? error.Error : "credential_" + error.Error;
 
     /// <summary>The upstream refused: never hand its challenge to the agent (whose token is Latchkey's, not the upstream's).</summary>
     private static Task RefuseForUpstreamAuthorizationAsync(HttpContext context, GatewayRoute route, CredentialBinding? binding, RelayedMessage message, int status, string baseUrl)
