@@ -480,7 +480,9 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
                 {
                     var page = await owner.Account.Session.GetAsync(context.AuthorizationUri.PathAndQuery, cancellationToken);
                     var html = await page.Content.ReadAsStringAsync(cancellationToken);
-                    consentShown = html.Contains("USE_TOOLS", StringComparison.Ordinal) || html.Contains("tools", StringComparison.OrdinalIgnoreCase);
+                    // The consent page names the scope and the server the token is limited to.
+                    var text = WebUtility.HtmlDecode(html);
+                    consentShown = text.Contains("USE_TOOLS", StringComparison.Ordinal) && text.Contains("Only for: your MCP server “Repo tools”", StringComparison.Ordinal);
                     var form = OAuthClient.HiddenInputs(html);
                     form["decision"] = "approve";
                     var outcome = OAuthClient.Outcome(await owner.Account.Session.PostAsync("/auth/authorize", new FormUrlEncodedContent(form), cancellationToken));

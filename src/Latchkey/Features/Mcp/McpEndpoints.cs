@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using System.Text.Json;
 using Latchkey.Common;
+using Latchkey.Features.AuthorizationServer;
 using Latchkey.Features.Broker;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
@@ -29,6 +30,7 @@ public static class McpEndpoints
         builder.Services.AddScoped<McpServerService>();
         builder.Services.AddScoped<McpGateway>();
         builder.Services.AddScoped<UpstreamTools>();
+        builder.Services.AddScoped<IResourceNames, McpResourceNames>();
         builder.Services.AddAuditLog<ToolCallAudit, McpToolCall>();
         builder.Services.AddSnapshotCache<GatewayRoute>(CacheScope.McpServers);
         builder.Services.AddHttpClient(McpGateway.HttpClientName)

@@ -27,6 +27,7 @@ public sealed class AuthorizeModel(
     UserGrants grants,
     OAuthPrincipals principals,
     ScopeCatalog catalog,
+    IEnumerable<IResourceNames> resourceNames,
     IOptions<AuthorizationServerOptions> options) : PageModel
 {
     public string? Error { get; private set; }
@@ -41,6 +42,9 @@ public sealed class AuthorizeModel(
     public string SignedInAs { get; private set; } = "";
     public IReadOnlyList<(string Name, string Description)> NewScopes { get; private set; } = [];
     public IReadOnlyList<(string Name, string Description)> GrantedScopes { get; private set; } = [];
+
+    /// <summary>The resources (RFC 8707) the tokens will be limited to, named for people where a feature can.</summary>
+    public IReadOnlyList<string> Resources { get; private set; } = [];
 
     /// <summary>The authorization request's parameters, posted back with the decision.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> Parameters { get; private set; } = [];
@@ -161,6 +165,17 @@ public sealed class AuthorizeModel(
         SignedInAs = $"{user.DisplayName} ({user.Email})";
         NewScopes = missing.Select(Describe).ToList();
         GrantedScopes = request.GetScopes().Where(s => granted.Contains(s) && s != OidcScopes.OfflineAccess).Select(Describe).ToList();
+        var resources = new List<string>();
+        foreach (var resource in request.GetResources())
+        {
+            string? name = null;
+            foreach (var names in resourceNames)
+            {
+                name ??= await names.DescribeAsync(HttpContext, user.Id, resource, HttpContext.RequestAborted);
+            }
+            resources.Add(name ?? resource);
+        }
+        Resources = resources;
         Parameters = request.GetParameters()
             .Where(p => p.Key != "decision" && p.Key != "__RequestVerificationToken")
             .Select(p => new KeyValuePair<string, string>(p.Key, (string?)p.Value ?? ""))
