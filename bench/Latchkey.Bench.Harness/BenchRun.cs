@@ -210,7 +210,8 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         await MeasureCleanupAsync(target, issuance, stored);
 
         Facts[$"{name}|rss"] = target.Server.ResidentMegabytes();
-        Say($"{name}: resident memory after the run {Facts[$"{name}|rss"]:0} MB");
+        Say($"{name}: resident memory after the run {Facts[$"{name}|rss"]:0} MB " +
+            $"(anonymous {target.Server.StatusMegabytes("RssAnon"):0} MB, file-backed {target.Server.StatusMegabytes("RssFile"):0} MB)");
         await target.DisposeAsync();
     }
 

@@ -102,13 +102,16 @@ internal sealed class ChildProcess : IAsyncDisposable
     }
 
     /// <summary>Resident set size from /proc, in MiB.</summary>
-    public double ResidentMegabytes()
+    public double ResidentMegabytes() => StatusMegabytes("VmRSS");
+
+    /// <summary>A memory line of /proc/pid/status (VmRSS, RssAnon, RssFile, ...) in MB.</summary>
+    public double StatusMegabytes(string field)
     {
         foreach (var line in File.ReadLines($"/proc/{_process.Id}/status"))
         {
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            if (line.StartsWith(field + ":", StringComparison.Ordinal))
             {
-                var kilobytes = long.Parse(line[6..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+                var kilobytes = long.Parse(line[(field.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
                 return kilobytes / 1024.0;
             }
         }

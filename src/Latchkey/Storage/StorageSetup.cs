@@ -39,9 +39,10 @@ public static class StorageSetup
         else
         {
             var pragmas = new SqliteConnectionPragmas(storage.SqliteSynchronous);
+            builder.Services.AddSingleton<SqliteWriteGate>();
             builder.Services.AddDbContextPool<LatchkeyDbContext, SqliteLatchkeyDbContext>((services, options) =>
                 options.UseSqlite(storage.EffectiveConnectionString)
-                    .AddInterceptors(pragmas, services.GetRequiredService<CacheInvalidationInterceptor>()));
+                    .AddInterceptors(pragmas, services.GetRequiredService<SqliteWriteGate>(), services.GetRequiredService<CacheInvalidationInterceptor>()));
         }
 
         builder.Services.AddScoped<DatabaseMigrator>();
