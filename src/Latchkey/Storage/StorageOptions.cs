@@ -28,6 +28,27 @@ public sealed class StorageOptions
 
     public bool IsPostgres => string.Equals(Provider, StorageProvider.Postgres, StringComparison.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// The PostgreSQL connection string with Npgsql's automatic statement preparation on unless the
+    /// string says otherwise: the same few statements run on every request, and a prepared one skips
+    /// PostgreSQL's parse and plan. Behind PgBouncer in transaction mode, set <c>Max Auto Prepare=0</c>.
+    /// </summary>
+    public string PostgresConnectionString
+    {
+        get
+        {
+            // Npgsql's builder answers ContainsKey for every keyword it knows; a plain builder holds only what was written.
+            var written = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = ConnectionString };
+            var builder = new Npgsql.NpgsqlConnectionStringBuilder(ConnectionString);
+            if (!written.ContainsKey("Max Auto Prepare") && !written.ContainsKey("MaxAutoPrepare"))
+            {
+                builder.MaxAutoPrepare = 64;
+                builder.AutoPrepareMinUsages = 2;
+            }
+            return builder.ConnectionString;
+        }
+    }
+
     /// <summary>The connection string actually used: the configured one, or one built from <see cref="SqlitePath"/>.</summary>
     public string EffectiveConnectionString => !string.IsNullOrWhiteSpace(ConnectionString)
         ? ConnectionString

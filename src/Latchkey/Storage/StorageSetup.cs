@@ -33,7 +33,7 @@ public static class StorageSetup
         if (storage.IsPostgres)
         {
             builder.Services.AddDbContextPool<LatchkeyDbContext, PostgresLatchkeyDbContext>((services, options) =>
-                options.UseNpgsql(storage.ConnectionString)
+                options.UseNpgsql(storage.PostgresConnectionString)
                     .AddInterceptors(services.GetRequiredService<CacheInvalidationInterceptor>()));
         }
         else
