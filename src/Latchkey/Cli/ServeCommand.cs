@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Latchkey.Features.Accounts;
+using Latchkey.Features.AuthorizationServer;
 using Latchkey.Features.Operations;
 using Latchkey.Storage;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -90,5 +91,14 @@ public static class ServeCommand
             Press Ctrl+C to stop.
 
             """);
+        // Only a server others can reach needs it; on loopback the Host header is the user's own.
+        var reachable = addresses.Any(a => Uri.TryCreate(a.Replace("*", "0.0.0.0", StringComparison.Ordinal).Replace("+", "0.0.0.0", StringComparison.Ordinal), UriKind.Absolute, out var uri) && !uri.IsLoopback);
+        if (string.IsNullOrEmpty(app.Services.GetRequiredService<IOptions<AuthorizationServerOptions>>().Value.Issuer) && reachable)
+        {
+            await output.WriteLineAsync(
+                "Warning: AuthorizationServer:Issuer is not set, so Latchkey's address (the token issuer, MCP gateway URLs and the audiences " +
+                "tokens are checked against) comes from each request's Host header. Set it to the public address, e.g. " +
+                "LATCHKEY_AuthorizationServer__Issuer=https://id.example.com/ (docs/operations.md).");
+        }
     }
 }

@@ -19,10 +19,9 @@ public static class ServerAddress
     }
 
     /// <summary>
-    /// Resource identifiers (RFC 8707) compare as URIs: scheme and host ignore case, and a trailing
-    /// slash on an empty path does not matter.
+    /// Resource identifiers (RFC 8707) compare as written, ignoring only case and a trailing slash:
+    /// no normalisation, so that <c>…/servers/a/../b/mcp</c> is never taken for <c>…/servers/b/mcp</c>.
     /// </summary>
     public static bool SameResource(string presented, string expected) =>
-        Uri.TryCreate(presented, UriKind.Absolute, out var a) && Uri.TryCreate(expected, UriKind.Absolute, out var b)
-        && Uri.Compare(a, b, UriComponents.SchemeAndServer | UriComponents.PathAndQuery, UriFormat.SafeUnescaped, StringComparison.Ordinal) == 0;
+        string.Equals(presented.TrimEnd('/'), expected.TrimEnd('/'), StringComparison.OrdinalIgnoreCase);
 }

@@ -47,6 +47,42 @@ public abstract class LatchkeyDbContext(DbContextOptions options)
 
 public sealed class SqliteLatchkeyDbContext(DbContextOptions<SqliteLatchkeyDbContext> options) : LatchkeyDbContext(options)
 {
+    // The process's write queue (see SqliteWriteGate), registered among this context's interceptors.
+    private readonly SqliteWriteGate? _writeGate = options.FindExtension<Microsoft.EntityFrameworkCore.Infrastructure.CoreOptionsExtension>()?
+        .Interceptors?.OfType<SqliteWriteGate>().FirstOrDefault();
+
+    public override async Task<int> SaveChangesAsync(bool acceptAllChangesOnSuccess, CancellationToken cancellationToken = default)
+    {
+        var entered = _writeGate is not null && Database.CurrentTransaction is null && await _writeGate.EnterAsync(cancellationToken);
+        try
+        {
+            return await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
+        }
+        finally
+        {
+            if (entered)
+            {
+                _writeGate!.Exit();
+            }
+        }
+    }
+
+    public override int SaveChanges(bool acceptAllChangesOnSuccess)
+    {
+        var entered = _writeGate is not null && Database.CurrentTransaction is null && _writeGate.Enter();
+        try
+        {
+            return base.SaveChanges(acceptAllChangesOnSuccess);
+        }
+        finally
+        {
+            if (entered)
+            {
+                _writeGate!.Exit();
+            }
+        }
+    }
+
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
         base.ConfigureConventions(configurationBuilder);

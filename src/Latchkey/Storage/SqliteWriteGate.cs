@@ -1,5 +1,4 @@
 using System.Data.Common;
-using System.Runtime.CompilerServices;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 
@@ -9,221 +8,91 @@ namespace Latchkey.Storage;
 /// SQLite takes one writer at a time. Writers of this process that find the database locked would
 /// wait in SQLite's busy handler, which sleeps 1, 2, 5, 10, ... ms between tries: under
 /// concurrent writes most of a write's time goes to sleeping, and the order is luck. This gate
-/// queues the process's writers in order on an async lock instead (saves, explicit transactions,
-/// bulk updates and deletes), so the database lock passes from one to the next without sleeping.
-/// Other processes (the CLI) still meet SQLite's own lock. Reads never wait.
+/// queues the process's writes in order on an async lock instead, so the database lock passes from
+/// one to the next without sleeping. Saves are gated by <see cref="SqliteLatchkeyDbContext"/>
+/// (enter, save, exit in a finally); bulk updates and deletes by this interceptor. Writes inside
+/// an explicit transaction are not gated: its IMMEDIATE begin already holds SQLite's lock, and
+/// gated writers then wait in SQLite's busy handler as before. Other processes (the CLI) meet
+/// SQLite's own lock. Reads never wait.
 /// </summary>
-internal sealed class SqliteWriteGate : ISaveChangesInterceptor, IDbTransactionInterceptor, IDbCommandInterceptor, IDisposable
+public sealed class SqliteWriteGate : DbCommandInterceptor, IDisposable
 {
     // Longer than any write should take; after it a writer goes ahead and meets SQLite's own lock,
     // so a mistake here can slow writes down but never hang them.
     private static readonly TimeSpan MaxWait = TimeSpan.FromSeconds(10);
 
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly ConditionalWeakTable<DbContext, Holder> _holders = [];
-
-    private sealed class Holder
-    {
-        public bool Held;
-    }
+    // The bulk commands that hold the gate (EF creates a command per execution).
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<DbCommand, object> _holding = [];
 
     public void Dispose() => _gate.Dispose();
 
-    public async ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
-    {
-        await EnterAsync(eventData.Context, cancellationToken);
-        return result;
-    }
+    /// <summary>1 when no write holds the gate (for tests).</summary>
+    internal int Available => _gate.CurrentCount;
 
-    public InterceptionResult<int> SavingChanges(DbContextEventData eventData, InterceptionResult<int> result)
-    {
-        Enter(eventData.Context);
-        return result;
-    }
+    /// <summary>Waits for the gate; true when it was taken and must be given back with <see cref="Exit"/>.</summary>
+    public Task<bool> EnterAsync(CancellationToken cancellationToken) => _gate.WaitAsync(MaxWait, cancellationToken);
 
-    public ValueTask<int> SavedChangesAsync(SaveChangesCompletedEventData eventData, int result, CancellationToken cancellationToken = default)
-    {
-        ExitUnlessInTransaction(eventData.Context);
-        return ValueTask.FromResult(result);
-    }
+    public bool Enter() => _gate.Wait(MaxWait);
 
-    public int SavedChanges(SaveChangesCompletedEventData eventData, int result)
-    {
-        ExitUnlessInTransaction(eventData.Context);
-        return result;
-    }
+    public void Exit() => _gate.Release();
 
-    public void SaveChangesFailed(DbContextErrorEventData eventData) => ExitUnlessInTransaction(eventData.Context);
-
-    public Task SaveChangesFailedAsync(DbContextErrorEventData eventData, CancellationToken cancellationToken = default)
-    {
-        ExitUnlessInTransaction(eventData.Context);
-        return Task.CompletedTask;
-    }
-
-    public void SaveChangesCanceled(DbContextEventData eventData) => ExitUnlessInTransaction(eventData.Context);
-
-    public Task SaveChangesCanceledAsync(DbContextEventData eventData, CancellationToken cancellationToken = default)
-    {
-        ExitUnlessInTransaction(eventData.Context);
-        return Task.CompletedTask;
-    }
-
-    // Microsoft.Data.Sqlite begins transactions IMMEDIATE: the write lock is taken at BEGIN and kept to the end.
-    public async ValueTask<InterceptionResult<DbTransaction>> TransactionStartingAsync(DbConnection connection, TransactionStartingEventData eventData,
-        InterceptionResult<DbTransaction> result, CancellationToken cancellationToken = default)
-    {
-        await EnterAsync(eventData.Context, cancellationToken);
-        return result;
-    }
-
-    public InterceptionResult<DbTransaction> TransactionStarting(DbConnection connection, TransactionStartingEventData eventData, InterceptionResult<DbTransaction> result)
-    {
-        Enter(eventData.Context);
-        return result;
-    }
-
-    public void TransactionCommitted(DbTransaction transaction, TransactionEndEventData eventData) => Exit(eventData.Context);
-
-    public Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
-    {
-        Exit(eventData.Context);
-        return Task.CompletedTask;
-    }
-
-    public void TransactionRolledBack(DbTransaction transaction, TransactionEndEventData eventData) => Exit(eventData.Context);
-
-    public Task TransactionRolledBackAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
-    {
-        Exit(eventData.Context);
-        return Task.CompletedTask;
-    }
-
-    public void TransactionFailed(DbTransaction transaction, TransactionErrorEventData eventData) => Exit(eventData.Context);
-
-    public Task TransactionFailedAsync(DbTransaction transaction, TransactionErrorEventData eventData, CancellationToken cancellationToken = default)
-    {
-        Exit(eventData.Context);
-        return Task.CompletedTask;
-    }
-
-    // A transaction disposed without commit or rollback (an exception on the way) ends here.
-    public void TransactionDisposed(DbTransaction transaction, TransactionEndEventData eventData) => Exit(eventData.Context);
-
-    public Task TransactionDisposedAsync(DbTransaction transaction, TransactionEndEventData eventData)
-    {
-        Exit(eventData.Context);
-        return Task.CompletedTask;
-    }
-
-    public async ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(DbCommand command, CommandEventData eventData, InterceptionResult<int> result,
+    public override async ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(DbCommand command, CommandEventData eventData, InterceptionResult<int> result,
         CancellationToken cancellationToken = default)
     {
-        if (IsBulkWrite(eventData))
+        if (IsBulkWrite(eventData) && await EnterAsync(cancellationToken))
         {
-            await EnterAsync(eventData.Context, cancellationToken);
+            _holding.AddOrUpdate(command, command);
         }
         return result;
     }
 
-    public InterceptionResult<int> NonQueryExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<int> result)
+    public override InterceptionResult<int> NonQueryExecuting(DbCommand command, CommandEventData eventData, InterceptionResult<int> result)
     {
-        if (IsBulkWrite(eventData))
+        if (IsBulkWrite(eventData) && Enter())
         {
-            Enter(eventData.Context);
+            _holding.AddOrUpdate(command, command);
         }
         return result;
     }
 
-    public ValueTask<int> NonQueryExecutedAsync(DbCommand command, CommandExecutedEventData eventData, int result, CancellationToken cancellationToken = default)
+    public override ValueTask<int> NonQueryExecutedAsync(DbCommand command, CommandExecutedEventData eventData, int result, CancellationToken cancellationToken = default)
     {
-        if (IsBulkWrite(eventData))
-        {
-            ExitUnlessInTransaction(eventData.Context);
-        }
+        ExitFor(command);
         return ValueTask.FromResult(result);
     }
 
-    public int NonQueryExecuted(DbCommand command, CommandExecutedEventData eventData, int result)
+    public override int NonQueryExecuted(DbCommand command, CommandExecutedEventData eventData, int result)
     {
-        if (IsBulkWrite(eventData))
-        {
-            ExitUnlessInTransaction(eventData.Context);
-        }
+        ExitFor(command);
         return result;
     }
 
-    public void CommandFailed(DbCommand command, CommandErrorEventData eventData)
-    {
-        if (IsBulkWrite(eventData))
-        {
-            ExitUnlessInTransaction(eventData.Context);
-        }
-    }
+    public override void CommandFailed(DbCommand command, CommandErrorEventData eventData) => ExitFor(command);
 
-    public Task CommandFailedAsync(DbCommand command, CommandErrorEventData eventData, CancellationToken cancellationToken = default)
+    public override Task CommandFailedAsync(DbCommand command, CommandErrorEventData eventData, CancellationToken cancellationToken = default)
     {
-        CommandFailed(command, eventData);
+        ExitFor(command);
         return Task.CompletedTask;
     }
 
-    public void CommandCanceled(DbCommand command, CommandEndEventData eventData)
-    {
-        if (IsBulkWrite(eventData))
-        {
-            ExitUnlessInTransaction(eventData.Context);
-        }
-    }
+    public override void CommandCanceled(DbCommand command, CommandEndEventData eventData) => ExitFor(command);
 
-    public Task CommandCanceledAsync(DbCommand command, CommandEndEventData eventData, CancellationToken cancellationToken = default)
+    public override Task CommandCanceledAsync(DbCommand command, CommandEndEventData eventData, CancellationToken cancellationToken = default)
     {
-        CommandCanceled(command, eventData);
+        ExitFor(command);
         return Task.CompletedTask;
     }
 
-    // Commands that SaveChanges sends are covered by the save itself.
+    // Bulk statements outside a transaction; what SaveChanges sends is gated by the save itself.
     private static bool IsBulkWrite(CommandEventData eventData) =>
-        eventData.CommandSource is CommandSource.ExecuteUpdate or CommandSource.ExecuteDelete or CommandSource.ExecuteSqlRaw;
+        eventData.CommandSource is CommandSource.ExecuteUpdate or CommandSource.ExecuteDelete
+        && eventData.Context?.Database.CurrentTransaction is null;
 
-    private async ValueTask EnterAsync(DbContext? context, CancellationToken cancellationToken)
+    private void ExitFor(DbCommand command)
     {
-        if (context is null)
+        if (_holding.Remove(command))
         {
-            return;
-        }
-        var holder = _holders.GetValue(context, _ => new Holder());
-        if (!holder.Held)
-        {
-            holder.Held = await _gate.WaitAsync(MaxWait, cancellationToken);
-        }
-    }
-
-    private void Enter(DbContext? context)
-    {
-        if (context is null)
-        {
-            return;
-        }
-        var holder = _holders.GetValue(context, _ => new Holder());
-        if (!holder.Held)
-        {
-            holder.Held = _gate.Wait(MaxWait);
-        }
-    }
-
-    private void ExitUnlessInTransaction(DbContext? context)
-    {
-        if (context?.Database.CurrentTransaction is null)
-        {
-            Exit(context);
-        }
-    }
-
-    private void Exit(DbContext? context)
-    {
-        if (context is not null && _holders.TryGetValue(context, out var holder) && holder.Held)
-        {
-            holder.Held = false;
             _gate.Release();
         }
     }

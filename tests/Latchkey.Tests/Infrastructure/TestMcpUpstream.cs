@@ -18,7 +18,7 @@ namespace Latchkey.Tests.Infrastructure;
 
 /// <summary>One HTTP request the upstream received, with the credentials it carried.</summary>
 public sealed record UpstreamRequest(string HttpMethod, string? RpcMethod, string? Tool, string? Authorization, string? CustomHeader,
-    string? ApiKeyHeader, string? Cookie, string? SessionId, JsonElement? RpcId = null);
+    string? ApiKeyHeader, string? Cookie, string? SessionId, JsonElement? RpcId = null, IReadOnlyList<string>? HeaderNames = null);
 
 /// <summary>
 /// An upstream MCP server built with the official SDK, on loopback. It records every request and the
@@ -35,6 +35,9 @@ public sealed class TestMcpUpstream : IAsyncDisposable
 
     /// <summary>Answer 401 (with the upstream's own challenge) to requests without an Authorization header.</summary>
     public bool RequireAuthorization { get; set; }
+
+    /// <summary>Answer every request with a 307 to this address.</summary>
+    public string? RedirectTo { get; set; }
 
     /// <summary>Completed when a wait_for_cancel call is canceled.</summary>
     public TaskCompletionSource WaitCanceled { get; private set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -108,7 +111,14 @@ public sealed class TestMcpUpstream : IAsyncDisposable
             headers.TryGetValue(CustomHeader, out var custom) ? custom.ToString() : null,
             headers.TryGetValue("X-API-Key", out var apiKey) ? apiKey.ToString() : null,
             headers.Cookie.Count > 0 ? headers.Cookie.ToString() : null,
-            headers.TryGetValue("Mcp-Session-Id", out var session) ? session.ToString() : null, id));
+            headers.TryGetValue("Mcp-Session-Id", out var session) ? session.ToString() : null, id, [.. headers.Keys]));
+
+        if (RedirectTo is { } target)
+        {
+            context.Response.StatusCode = StatusCodes.Status307TemporaryRedirect;
+            context.Response.Headers.Location = target;
+            return;
+        }
 
         if (RequireAuthorization && headers.Authorization.Count == 0)
         {

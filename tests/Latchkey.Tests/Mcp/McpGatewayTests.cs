@@ -414,7 +414,8 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
         var noAudience = await TokenForAsync(owner.Account, "USE_TOOLS", resource: null);
         var otherGateway = await TokenForAsync(owner.Account, "USE_TOOLS", gateway.AbsoluteUri.Replace(id, "mcp_0000000000000000"));
         var elsewhere = await TokenForAsync(owner.Account, "USE_TOOLS", "https://tools.example.com/mcp");
-        foreach (var token in new[] { noAudience, otherGateway, elsewhere })
+        var dotted = await TokenForAsync(owner.Account, "USE_TOOLS", gateway.AbsoluteUri.Replace(id, "mcp_0000000000000000/../" + id));
+        foreach (var token in new[] { noAudience, otherGateway, elsewhere, dotted })
         {
             var response = await PostRpcAsync(gateway, "Authorization", "Bearer " + token);
             Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
@@ -453,6 +454,84 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
         Assert.True(outcome.Query.ContainsKey("code"), $"{outcome.Response.StatusCode} {outcome.Redirect}");
         var tokens = await OAuthClient.RedeemCodeAsync(server.CreateClient(), app, outcome.Query["code"], verifier);
         return tokens.GetProperty("access_token").GetString()!;
+    }
+
+    [Fact]
+    public async Task Unreadable_bodies_redirects_and_stray_headers_do_not_get_through()
+    {
+        var caller = await CallerAsync(server);
+        var credentialId = await ConnectedCredentialAsync(caller, _provider);
+        var created = await CreateServerAsync(caller, new { name = "Strict", url = _upstream.Endpoint.AbsoluteUri, default_credential_id = credentialId });
+        var gateway = GatewayUrl(created);
+
+        async Task<HttpResponseMessage> PostAsync(string body, params (string Name, string Value)[] headers)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, gateway) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+            request.Headers.TryAddWithoutValidation("Accept", "application/json, text/event-stream");
+            foreach (var (name, value) in headers)
+            {
+                request.Headers.TryAddWithoutValidation(name, value);
+            }
+            return await caller.Client.SendAsync(request);
+        }
+
+        // What the gateway cannot read, it cannot route to a credential or audit: refused before the upstream.
+        foreach (var body in new[] { "not json", """{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"read_repo"}}""" })
+        {
+            var refused = await PostAsync(body);
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Equal(-32700, JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetProperty("code").GetInt32());
+        }
+        Assert.Empty(_upstream.Requests);
+
+        // Client-address, forwarding and cookie headers stay at the gateway; the protocol's own pass.
+        var initialized = await PostAsync("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}""",
+            ("X-Forwarded-For", "10.0.0.1"), ("X-Real-IP", "10.0.0.1"), ("Forwarded", "for=10.0.0.1"), ("Via", "1.1 proxy"), ("Cookie", "a=b"), ("MCP-Protocol-Version", "2025-11-25"));
+        Assert.Equal(HttpStatusCode.OK, initialized.StatusCode);
+        var seen = Assert.Single(_upstream.Requests).HeaderNames!;
+        Assert.DoesNotContain(seen, h => h is "X-Forwarded-For" or "X-Real-IP" or "Forwarded" or "Via" or "Cookie" or "X-API-Key");
+        Assert.Contains(seen, h => string.Equals(h, "MCP-Protocol-Version", StringComparison.OrdinalIgnoreCase));
+
+        // A redirect from the upstream is neither followed nor handed to the agent (its key would follow it).
+        _upstream.RedirectTo = "https://elsewhere.example.com/steal";
+        var redirected = await PostAsync("""{"jsonrpc":"2.0","id":2,"method":"tools/list"}""");
+        Assert.Equal(HttpStatusCode.BadGateway, redirected.StatusCode);
+        Assert.Null(redirected.Headers.Location);
+        Assert.DoesNotContain("elsewhere.example.com", await redirected.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Concurrent_changes_to_one_server_answer_cleanly_and_leave_no_write_waiting()
+    {
+        var caller = await CallerAsync(server);
+        var credentialId = await ConnectedCredentialAsync(caller, _provider);
+        var created = await CreateServerAsync(caller, new { name = "Raced", url = _upstream.Endpoint.AbsoluteUri });
+        var id = created.GetProperty("id").GetString()!;
+
+        var puts = Enumerable.Range(0, 6).Select(_ => caller.Client.PutAsJsonAsync($"/mcp/servers/{id}/tools/read_repo/credential", new { credential_id = credentialId }));
+        var deletes = Enumerable.Range(0, 6).Select(_ => caller.Client.DeleteAsync($"/mcp/servers/{id}"));
+        var answers = await Task.WhenAll(puts.Concat(deletes));
+        foreach (var answer in answers)
+        {
+            Assert.True((int)answer.StatusCode < 500, $"{(int)answer.StatusCode} {await answer.Content.ReadAsStringAsync()}");
+        }
+        await SendAsync(caller, HttpMethod.Get, $"/mcp/servers/{id}", null, HttpStatusCode.NotFound);
+
+        // A save that fails (here a concurrency conflict) gives the SQLite write queue back.
+        if (server.Services.GetService<Latchkey.Storage.SqliteWriteGate>() is { } gate)
+        {
+            var again = await CreateServerAsync(caller, new { name = "Again", url = _upstream.Endpoint.AbsoluteUri });
+            var againId = again.GetProperty("id").GetString()!;
+            using var first = server.Services.CreateScope();
+            using var second = server.Services.CreateScope();
+            var db1 = first.ServiceProvider.GetRequiredService<Latchkey.Storage.LatchkeyDbContext>();
+            var db2 = second.ServiceProvider.GetRequiredService<Latchkey.Storage.LatchkeyDbContext>();
+            db1.McpServers.Remove(await db1.McpServers.SingleAsync(s => s.Id == againId));
+            db2.McpServers.Remove(await db2.McpServers.SingleAsync(s => s.Id == againId));
+            await db1.SaveChangesAsync();
+            await Assert.ThrowsAsync<DbUpdateConcurrencyException>(() => db2.SaveChangesAsync());
+            Assert.Equal(1, gate.Available);
+        }
     }
 
     [Fact]

@@ -33,19 +33,23 @@ public sealed partial class McpGateway(
     public const string RequiredScope = "USE_TOOLS";
     internal const string ToolsCall = "tools/call";
 
-    // Hop-by-hop headers, the agent's credentials for Latchkey, and what the gateway sets itself.
-    private static readonly HashSet<string> RequestHeadersNotRelayed = new(StringComparer.OrdinalIgnoreCase)
+    // What the agent may tell the upstream: the protocol's own headers (Mcp-*, Last-Event-ID), content
+    // negotiation and tracing. Everything else (its credentials for Latchkey, cookies, forwarding and
+    // client-address headers, hop-by-hop headers) stays here.
+    private static readonly HashSet<string> RequestHeadersRelayed = new(StringComparer.OrdinalIgnoreCase)
     {
-        "Host", "Authorization", ExternalApiAuthenticationHandler.ApiKeyHeader, "Cookie", "Content-Length", "Content-Type", "Connection",
-        "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade", "Proxy-Authorization", "Proxy-Connection", "Expect", "Accept-Encoding",
-        "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+        "Accept", "Accept-Language", "User-Agent", "Last-Event-ID", "Cache-Control", "traceparent", "tracestate", "baggage",
     };
 
-    // Hop-by-hop headers, and the upstream's own authentication and cookies, which are not the agent's business.
-    private static readonly HashSet<string> ResponseHeadersNotRelayed = new(StringComparer.OrdinalIgnoreCase)
+    // What the upstream may tell the agent: content, caching, the session and retry hints. Not its
+    // authentication challenge, cookies, redirects or anything else.
+    private static readonly HashSet<string> ResponseHeadersRelayed = new(StringComparer.OrdinalIgnoreCase)
     {
-        "Connection", "Keep-Alive", "Transfer-Encoding", "Trailer", "Upgrade", "Proxy-Authenticate", "WWW-Authenticate", "Set-Cookie",
+        "Content-Type", "Content-Length", "Content-Encoding", "Content-Language", "Cache-Control", "Expires", "Pragma", "Vary", "ETag",
+        "Last-Modified", "Retry-After", "X-Accel-Buffering",
     };
+
+    private static bool IsProtocolHeader(string name) => name.StartsWith("Mcp-", StringComparison.OrdinalIgnoreCase);
 
     public static string ResourceMetadataUrl(string baseUrl, string serverId) =>
         $"{baseUrl}/.well-known/oauth-protected-resource/mcp/servers/{serverId}{McpServerService.GatewayPathSuffix}";
@@ -75,6 +79,16 @@ public sealed partial class McpGateway(
         {
             body = await ReadBodyAsync(context.Request);
             message = RelayedMessage.Read(body);
+            if (message.Unreadable)
+            {
+                // What the gateway cannot read it cannot route to the right credential or audit: refused, as JSON-RPC does.
+                context.Response.StatusCode = StatusCodes.Status400BadRequest;
+                context.Response.ContentType = "application/json";
+                await context.Response.WriteAsync(
+                    $$$"""{"jsonrpc":"2.0","id":null,"error":{"code":{{{(int)McpErrorCode.ParseError}}},"message":"The body is not a JSON-RPC message (JSON object or array, UTF-8, no duplicate members)."}}""",
+                    context.RequestAborted);
+                return;
+            }
             if (message.MixedToolCalls)
             {
                 await Problems.WriteAsync(context, StatusCodes.Status400BadRequest,
@@ -94,6 +108,21 @@ public sealed partial class McpGateway(
         {
             // The agent went away (or canceled a per-request call); the upstream request is closed with it.
             outcome = "canceled";
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // Last resort: never a 500 with a half-written stream. The exception's text is not logged (it may quote a value).
+            LogRelayFailed(logger, route.ServerId, exception.GetType().Name);
+            outcome = "gateway_error";
+            if (!context.Response.HasStarted)
+            {
+                context.Response.Clear();
+                await Problems.WriteAsync(context, StatusCodes.Status502BadGateway, $"The call to the MCP server '{route.Name}' failed in the gateway; try again.");
+            }
+            else
+            {
+                context.Abort();
+            }
         }
         finally
         {
@@ -174,7 +203,8 @@ public sealed partial class McpGateway(
         using var upstreamRequest = new HttpRequestMessage(new HttpMethod(context.Request.Method), route.Upstream);
         foreach (var header in context.Request.Headers)
         {
-            if (!RequestHeadersNotRelayed.Contains(header.Key) && (binding is null || !string.Equals(header.Key, binding.HeaderName, StringComparison.OrdinalIgnoreCase)))
+            if ((RequestHeadersRelayed.Contains(header.Key) || IsProtocolHeader(header.Key))
+                && (binding is null || !string.Equals(header.Key, binding.HeaderName, StringComparison.OrdinalIgnoreCase)))
             {
                 upstreamRequest.Headers.TryAddWithoutValidation(header.Key, (IEnumerable<string?>)header.Value);
             }
@@ -219,6 +249,14 @@ public sealed partial class McpGateway(
 
         using (upstream)
         {
+            if ((int)upstream.StatusCode is >= 300 and < 400)
+            {
+                // Following or relaying a redirect would send the agent (and its credential for Latchkey) elsewhere.
+                LogUpstreamFailed(logger, route.ServerId, route.Upstream.Host, $"answered a redirect ({(int)upstream.StatusCode})");
+                await Problems.WriteAsync(context, StatusCodes.Status502BadGateway,
+                    $"The upstream MCP server '{route.Name}' answered with a redirect ({(int)upstream.StatusCode}), which the gateway neither follows nor relays. Check the server's url.");
+                return $"upstream_http_{(int)upstream.StatusCode}";
+            }
             if (upstream.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
             {
                 await RefuseForUpstreamAuthorizationAsync(context, route, binding, message, (int)upstream.StatusCode, baseUrl);
@@ -243,16 +281,19 @@ public sealed partial class McpGateway(
     {
         var response = context.Response;
         response.StatusCode = (int)upstream.StatusCode;
-        foreach (var header in upstream.Headers)
+        foreach (var header in upstream.Headers.Concat(upstream.Content.Headers))
         {
-            if (!ResponseHeadersNotRelayed.Contains(header.Key))
+            if (ResponseHeadersRelayed.Contains(header.Key) || IsProtocolHeader(header.Key))
             {
-                response.Headers[header.Key] = header.Value.ToArray();
+                try
+                {
+                    response.Headers[header.Key] = header.Value.ToArray();
+                }
+                catch (InvalidOperationException)
+                {
+                    // A value Kestrel will not send (control or non-ASCII characters) is left out.
+                }
             }
-        }
-        foreach (var header in upstream.Content.Headers)
-        {
-            response.Headers[header.Key] = header.Value.ToArray();
         }
 
         await using var stream = await upstream.Content.ReadAsStreamAsync(context.RequestAborted);
@@ -336,21 +377,26 @@ public sealed partial class McpGateway(
         await Problems.WriteAsync(context, StatusCodes.Status502BadGateway, text, details);
     }
 
+    [LoggerMessage(Level = LogLevel.Error, Message = "MCP server {ServerId}: relaying failed with {ExceptionType}")]
+    private static partial void LogRelayFailed(ILogger logger, string serverId, string exceptionType);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "MCP server {ServerId}: the upstream at {Host} failed: {Reason}")]
     private static partial void LogUpstreamFailed(ILogger logger, string serverId, string host, string reason);
 }
 
 /// <summary>What the gateway needs to know of a POSTed JSON-RPC message: is it a tool call, of which tool, with which id.</summary>
-internal readonly record struct RelayedMessage(string? Tool, RequestId? Id, bool MixedToolCalls)
+internal readonly record struct RelayedMessage(string? Tool, RequestId? Id, bool MixedToolCalls, bool Unreadable = false)
 {
+    private static readonly JsonDocumentOptions Strict = new() { AllowDuplicateProperties = false };
+
     public static RelayedMessage None => default;
 
-    /// <summary>Anything that is not a readable JSON-RPC message is relayed as it is, for the upstream to answer.</summary>
+    /// <summary>The message's routing facts; <see cref="Unreadable"/> for a body that is not one JSON value in UTF-8 without duplicate members.</summary>
     public static RelayedMessage Read(byte[] body)
     {
         try
         {
-            using var document = JsonDocument.Parse(body);
+            using var document = JsonDocument.Parse(body, Strict);
             var root = document.RootElement;
             if (root.ValueKind == JsonValueKind.Object)
             {
@@ -370,6 +416,7 @@ internal readonly record struct RelayedMessage(string? Tool, RequestId? Id, bool
         }
         catch (JsonException)
         {
+            return new RelayedMessage(null, null, false, Unreadable: true);
         }
         return None;
     }

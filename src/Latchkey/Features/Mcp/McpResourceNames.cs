@@ -15,8 +15,9 @@ internal sealed class McpResourceNames(McpServerService servers) : IResourceName
         }
         var id = resource[prefix.Length..^McpServerService.GatewayPathSuffix.Length];
         var route = id.Contains('/', StringComparison.Ordinal) ? null : await servers.RouteAsync(id, cancellationToken);
-        return route is null ? $"an MCP gateway that does not exist ({resource})"
-            : route.OwnerId == userId ? $"your MCP server “{route.Name}”, through Latchkey's gateway"
-            : $"an MCP server of another account ({resource}), which this token will not open";
+        // Another account's server reads like a missing one: its existence is not the user's to learn.
+        return route is not null && route.OwnerId == userId
+            ? $"your MCP server “{route.Name}”, through Latchkey's gateway"
+            : $"an MCP gateway that is not yours ({resource}), which this token will not open";
     }
 }

@@ -187,14 +187,29 @@ public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpO
             server.DefaultHeader = header;
         }
         server.UpdatedAt = time.GetUtcNow();
-        await db.SaveChangesAsync(cancellationToken);
-        return null;
+        return await SaveAsync(server.Id, cancellationToken);
     }
 
+    /// <summary>Removes the server; one removed at the same time by another request counts as removed.</summary>
     public async Task DeleteAsync(McpServer server, CancellationToken cancellationToken)
     {
         db.McpServers.Remove(server);
-        await db.SaveChangesAsync(cancellationToken);
+        await SaveAsync(server.Id, cancellationToken);
+    }
+
+    /// <summary>Saves, answering a row changed or removed by a concurrent request as a conflict rather than a failure.</summary>
+    private async Task<BrokerError?> SaveAsync(string serverId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+            return null;
+        }
+        catch (DbUpdateException)
+        {
+            db.ChangeTracker.Clear();
+            return BrokerError.Conflict("concurrent_change", $"The MCP server '{serverId}' was changed or removed by another request at the same time; read it again and retry.");
+        }
     }
 
     public async Task<(McpToolMapping? Mapping, BrokerError? Error)> MapToolAsync(McpServer server, string tool, ToolCredentialRequest request, CancellationToken cancellationToken)
@@ -223,8 +238,7 @@ public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpO
         }
         // A new mapping row changes what the server's cached route holds; touching the server says so.
         server.UpdatedAt = now;
-        await db.SaveChangesAsync(cancellationToken);
-        return (mapping, null);
+        return await SaveAsync(server.Id, cancellationToken) is { } conflict ? (null, conflict) : (mapping, null);
     }
 
     public async Task<bool> UnmapToolAsync(McpServer server, string tool, CancellationToken cancellationToken)
@@ -236,7 +250,8 @@ public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpO
         }
         server.ToolMappings.Remove(mapping);
         server.UpdatedAt = time.GetUtcNow();
-        await db.SaveChangesAsync(cancellationToken);
+        // Removed by another request at the same time: gone either way.
+        await SaveAsync(server.Id, cancellationToken);
         return true;
     }
 
@@ -291,7 +306,7 @@ public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpO
         {
             return (null, BrokerError.BadRequest($"'{header}' is not an HTTP header name."));
         }
-        if (ReservedHeaders.Contains(header) || header.StartsWith("Mcp-", StringComparison.OrdinalIgnoreCase))
+        if (ReservedHeaders.Contains(header) || header.StartsWith("Mcp-", StringComparison.OrdinalIgnoreCase) || header.StartsWith("Content-", StringComparison.OrdinalIgnoreCase))
         {
             return (null, BrokerError.BadRequest($"'{header}' carries the protocol itself and cannot carry a credential; pick another header."));
         }
