@@ -10,9 +10,21 @@ namespace Latchkey.Storage;
 public class AuditLog<TEvent>(IServiceScopeFactory scopes) where TEvent : class
 {
     private const int BatchSize = 1000;
+    // After this many failed attempts in a row, rows are written one at a time and a row that still
+    // fails is dropped (and counted), so that one unwritable row cannot hold back the rest for ever.
+    private const int AttemptsBeforeSingleRows = 5;
+    private int _failedAttempts;
     private readonly Channel<TEvent> _queue = Channel.CreateUnbounded<TEvent>(new UnboundedChannelOptions { SingleReader = false });
 
     public void Record(TEvent item) => _queue.Writer.TryWrite(item);
+
+    private async Task WriteAsync(IReadOnlyCollection<TEvent> rows, CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<LatchkeyDbContext>();
+        db.Set<TEvent>().AddRange(rows);
+        await db.SaveChangesAsync(cancellationToken);
+    }
 
     /// <summary>Writes everything queued so far; a failed batch goes back on the queue.</summary>
     public async Task FlushAsync(CancellationToken cancellationToken = default)
@@ -28,15 +40,35 @@ public class AuditLog<TEvent>(IServiceScopeFactory scopes) where TEvent : class
             {
                 return;
             }
-            await using var scope = scopes.CreateAsyncScope();
-            var db = scope.ServiceProvider.GetRequiredService<LatchkeyDbContext>();
-            db.Set<TEvent>().AddRange(batch);
+            if (_failedAttempts >= AttemptsBeforeSingleRows)
+            {
+                _failedAttempts = 0;
+                var dropped = 0;
+                foreach (var item in batch)
+                {
+                    try
+                    {
+                        await WriteAsync([item], cancellationToken);
+                    }
+                    catch (Exception exception) when (exception is not OperationCanceledException)
+                    {
+                        dropped++;
+                    }
+                }
+                if (dropped > 0)
+                {
+                    throw new AuditRowsDroppedException(typeof(TEvent).Name, dropped);
+                }
+                continue;
+            }
             try
             {
-                await db.SaveChangesAsync(cancellationToken);
+                await WriteAsync(batch, cancellationToken);
+                _failedAttempts = 0;
             }
             catch
             {
+                _failedAttempts++;
                 foreach (var item in batch)
                 {
                     _queue.Writer.TryWrite(item);
@@ -50,6 +82,10 @@ public class AuditLog<TEvent>(IServiceScopeFactory scopes) where TEvent : class
         }
     }
 }
+
+/// <summary>Rows that could not be written even one at a time (they are counted, never shown: they may quote values).</summary>
+public sealed class AuditRowsDroppedException(string eventType, int count)
+    : Exception($"{count} {eventType} audit row(s) could not be written even one at a time and were dropped.");
 
 /// <summary>Flushes one <see cref="AuditLog{TEvent}"/> twice a second, and once more at shutdown.</summary>
 internal sealed partial class AuditLogWriter<TEvent>(AuditLog<TEvent> audit, ILogger<AuditLogWriter<TEvent>> logger) : BackgroundService where TEvent : class

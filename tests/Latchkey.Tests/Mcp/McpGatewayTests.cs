@@ -535,6 +535,33 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
     }
 
     [Fact]
+    public async Task An_audit_row_that_cannot_be_written_is_dropped_and_does_not_hold_back_the_others()
+    {
+        var audit = server.Services.GetRequiredService<ToolCallAudit>();
+        var marker = "mcp_" + Guid.NewGuid().ToString("N")[..16];
+        audit.Record(new McpToolCall { AccountId = null!, ServerId = marker, ToolName = "poison", Outcome = "ok" });
+        audit.Record(new McpToolCall { AccountId = "someone", ServerId = marker, ToolName = "good", Outcome = "ok" });
+
+        var written = false;
+        for (var attempt = 0; attempt < 40 && !written; attempt++)
+        {
+            try
+            {
+                await audit.FlushAsync();
+            }
+            catch (Exception exception) when (exception is DbUpdateException or Latchkey.Storage.AuditRowsDroppedException)
+            {
+            }
+            written = await server.WithDbAsync(db => db.McpToolCalls.AnyAsync(c => c.ServerId == marker && c.ToolName == "good"));
+            await Task.Delay(50);
+        }
+        Assert.True(written);
+        // Nothing is left to retry: the next flush writes nothing and fails nothing.
+        await audit.FlushAsync();
+        Assert.Equal(["good"], await server.WithDbAsync(db => db.McpToolCalls.Where(c => c.ServerId == marker).Select(c => c.ToolName).ToListAsync()));
+    }
+
+    [Fact]
     public async Task An_mcp_client_with_only_the_url_discovers_registers_gets_consent_and_calls_tools()
     {
         var owner = await CallerAsync(server);
