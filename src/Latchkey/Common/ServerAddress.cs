@@ -18,6 +18,9 @@ public static class ServerAddress
         return $"{request.Scheme}://{request.Host.ToUriComponent()}{request.PathBase.ToUriComponent()}";
     }
 
+    /// <summary>The issuer as OpenIddict writes it: the base URL with one trailing slash.</summary>
+    public static string Issuer(HttpContext context) => Base(context) + "/";
+
     /// <summary>
     /// Resource identifiers (RFC 8707) compare as written, ignoring only case and a trailing slash:
     /// no normalisation, so that <c>…/servers/a/../b/mcp</c> is never taken for <c>…/servers/b/mcp</c>.

@@ -45,6 +45,15 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
         return JsonDocument.Parse(text).RootElement.Clone();
     }
 
+    /// <summary>A "Repo tools" server on the test upstream whose read_repo carries <paramref name="mapped"/> (in <paramref name="header"/>; null: Authorization).</summary>
+    private async Task<(JsonElement Created, string Id)> RepoToolsAsync(BrokerCaller caller, string mapped, string? header = null, string? defaultCredential = null)
+    {
+        var created = await CreateServerAsync(caller, new { name = "Repo tools", url = _upstream.Endpoint.AbsoluteUri, default_credential_id = defaultCredential });
+        var id = created.GetProperty("id").GetString()!;
+        await SendAsync(caller, HttpMethod.Put, $"/mcp/servers/{id}/tools/read_repo/credential", new { credential_id = mapped, header }, HttpStatusCode.OK);
+        return (created, id);
+    }
+
     private static async Task<JsonElement> SendAsync(BrokerCaller caller, HttpMethod method, string path, object? body, HttpStatusCode expected)
     {
         using var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
@@ -149,9 +158,7 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
         var caller = await CallerAsync(server);
         var mapped = await ConnectedCredentialAsync(caller, _provider);
         var fallback = await ConnectedCredentialAsync(caller, _provider);
-        var created = await CreateServerAsync(caller, new { name = "Repo tools", url = _upstream.Endpoint.AbsoluteUri, default_credential_id = fallback });
-        var id = created.GetProperty("id").GetString()!;
-        await SendAsync(caller, HttpMethod.Put, $"/mcp/servers/{id}/tools/read_repo/credential", new { credential_id = mapped, header = TestMcpUpstream.CustomHeader }, HttpStatusCode.OK);
+        var (created, id) = await RepoToolsAsync(caller, mapped, TestMcpUpstream.CustomHeader, defaultCredential: fallback);
         await SendAsync(caller, HttpMethod.Put, $"/mcp/servers/{id}/tools/retired_tool/credential", new { credential_id = mapped }, HttpStatusCode.OK);
 
         _upstream.RequireAuthorization = true; // listing works only with the default credential presented
@@ -179,9 +186,7 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
         var caller = await CallerAsync(server);
         var mapped = await ConnectedCredentialAsync(caller, _provider);
         var fallback = await ConnectedCredentialAsync(caller, _provider);
-        var created = await CreateServerAsync(caller, new { name = "Repo tools", url = _upstream.Endpoint.AbsoluteUri, default_credential_id = fallback });
-        var id = created.GetProperty("id").GetString()!;
-        await SendAsync(caller, HttpMethod.Put, $"/mcp/servers/{id}/tools/read_repo/credential", new { credential_id = mapped, header = TestMcpUpstream.CustomHeader }, HttpStatusCode.OK);
+        var (created, id) = await RepoToolsAsync(caller, mapped, TestMcpUpstream.CustomHeader, defaultCredential: fallback);
         var mappedToken = await CurrentTokenAsync(caller, mapped);
         var fallbackToken = await CurrentTokenAsync(caller, fallback);
 
@@ -309,9 +314,7 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
     {
         var caller = await CallerAsync(server);
         var mapped = await ConnectedCredentialAsync(caller, _provider);
-        var created = await CreateServerAsync(caller, new { name = "Repo tools", url = _upstream.Endpoint.AbsoluteUri });
-        var id = created.GetProperty("id").GetString()!;
-        await SendAsync(caller, HttpMethod.Put, $"/mcp/servers/{id}/tools/read_repo/credential", new { credential_id = mapped }, HttpStatusCode.OK);
+        var (created, id) = await RepoToolsAsync(caller, mapped);
         // Expired, with no refresh token to renew it.
         await server.WithDbAsync(db => db.BrokerCredentials.Where(c => c.Id == mapped).ExecuteUpdateAsync(s => s
             .SetProperty(c => c.ExpiresAt, DateTimeOffset.UtcNow.AddMinutes(-5)).SetProperty(c => c.RefreshTokenCiphertext, (string?)null)));
@@ -340,9 +343,7 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
     {
         var caller = await CallerAsync(server);
         var mapped = await ConnectedCredentialAsync(caller, _provider);
-        var created = await CreateServerAsync(caller, new { name = "Repo tools", url = _upstream.Endpoint.AbsoluteUri });
-        var id = created.GetProperty("id").GetString()!;
-        await SendAsync(caller, HttpMethod.Put, $"/mcp/servers/{id}/tools/read_repo/credential", new { credential_id = mapped }, HttpStatusCode.OK);
+        var (created, id) = await RepoToolsAsync(caller, mapped);
         var before = await CurrentTokenAsync(caller, mapped);
         await server.WithDbAsync(db => db.BrokerCredentials.Where(c => c.Id == mapped).ExecuteUpdateAsync(s => s.SetProperty(c => c.ExpiresAt, DateTimeOffset.UtcNow.AddSeconds(30))));
 
@@ -566,9 +567,7 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
     {
         var owner = await CallerAsync(server);
         var mapped = await ConnectedCredentialAsync(owner, _provider);
-        var created = await CreateServerAsync(owner, new { name = "Repo tools", url = _upstream.Endpoint.AbsoluteUri });
-        var id = created.GetProperty("id").GetString()!;
-        await SendAsync(owner, HttpMethod.Put, $"/mcp/servers/{id}/tools/read_repo/credential", new { credential_id = mapped }, HttpStatusCode.OK);
+        var (created, id) = await RepoToolsAsync(owner, mapped);
         var mappedToken = await CurrentTokenAsync(owner, mapped);
 
         var consentShown = false;

@@ -147,8 +147,7 @@ public static class ClientRegistrationEndpoints
     private static bool IsNativeApp(ClientRegistrationRequest request) =>
         request.RedirectUris is { Length: > 0 } uris
         && request.GrantTypes?.Contains(GrantTypes.ClientCredentials) != true
-        && uris.All(uri => Uri.TryCreate(uri, UriKind.Absolute, out var parsed)
-            && (parsed.Scheme is not ("http" or "https") || (parsed.Scheme == "http" && parsed.IsLoopback)));
+        && uris.All(OAuthAppService.IsNativeRedirect);
 
     // Without a requested scope, a self-registered client may ask for the whole catalog;
     // the user still decides on the consent page.

@@ -28,7 +28,7 @@ internal sealed class OwnAudienceRequirementHandler : AuthorizationHandler<OwnAu
     {
         var audiences = context.User.FindAll(ExternalApiClaims.Audience).ToList();
         if (audiences.Count == 0
-            || (context.Resource is HttpContext http && audiences.Exists(a => ServerAddress.SameResource(a.Value, ServerAddress.Base(http)))))
+            || (context.Resource is HttpContext http && ServerAddress.Base(http) is var own && audiences.Exists(a => ServerAddress.SameResource(a.Value, own))))
         {
             context.Succeed(requirement);
         }

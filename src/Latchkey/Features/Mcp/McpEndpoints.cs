@@ -104,7 +104,7 @@ public static class McpEndpoints
                     return (null, NotFoundError(id));
                 }
                 var (mapping, error) = await service.MapToolAsync(found, tool, body, request.HttpContext.RequestAborted);
-                return mapping is null ? (null, error) : (new ToolMappingView(mapping.ToolName, mapping.CredentialId, mapping.Header ?? McpServerService.AuthorizationHeader, mapping.UpdatedAt), null);
+                return mapping is null ? (null, error) : (McpServerService.View(mapping), null);
             }))
             .WithSummary("Map one of your credentials to a tool: credential_id, and header (default Authorization: Bearer)").Accepts<ToolCredentialRequest>("application/json").Produces<ToolMappingView>();
         servers.MapDelete("/{id}/tools/{tool}/credential", async (string id, string tool, ClaimsPrincipal caller, McpServerService service, CancellationToken ct) =>
@@ -148,7 +148,7 @@ public static class McpEndpoints
             var metadata = new ProtectedResourceMetadata
             {
                 Resource = McpServerService.GatewayUrl(baseUrl, id),
-                AuthorizationServers = [baseUrl + "/"],
+                AuthorizationServers = [ServerAddress.Issuer(context)],
                 ScopesSupported = [McpGateway.RequiredScope],
                 BearerMethodsSupported = ["header"],
                 ResourceName = "Latchkey MCP gateway",

@@ -97,7 +97,7 @@ public sealed partial class McpGateway(
             }
         }
 
-        var binding = message.Tool is not null ? route.For(message.Tool) : route.Default;
+        var binding = route.For(message.Tool);
         var callerId = caller.FindFirstValue(ExternalApiClaims.CredentialId) ?? caller.FindFirstValue(ExternalApiClaims.ClientId);
         var outcome = "ok";
         try
@@ -320,10 +320,10 @@ public sealed partial class McpGateway(
     private static Task RefuseForCredentialAsync(HttpContext context, GatewayRoute route, CredentialBinding binding, RelayedMessage message, BrokerError error, string baseUrl)
     {
         var fix = error.Status == StatusCodes.Status404NotFound
-            ? $"Map an existing credential (PUT {baseUrl}/mcp/servers/{route.ServerId}/tools/{{tool}}/credential) or connect the account at {baseUrl}/profile/connections."
+            ? $"Map an existing credential (PUT {baseUrl}/mcp/servers/{route.ServerId}/tools/{{tool}}/credential) or connect the account at {baseUrl}{Site.ProfileNavigation.Connections}."
             : error.Status == StatusCodes.Status502BadGateway
                 ? "The provider did not answer the refresh; try again shortly."
-                : $"Reconnect it at {baseUrl}/profile/connections#{binding.CredentialId}, then call the tool again.";
+                : $"Reconnect it at {McpServerService.ReconnectUrl(baseUrl, binding.CredentialId)}, then call the tool again.";
         var text = error.Status == StatusCodes.Status404NotFound
             ? $"The credential '{binding.CredentialId}' used for this call no longer exists. {fix}"
             : $"The credential '{binding.CredentialId}' used for this call cannot be used: {error.Message} {fix}";
@@ -331,7 +331,7 @@ public sealed partial class McpGateway(
         {
             ["error"] = CredentialOutcome(error),
             ["credential_id"] = binding.CredentialId,
-            ["fix_url"] = error.Status == StatusCodes.Status502BadGateway ? null : $"{baseUrl}/profile/connections#{binding.CredentialId}",
+            ["fix_url"] = error.Status == StatusCodes.Status502BadGateway ? null : McpServerService.ReconnectUrl(baseUrl, binding.CredentialId),
         });
     }
 
@@ -345,7 +345,7 @@ public sealed partial class McpGateway(
             ? $"The upstream MCP server '{route.Name}' requires authorization ({status}), and no credential is mapped for this call. " +
               $"Map one: PUT {baseUrl}/mcp/servers/{route.ServerId}/tools/{{tool}}/credential, or set the server's default_credential_id."
             : $"The upstream MCP server '{route.Name}' refused the credential '{binding.CredentialId}' ({status}). " +
-              $"It may lack the scopes this tool needs or have been revoked at the provider; reconnect it at {baseUrl}/profile/connections#{binding.CredentialId}.";
+              $"It may lack the scopes this tool needs or have been revoked at the provider; reconnect it at {McpServerService.ReconnectUrl(baseUrl, binding.CredentialId)}.";
         return RefuseAsync(context, message, text, new Dictionary<string, object?>
         {
             ["error"] = "upstream_refused_credential",

@@ -22,6 +22,8 @@ public sealed class McpServer
 
     public LatchkeyUser? Owner { get; init; }
     public List<McpToolMapping> ToolMappings { get; init; } = [];
+
+    public CredentialBinding? DefaultBinding => DefaultCredentialId is { } id ? new CredentialBinding(id, DefaultHeader) : null;
 }
 
 /// <summary>Which stored credential a tool call carries upstream, and in which header.</summary>
@@ -33,6 +35,8 @@ public sealed class McpToolMapping
     /// <summary>Null: <c>Authorization: Bearer</c>. Otherwise the header that carries the bare token.</summary>
     public string? Header { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
+
+    public CredentialBinding Binding => new(CredentialId, Header);
 }
 
 /// <summary>One audited tool call through the gateway.</summary>

@@ -38,6 +38,8 @@ public sealed record CredentialBinding(string CredentialId, string? Header)
     public string HeaderName => Header ?? McpServerService.AuthorizationHeader;
 
     public string HeaderValue(string token) => Header is null ? "Bearer " + token : token;
+
+    public CredentialBindingView View() => new(CredentialId, HeaderName);
 }
 
 /// <summary>What the gateway needs to relay a request: cached per server, invalidated by any change to servers or mappings.</summary>
@@ -64,11 +66,14 @@ public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpO
     public static string GatewayUrl(string baseUrl, string serverId) => $"{baseUrl}/mcp/servers/{serverId}{GatewayPathSuffix}";
 
     public static McpServerView View(McpServer server, string baseUrl) => new(
-        server.Id, server.Name, server.UpstreamUrl, GatewayUrl(baseUrl, server.Id),
-        server.DefaultCredentialId is { } id ? new CredentialBindingView(id, server.DefaultHeader ?? AuthorizationHeader) : null,
-        server.ToolMappings.OrderBy(m => m.ToolName, StringComparer.Ordinal)
-            .Select(m => new ToolMappingView(m.ToolName, m.CredentialId, m.Header ?? AuthorizationHeader, m.UpdatedAt)).ToList(),
+        server.Id, server.Name, server.UpstreamUrl, GatewayUrl(baseUrl, server.Id), server.DefaultBinding?.View(),
+        server.ToolMappings.OrderBy(m => m.ToolName, StringComparer.Ordinal).Select(View).ToList(),
         server.CreatedAt, server.UpdatedAt);
+
+    public static ToolMappingView View(McpToolMapping mapping) => new(mapping.ToolName, mapping.CredentialId, mapping.Binding.HeaderName, mapping.UpdatedAt);
+
+    /// <summary>Where the owner reconnects a credential: its card on the connections page.</summary>
+    public static string ReconnectUrl(string baseUrl, string credentialId) => $"{baseUrl}{Site.ProfileNavigation.Connections}#{credentialId}";
 
     public Task<List<McpServer>> ListAsync(string ownerId, CancellationToken cancellationToken) =>
         db.McpServers.AsNoTracking().Include(s => s.ToolMappings).Where(s => s.OwnerId == ownerId)
@@ -260,9 +265,8 @@ public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpO
         routes.GetOrLoadAsync(serverId, (db, serverId), static async (state, ct) =>
         {
             var server = await state.db.McpServers.AsNoTracking().Include(s => s.ToolMappings).FirstOrDefaultAsync(s => s.Id == state.serverId, ct);
-            return server is null ? null : new GatewayRoute(server.Id, server.OwnerId, server.Name, new Uri(server.UpstreamUrl),
-                server.DefaultCredentialId is { } credential ? new CredentialBinding(credential, server.DefaultHeader) : null,
-                server.ToolMappings.ToFrozenDictionary(m => m.ToolName, m => new CredentialBinding(m.CredentialId, m.Header), StringComparer.Ordinal));
+            return server is null ? null : new GatewayRoute(server.Id, server.OwnerId, server.Name, new Uri(server.UpstreamUrl), server.DefaultBinding,
+                server.ToolMappings.ToFrozenDictionary(m => m.ToolName, m => m.Binding, StringComparer.Ordinal));
         }, cancellationToken);
 
     public static bool IsToolName(string tool) => ToolNamePattern().IsMatch(tool);

@@ -25,9 +25,9 @@ public sealed class UpstreamTools(CredentialService credentials, IHttpClientFact
             {
                 return (null, error!.Status == StatusCodes.Status404NotFound
                     ? BrokerError.Conflict("credential_not_found", $"The server's default credential '{credentialId}' no longer exists; set another with PATCH.")
-                    : new BrokerError(StatusCodes.Status409Conflict, error.Error, $"The server's default credential cannot be used: {error.Message} Reconnect it at {baseUrl}/profile/connections#{credentialId}."));
+                    : new BrokerError(StatusCodes.Status409Conflict, error.Error, $"The server's default credential cannot be used: {error.Message} Reconnect it at {McpServerService.ReconnectUrl(baseUrl, credentialId)}."));
             }
-            var binding = new CredentialBinding(credentialId, server.DefaultHeader);
+            var binding = server.DefaultBinding!;
             headers[binding.HeaderName] = binding.HeaderValue(token.AccessToken);
         }
 
@@ -59,19 +59,11 @@ public sealed class UpstreamTools(CredentialService credentials, IHttpClientFact
             return (null, new BrokerError(StatusCodes.Status502BadGateway, "upstream_error", $"The upstream MCP server could not list its tools: {exception.Message}"));
         }
 
-        var mappings = McpServerService.View(server, baseUrl).ToolMappings;
-        var byTool = mappings.ToDictionary(m => m.Tool, StringComparer.Ordinal);
-        var listed = tools.Select(tool =>
-        {
-            if (byTool.TryGetValue(tool.Name, out var mapped))
-            {
-                return new ToolView(tool.Name, tool.Title, tool.Description, new CredentialBindingView(mapped.CredentialId, mapped.Header), "mapped");
-            }
-            return server.DefaultCredentialId is { } id
-                ? new ToolView(tool.Name, tool.Title, tool.Description, new CredentialBindingView(id, server.DefaultHeader ?? McpServerService.AuthorizationHeader), "default")
-                : new ToolView(tool.Name, tool.Title, tool.Description, null, null);
-        }).ToList();
+        var byTool = server.ToolMappings.ToDictionary(m => m.ToolName, StringComparer.Ordinal);
+        var listed = tools.Select(tool => byTool.TryGetValue(tool.Name, out var mapped)
+            ? new ToolView(tool.Name, tool.Title, tool.Description, mapped.Binding.View(), "mapped")
+            : new ToolView(tool.Name, tool.Title, tool.Description, server.DefaultBinding?.View(), server.DefaultBinding is null ? null : "default")).ToList();
         var names = tools.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
-        return (new ToolList(server.Id, listed, mappings.Where(m => !names.Contains(m.Tool)).ToList()), null);
+        return (new ToolList(server.Id, listed, McpServerService.View(server, baseUrl).ToolMappings.Where(m => !names.Contains(m.Tool)).ToList()), null);
     }
 }

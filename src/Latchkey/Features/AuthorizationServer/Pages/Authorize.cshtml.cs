@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Latchkey.Common;
 using Latchkey.Features.Accounts;
 using Latchkey.Features.Scopes;
 using Microsoft.AspNetCore;
@@ -7,7 +8,6 @@ using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 using Microsoft.AspNetCore.WebUtilities;
-using Microsoft.Extensions.Options;
 using OpenIddict.Abstractions;
 using OpenIddict.Server.AspNetCore;
 using static OpenIddict.Abstractions.OpenIddictConstants;
@@ -27,8 +27,7 @@ public sealed class AuthorizeModel(
     UserGrants grants,
     OAuthPrincipals principals,
     ScopeCatalog catalog,
-    IEnumerable<IResourceNames> resourceNames,
-    IOptions<AuthorizationServerOptions> options) : PageModel
+    IEnumerable<IResourceNames> resourceNames) : PageModel
 {
     public string? Error { get; private set; }
     public string? ErrorDescription { get; private set; }
@@ -145,9 +144,7 @@ public sealed class AuthorizeModel(
             : null;
     }
 
-    private string Issuer() => options.Value.Issuer is { Length: > 0 } issuer
-        ? issuer.TrimEnd('/') + "/"
-        : $"{Request.Scheme}://{Request.Host}{Request.PathBase}/";
+    private string Issuer() => ServerAddress.Issuer(HttpContext);
 
     private static ImmutableArray<string> WithOfflineAccess(ImmutableArray<string> scopes) =>
         scopes.Contains(OidcScopes.OfflineAccess) ? scopes : scopes.Add(OidcScopes.OfflineAccess);
