@@ -50,7 +50,13 @@ public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextRea
             {
                 await scope.ServiceProvider.GetRequiredService<DatabaseMigrator>().MigrateAsync(cancellationToken);
             }
-            return await command(scope.ServiceProvider, output, cancellationToken);
+            var exitCode = await command(scope.ServiceProvider, output, cancellationToken);
+            // Running servers drop what they cached about the rows this command changed.
+            if (app.Services.GetService<ClusterLink>() is { } cluster)
+            {
+                await cluster.FlushAsync(cancellationToken);
+            }
+            return exitCode;
         }
         catch (Exception exception) when (Describe(exception) is { } message)
         {

@@ -10,8 +10,9 @@ namespace Latchkey.Storage;
 public class AuditLog<TEvent>(IServiceScopeFactory scopes) where TEvent : class
 {
     private const int BatchSize = 1000;
-    // After this many failed attempts in a row, rows are written one at a time and a row that still
-    // fails is dropped (and counted), so that one unwritable row cannot hold back the rest for ever.
+    // After this many failed attempts in a row (not counting an unreachable database), rows are
+    // written one at a time and a row that still fails is dropped (and counted), so that one
+    // unwritable row cannot hold back the rest for ever.
     private const int AttemptsBeforeSingleRows = 5;
     private int _failedAttempts;
     private readonly Channel<TEvent> _queue = Channel.CreateUnbounded<TEvent>(new UnboundedChannelOptions { SingleReader = false });
@@ -24,6 +25,14 @@ public class AuditLog<TEvent>(IServiceScopeFactory scopes) where TEvent : class
         var db = scope.ServiceProvider.GetRequiredService<LatchkeyDbContext>();
         db.Set<TEvent>().AddRange(rows);
         await db.SaveChangesAsync(cancellationToken);
+    }
+
+    private void Requeue(IEnumerable<TEvent> rows)
+    {
+        foreach (var row in rows)
+        {
+            _queue.Writer.TryWrite(row);
+        }
     }
 
     /// <summary>Writes everything queued so far; a failed batch goes back on the queue.</summary>
@@ -44,11 +53,17 @@ public class AuditLog<TEvent>(IServiceScopeFactory scopes) where TEvent : class
             {
                 _failedAttempts = 0;
                 var dropped = 0;
-                foreach (var item in batch)
+                for (var index = 0; index < batch.Count; index++)
                 {
                     try
                     {
-                        await WriteAsync([item], cancellationToken);
+                        await WriteAsync([batch[index]], cancellationToken);
+                    }
+                    catch (Exception exception) when (DatabaseUnavailable.Is(exception))
+                    {
+                        // Not this row's fault: keep it and the rest for when the database is back.
+                        Requeue(batch.Skip(index));
+                        throw;
                     }
                     catch (Exception exception) when (exception is not OperationCanceledException)
                     {
@@ -66,13 +81,14 @@ public class AuditLog<TEvent>(IServiceScopeFactory scopes) where TEvent : class
                 await WriteAsync(batch, cancellationToken);
                 _failedAttempts = 0;
             }
-            catch
+            catch (Exception exception)
             {
-                _failedAttempts++;
-                foreach (var item in batch)
+                // An unreachable database is waited out, however long: the rows are not at fault.
+                if (!DatabaseUnavailable.Is(exception))
                 {
-                    _queue.Writer.TryWrite(item);
+                    _failedAttempts++;
                 }
+                Requeue(batch);
                 throw;
             }
             if (batch.Count < BatchSize)

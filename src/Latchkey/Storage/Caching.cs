@@ -43,6 +43,22 @@ public enum CacheScope
     Credentials,
     /// <summary>MCP servers and their tool mappings.</summary>
     McpServers,
+    /// <summary>The authorization server's signing and encryption keys (a rotation).</summary>
+    ServerKeys,
+}
+
+/// <summary>Tells the other nodes that a scope changed here (<see cref="ClusterLink"/> on PostgreSQL).</summary>
+public interface ICacheAnnouncer
+{
+    void Announce(CacheScope scope);
+}
+
+/// <summary>A single node has no one to tell.</summary>
+internal sealed class NoCacheAnnouncer : ICacheAnnouncer
+{
+    public void Announce(CacheScope scope)
+    {
+    }
 }
 
 /// <summary>
@@ -53,10 +69,36 @@ public enum CacheScope
 public sealed class CacheRevisions
 {
     private readonly long[] _revisions = new long[Enum.GetValues<CacheScope>().Length];
+    private volatile bool _trusted = true;
 
     public long Current(CacheScope scope) => Volatile.Read(ref _revisions[(int)scope]);
 
-    public void Invalidate(CacheScope scope) => Interlocked.Increment(ref _revisions[(int)scope]);
+    /// <summary>
+    /// Whether cached entries may be used: false while a node of several cannot hear the others'
+    /// changes (its link to PostgreSQL is down), so that every check reads the database.
+    /// </summary>
+    public bool Trusted
+    {
+        get => _trusted;
+        set => _trusted = value;
+    }
+
+    /// <summary>Raised after a scope's revision moved on (here or on another node), for holders of state other than snapshots.</summary>
+    public event Action<CacheScope>? Invalidated;
+
+    public void Invalidate(CacheScope scope)
+    {
+        Interlocked.Increment(ref _revisions[(int)scope]);
+        Invalidated?.Invoke(scope);
+    }
+
+    public void InvalidateAll()
+    {
+        foreach (var scope in Enum.GetValues<CacheScope>())
+        {
+            Invalidate(scope);
+        }
+    }
 }
 
 /// <summary>
@@ -77,7 +119,7 @@ public sealed class SnapshotCache<TValue>(CacheRevisions revisions, CacheScope s
 
     public bool TryGet(string key, out TValue value)
     {
-        if (_enabled && _entries.TryGetValue(key, out var entry)
+        if (_enabled && revisions.Trusted && _entries.TryGetValue(key, out var entry)
             && entry.Revision == revisions.Current(scope)
             && Environment.TickCount64 - entry.CachedAt < _maxAgeMilliseconds)
         {
@@ -110,7 +152,7 @@ public sealed class SnapshotCache<TValue>(CacheRevisions revisions, CacheScope s
 
     public void Set(string key, TValue value, long revision)
     {
-        if (!_enabled || revision != revisions.Current(scope))
+        if (!_enabled || !revisions.Trusted || revision != revisions.Current(scope))
         {
             return;
         }
@@ -127,7 +169,7 @@ public sealed class SnapshotCache<TValue>(CacheRevisions revisions, CacheScope s
 /// bulk updates and deletes, after their transaction commits. Token and authorization rows that
 /// stay <c>valid</c> (a token being issued) change nothing a cache holds and are ignored.
 /// </summary>
-internal sealed class CacheInvalidationInterceptor(CacheRevisions revisions)
+internal sealed class CacheInvalidationInterceptor(CacheRevisions revisions, ICacheAnnouncer announcer)
     : ISaveChangesInterceptor, IDbCommandInterceptor, IDbTransactionInterceptor
 {
     private const string ValidStatus = "valid";
@@ -142,6 +184,7 @@ internal sealed class CacheInvalidationInterceptor(CacheRevisions revisions)
         ("broker_credentials", CacheScope.Credentials),
         ("mcp_servers", CacheScope.McpServers),
         ("mcp_tool_mappings", CacheScope.McpServers),
+        ("server_keys", CacheScope.ServerKeys),
     ];
 
     // Scopes changed inside a transaction that has not committed yet, per context.
@@ -215,7 +258,9 @@ internal sealed class CacheInvalidationInterceptor(CacheRevisions revisions)
         }
         foreach (var entry in context.ChangeTracker.Entries())
         {
-            if (entry.State is EntityState.Modified or EntityState.Deleted && ScopeOf(entry) is { } scope)
+            // New rows change no cached answer, except new server keys (a rotation), which every node must load.
+            if ((entry.State is EntityState.Modified or EntityState.Deleted || entry is { State: EntityState.Added, Entity: ServerKey })
+                && ScopeOf(entry) is { } scope)
             {
                 Pending(context).Add(scope);
             }
@@ -232,6 +277,7 @@ internal sealed class CacheInvalidationInterceptor(CacheRevisions revisions)
         LatchkeyUser => CacheScope.Users,
         Credential => CacheScope.Credentials,
         Features.Mcp.McpServer or Features.Mcp.McpToolMapping => CacheScope.McpServers,
+        ServerKey => CacheScope.ServerKeys,
         _ => null,
     };
 
@@ -251,7 +297,7 @@ internal sealed class CacheInvalidationInterceptor(CacheRevisions revisions)
                 }
                 else
                 {
-                    revisions.Invalidate(scope);
+                    Changed(scope);
                 }
             }
         }
@@ -275,9 +321,15 @@ internal sealed class CacheInvalidationInterceptor(CacheRevisions revisions)
         }
         foreach (var scope in scopes)
         {
-            revisions.Invalidate(scope);
+            Changed(scope);
         }
         scopes.Clear();
+    }
+
+    private void Changed(CacheScope scope)
+    {
+        revisions.Invalidate(scope);
+        announcer.Announce(scope);
     }
 
     private void Discard(DbContext? context)

@@ -32,12 +32,20 @@ public static class StorageSetup
 
         if (storage.IsPostgres)
         {
+            builder.Services.AddOptions<ClusterOptions>().BindConfiguration(ClusterOptions.SectionName)
+                .ValidateDataAnnotations().ValidateOnStart();
+            builder.Services.AddSingleton<ClusterLink>();
+            builder.Services.AddSingleton<ICacheAnnouncer>(services => services.GetRequiredService<ClusterLink>());
+            builder.Services.AddSingleton<IJobLeadership>(services => services.GetRequiredService<ClusterLink>());
+            builder.Services.AddHostedService(services => services.GetRequiredService<ClusterLink>());
             builder.Services.AddDbContextPool<LatchkeyDbContext, PostgresLatchkeyDbContext>((services, options) =>
                 options.UseNpgsql(storage.PostgresConnectionString)
                     .AddInterceptors(services.GetRequiredService<CacheInvalidationInterceptor>()));
         }
         else
         {
+            builder.Services.AddSingleton<ICacheAnnouncer, NoCacheAnnouncer>();
+            builder.Services.AddSingleton<IJobLeadership, SingleNodeLeadership>();
             var pragmas = new SqliteConnectionPragmas(storage.SqliteSynchronous);
             builder.Services.AddSingleton<SqliteWriteGate>();
             builder.Services.AddDbContextPool<LatchkeyDbContext, SqliteLatchkeyDbContext>((services, options) =>

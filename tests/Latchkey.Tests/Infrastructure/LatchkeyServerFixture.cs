@@ -37,7 +37,7 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
 
     public string ConnectionString { get; private set; } = "";
 
-    public async Task InitializeAsync()
+    public virtual async Task InitializeAsync()
     {
         ConnectionString = await CreateDatabaseAsync();
         _app = Program.BuildWebApp([], Configure);
@@ -54,12 +54,16 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
     /// Starts one more node on the same database, as a second machine behind a load balancer would
     /// be. Like such nodes it names the first node's address as the issuer they share.
     /// </summary>
-    public async Task<(WebApplication App, Uri BaseAddress)> StartAnotherNodeAsync()
+    public async Task<(WebApplication App, Uri BaseAddress)> StartAnotherNodeAsync(IReadOnlyDictionary<string, string?>? settings = null)
     {
         var app = Program.BuildWebApp([], builder =>
         {
             Configure(builder);
             builder.Configuration["AuthorizationServer:Issuer"] = BaseAddress.AbsoluteUri;
+            if (settings is not null)
+            {
+                builder.Configuration.AddInMemoryCollection(settings);
+            }
         });
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -118,7 +122,7 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
         return new CliRun(exitCode, output.ToString(), error.ToString());
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         if (_app is not null)
         {
@@ -160,7 +164,7 @@ public class SqliteServer : LatchkeyServerFixture
     }
 }
 
-public sealed class PostgresServer : LatchkeyServerFixture
+public class PostgresServer : LatchkeyServerFixture
 {
     public const string EnvironmentVariable = "LATCHKEY_TEST_POSTGRES";
     private readonly string _database = "latchkey_test_" + Guid.NewGuid().ToString("N");

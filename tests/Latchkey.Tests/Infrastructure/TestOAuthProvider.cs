@@ -34,6 +34,8 @@ public sealed class TestOAuthProvider : IAsyncDisposable
     public int ExpiresIn { get; set; } = 3600;
     public bool FailRefreshWithInvalidGrant { get; set; }
     public int FailNextTokenCallsWith500 { get; set; }
+    /// <summary>What those failing calls answer: 503 by default, or 429 (with <c>Retry-After</c>), 500, ...</summary>
+    public int FailureStatus { get; set; } = 503;
     public TimeSpan RefreshDelay { get; set; }
 
     private int _tokenCalls;
@@ -109,7 +111,11 @@ public sealed class TestOAuthProvider : IAsyncDisposable
         if (FailNextTokenCallsWith500 > 0)
         {
             FailNextTokenCallsWith500--;
-            context.Response.StatusCode = 503;
+            context.Response.StatusCode = FailureStatus;
+            if (FailureStatus == 429)
+            {
+                context.Response.Headers.RetryAfter = "1";
+            }
             await context.Response.WriteAsync("temporarily unavailable");
             return;
         }

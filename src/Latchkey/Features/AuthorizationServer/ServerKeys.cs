@@ -71,7 +71,7 @@ public sealed partial class ServerKeyRing(LatchkeyDbContext db, IDataProtectionP
     private List<SymmetricSecurityKey> LoadSymmetric(string kind) =>
         Load(kind).Select(key => new SymmetricSecurityKey(key.Material) { KeyId = key.Id }).ToList();
 
-    /// <summary>Adds a new key of each kind; they become current when nodes next start.</summary>
+    /// <summary>Adds a new key of each kind; running nodes on PostgreSQL take them up at once (<see cref="ServerKeySet"/>).</summary>
     public (string SigningKeyId, string EncryptionKeyId, string TokenSigningKeyId) Rotate() =>
         (Insert(ServerKey.Signing, NextId(ServerKey.Signing), GenerateRsa()),
          Insert(ServerKey.Encryption, NextId(ServerKey.Encryption), GenerateSymmetric()),
@@ -132,13 +132,12 @@ public sealed partial class ServerKeyRing(LatchkeyDbContext db, IDataProtectionP
     private static partial void LogGenerated(ILogger logger, string kind, string keyId);
 }
 
-/// <summary>Gives OpenIddict the keys from the database when its options are first built.</summary>
-internal sealed class ServerKeyOptionsSetup(IServiceScopeFactory scopes, IOptions<AuthorizationServerOptions> settings) : IConfigureOptions<OpenIddictServerOptions>
+/// <summary>Gives OpenIddict the current keys whenever its options are built (first use, and after a rotation).</summary>
+internal sealed class ServerKeyOptionsSetup(ServerKeySet keys, IOptions<AuthorizationServerOptions> settings) : IConfigureOptions<OpenIddictServerOptions>
 {
     public void Configure(OpenIddictServerOptions options)
     {
-        using var scope = scopes.CreateScope();
-        var (signing, encryption, tokenSigning) = scope.ServiceProvider.GetRequiredService<ServerKeyRing>().GetOrCreate();
+        var (signing, encryption, tokenSigning) = keys.Current;
         if (!settings.Value.UsesJwtAccessTokens)
         {
             // OpenIddict puts symmetric keys first and signs every token but identity tokens with
@@ -160,4 +159,107 @@ internal sealed class ServerKeyOptionsSetup(IServiceScopeFactory scopes, IOption
             options.EncryptionCredentials.Add(new EncryptingCredentials(key, SecurityAlgorithms.Aes256KW, SecurityAlgorithms.Aes256CbcHmacSha512));
         }
     }
+}
+
+/// <summary>
+/// The keys in use, read from the database at first use and again when a key is added on any
+/// node (<c>latchkey server-keys rotate</c>, announced to every node): OpenIddict's options are
+/// then rebuilt, so every node signs with the new key and still validates with the previous one,
+/// without a restart. The keys are read before the options are rebuilt, so a database that is
+/// away at that moment delays the reload instead of breaking the token endpoint.
+/// </summary>
+internal sealed partial class ServerKeySet : IOptionsChangeTokenSource<OpenIddictServerOptions>, IDisposable
+{
+    private readonly IServiceScopeFactory _scopes;
+    private readonly CacheRevisions _revisions;
+    private readonly ILogger<ServerKeySet> _logger;
+    private readonly Lock _loadLock = new();
+    private Keys? _current;
+    private CancellationTokenSource _changed = new();
+    private int _reloadGeneration;
+
+    internal sealed record Keys(IReadOnlyList<RsaSecurityKey> Signing, IReadOnlyList<SymmetricSecurityKey> Encryption, IReadOnlyList<SymmetricSecurityKey> TokenSigning);
+
+    public ServerKeySet(IServiceScopeFactory scopes, CacheRevisions revisions, ILogger<ServerKeySet> logger)
+    {
+        _scopes = scopes;
+        _revisions = revisions;
+        _logger = logger;
+        revisions.Invalidated += OnInvalidated;
+    }
+
+    public (IReadOnlyList<RsaSecurityKey> Signing, IReadOnlyList<SymmetricSecurityKey> Encryption, IReadOnlyList<SymmetricSecurityKey> TokenSigning) Current
+    {
+        get
+        {
+            var keys = Volatile.Read(ref _current);
+            if (keys is null)
+            {
+                lock (_loadLock)
+                {
+                    keys = _current ??= Load();
+                }
+            }
+            return (keys.Signing, keys.Encryption, keys.TokenSigning);
+        }
+    }
+
+    public string? Name => Options.DefaultName;
+
+    public Microsoft.Extensions.Primitives.IChangeToken GetChangeToken() =>
+        new Microsoft.Extensions.Primitives.CancellationChangeToken(Volatile.Read(ref _changed).Token);
+
+    public void Dispose()
+    {
+        _revisions.Invalidated -= OnInvalidated;
+        // Stops a reload that is still retrying.
+        Interlocked.Increment(ref _reloadGeneration);
+        _changed.Dispose();
+    }
+
+    private Keys Load()
+    {
+        using var scope = _scopes.CreateScope();
+        var (signing, encryption, tokenSigning) = scope.ServiceProvider.GetRequiredService<ServerKeyRing>().GetOrCreate();
+        return new Keys(signing, encryption, tokenSigning);
+    }
+
+    private void OnInvalidated(CacheScope scope)
+    {
+        if (scope == CacheScope.ServerKeys && Volatile.Read(ref _current) is not null)
+        {
+            _ = ReloadAsync(Interlocked.Increment(ref _reloadGeneration));
+        }
+    }
+
+    private async Task ReloadAsync(int generation)
+    {
+        // Off the announcing thread; retried while the database is away, unless a newer reload started.
+        await Task.Yield();
+        for (var attempt = 1; generation == Volatile.Read(ref _reloadGeneration); attempt++)
+        {
+            try
+            {
+                var keys = Load();
+                Volatile.Write(ref _current, keys);
+                Interlocked.Exchange(ref _changed, new CancellationTokenSource()).Cancel();
+                return;
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (Exception exception)
+            {
+                if (attempt == 1)
+                {
+                    LogReloadFailed(_logger, exception.GetType().Name, exception.Message);
+                }
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(attempt, 5)));
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Reloading the authorization server keys failed ({Error}: {Message}); retrying")]
+    private static partial void LogReloadFailed(ILogger logger, string error, string message);
 }

@@ -98,32 +98,17 @@ public sealed partial class TokenCleanup(
     private static partial void LogPruned(ILogger logger, long tokens, long authorizations, int flows);
 }
 
-/// <summary>Runs <see cref="TokenCleanup"/> every <c>Cleanup:IntervalHours</c>.</summary>
-internal sealed partial class TokenCleanupService(IServiceScopeFactory scopes, IOptions<CleanupOptions> options, TimeProvider time, ILogger<TokenCleanupService> logger)
-    : BackgroundService
+/// <summary>Runs <see cref="TokenCleanup"/> every <c>Cleanup:IntervalHours</c> on the node that leads the jobs.</summary>
+internal sealed class TokenCleanupService(IServiceScopeFactory scopes, IOptions<CleanupOptions> options, IJobLeadership leadership, TimeProvider time, ILogger<TokenCleanupService> logger)
+    : Operations.LeaderJob(leadership, time, logger)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        if (!options.Value.Enabled)
-        {
-            return;
-        }
-        using var timer = new PeriodicTimer(TimeSpan.FromHours(options.Value.IntervalHours), time);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
-        {
-            try
-            {
-                await using var scope = scopes.CreateAsyncScope();
-                await scope.ServiceProvider.GetRequiredService<TokenCleanup>().RunAsync(stoppingToken);
-            }
-            catch (Exception exception) when (exception is not OperationCanceledException)
-            {
-                // A failed run (database briefly unavailable) is retried at the next interval.
-                LogFailed(logger, exception);
-            }
-        }
-    }
+    protected override TimeSpan Interval => options.Value.Enabled ? TimeSpan.FromHours(options.Value.IntervalHours) : TimeSpan.Zero;
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Token clean-up failed; it will run again at the next interval")]
-    private static partial void LogFailed(ILogger logger, Exception exception);
+    protected override string Name => "clean-up";
+
+    protected override async Task RunOnceAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        await scope.ServiceProvider.GetRequiredService<TokenCleanup>().RunAsync(cancellationToken);
+    }
 }

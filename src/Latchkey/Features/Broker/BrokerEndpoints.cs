@@ -31,6 +31,7 @@ public static class BrokerEndpoints
         builder.Services.AddSingleton<SecretVault>();
         builder.Services.AddAuditLog<CredentialAudit, CredentialAuditEvent>();
         builder.Services.AddSingleton<CredentialRefresher>();
+        builder.Services.AddHostedService<ProactiveRefresh>();
         builder.Services.AddProviderHttpClient();
         builder.Services.AddScoped<ProviderClient>();
         builder.Services.AddScoped<ProviderService>();

@@ -15,6 +15,13 @@ public sealed class BrokerOptions
     [Range(0, 3600)]
     public int RefreshMarginSeconds { get; set; } = 300;
 
+    /// <summary>
+    /// How often the node that leads the jobs refreshes the credentials that would expire before its
+    /// next run; 0 turns it off (tokens are then refreshed only when read).
+    /// </summary>
+    [Range(0, 86_400)]
+    public int ProactiveRefreshSeconds { get; set; } = 60;
+
     /// <summary>Timeout of one request to a provider.</summary>
     [Range(1, 120)]
     public int ProviderTimeoutSeconds { get; set; } = 15;

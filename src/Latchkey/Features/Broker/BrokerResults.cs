@@ -16,6 +16,7 @@ public sealed record BrokerError(
     public static BrokerError Conflict(string error, string message) => new(StatusCodes.Status409Conflict, error, message);
     public static BrokerError Gone(string message) => new(StatusCodes.Status410Gone, "state_expired", message);
     public static BrokerError Provider(string message) => new(StatusCodes.Status502BadGateway, "provider_error", message);
+    public static BrokerError Unavailable(string message) => new(StatusCodes.Status503ServiceUnavailable, "temporarily_unavailable", message);
 }
 
 /// <summary>Marks endpoints whose errors, 401 included, use the broker shape rather than problem details.</summary>

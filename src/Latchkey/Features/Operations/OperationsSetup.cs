@@ -99,12 +99,31 @@ public static class OperationsSetup
 /// <summary>Turns exceptions into problem details: the client's mistakes as 4xx, ours as a bare 500.</summary>
 internal sealed partial class LatchkeyExceptionHandler(IProblemDetailsService problems, ILogger<LatchkeyExceptionHandler> logger) : IExceptionHandler
 {
+    private static long s_lastUnavailableLog = long.MinValue / 2;
+
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
     {
         ProblemDetails problem;
         if (exception is BadHttpRequestException bad)
         {
             problem = new ProblemDetails { Status = bad.StatusCode, Detail = Describe(bad) };
+        }
+        else if (DatabaseUnavailable.Is(exception))
+        {
+            // The database is away or overloaded, not the request at fault: trying again soon will work.
+            // Once per few seconds: during an outage every request fails the same way.
+            var now = Environment.TickCount64;
+            var last = Interlocked.Read(ref s_lastUnavailableLog);
+            if (now - last > 5000 && Interlocked.CompareExchange(ref s_lastUnavailableLog, now, last) == last)
+            {
+                LogDatabaseUnavailable(logger, exception.GetType().Name, exception.GetBaseException().Message);
+            }
+            problem = new ProblemDetails
+            {
+                Status = StatusCodes.Status503ServiceUnavailable,
+                Detail = "The database is unavailable right now; try again shortly.",
+            };
+            context.Response.Headers.RetryAfter = DatabaseUnavailable.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
         else
         {
@@ -126,6 +145,9 @@ internal sealed partial class LatchkeyExceptionHandler(IProblemDetailsService pr
         _ when bad.InnerException is JsonException json => $"The body is not valid JSON for this endpoint: {json.Message}",
         _ => bad.Message,
     };
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Database unavailable ({Error}: {Message}); answered 503")]
+    private static partial void LogDatabaseUnavailable(ILogger logger, string error, string message);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Unhandled exception")]
     private static partial void LogUnhandled(ILogger logger, Exception exception);

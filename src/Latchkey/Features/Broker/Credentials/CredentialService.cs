@@ -148,18 +148,24 @@ public sealed class CredentialService(
 }
 
 /// <summary>
-/// Refreshes credentials with at most one provider call per credential at a time on this node:
-/// concurrent readers of an expiring credential wait for the same refresh and share its result.
-/// A provider that rotates refresh tokens has the new one saved in the same write as the new
-/// access token.
+/// Refreshes credentials with at most one provider call per credential at a time: concurrent
+/// readers on this node wait for the same refresh and share its result, and on PostgreSQL the
+/// refresh holds the credential's row lock, so readers on other nodes wait for it too and then
+/// find the new token instead of calling the provider again. A provider that rotates refresh
+/// tokens has the new one saved in the same write as the new access token.
 /// </summary>
 public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOptions<BrokerOptions> options, TimeProvider time, CredentialAudit audit, ILogger<CredentialRefresher> logger)
 {
     private readonly ConcurrentDictionary<string, Lazy<Task<(Credential?, BrokerError?)>>> _inFlight = new();
 
-    public async Task<(Credential? Credential, BrokerError? Error)> RefreshAsync(string credentialId, bool force, CancellationToken cancellationToken)
+    /// <summary>
+    /// Refreshes the credential when <paramref name="force"/> is set or its token expires within
+    /// <paramref name="margin"/> (by default <c>Broker:RefreshMarginSeconds</c>); otherwise returns it as stored.
+    /// </summary>
+    public async Task<(Credential? Credential, BrokerError? Error)> RefreshAsync(string credentialId, bool force, CancellationToken cancellationToken, TimeSpan? margin = null)
     {
-        var flight = _inFlight.GetOrAdd(credentialId, id => new Lazy<Task<(Credential?, BrokerError?)>>(() => RunAsync(id, force)));
+        var within = margin ?? TimeSpan.FromSeconds(options.Value.RefreshMarginSeconds);
+        var flight = _inFlight.GetOrAdd(credentialId, id => new Lazy<Task<(Credential?, BrokerError?)>>(() => RunAsync(id, force, within)));
         try
         {
             return await flight.Value.WaitAsync(cancellationToken);
@@ -171,20 +177,26 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
     }
 
     // Not tied to any one caller's cancellation: the others waiting on it still want the result.
-    private async Task<(Credential?, BrokerError?)> RunAsync(string credentialId, bool force)
+    private async Task<(Credential?, BrokerError?)> RunAsync(string credentialId, bool force, TimeSpan margin)
     {
         await using var scope = scopes.CreateAsyncScope();
         var services = scope.ServiceProvider;
         var db = services.GetRequiredService<LatchkeyDbContext>();
         var vault = services.GetRequiredService<SecretVault>();
+        await using var rowLock = await LockAsync(db, credentialId);
+        if (rowLock is null && db.Database.IsNpgsql())
+        {
+            return (null, BrokerError.Unavailable("Another node has been refreshing this credential for too long; try again shortly."));
+        }
         var credential = await db.BrokerCredentials.Include(c => c.Provider).FirstOrDefaultAsync(c => c.Id == credentialId);
         if (credential?.Provider is not { } provider)
         {
             return (null, BrokerError.NotFound("credential", $"The credential '{credentialId}' no longer exists."));
         }
         var now = time.GetUtcNow();
-        if (!force && credential.ExpiresAt is { } expiresAt && expiresAt - now > TimeSpan.FromSeconds(options.Value.RefreshMarginSeconds))
+        if (!force && credential.ExpiresAt is { } expiresAt && expiresAt - now > margin)
         {
+            // Fresh: nothing to do, or another node refreshed it while this one waited for the lock.
             return (credential, null);
         }
         if (credential.Status != CredentialStatus.Active)
@@ -201,6 +213,8 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
         try
         {
             var tokens = await services.GetRequiredService<ProviderClient>().RefreshAsync(provider.Definition, provider.ClientId, secret, refreshToken, CancellationToken.None);
+            // From here to the commit is the window in which a crash loses a rotated refresh
+            // token the provider has already issued: only encryption and one write, no other I/O.
             credential.AccessTokenCiphertext = await vault.EncryptAsync(tokens.AccessToken, CredentialService.AccessContext(credential.Id));
             if (tokens.RefreshToken is { } rotated && rotated != refreshToken)
             {
@@ -214,6 +228,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
             credential.LastRefreshedAt = now;
             credential.LastError = null;
             await db.SaveChangesAsync();
+            await CommitAsync(rowLock);
             audit.Record(credential.Id, credential.AccountId, "refreshed");
             return (credential, null);
         }
@@ -226,11 +241,51 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
                 credential.Status = CredentialStatus.NeedsReauth;
             }
             await db.SaveChangesAsync();
+            await CommitAsync(rowLock);
             audit.Record(credential.Id, credential.AccountId, "refresh_failed", exception.Kind.ToString());
             LogRefreshFailed(logger, credential.Id, exception.Kind);
             return (null, exception.Kind == ProviderFailureKind.InvalidGrant ? CredentialService.NeedsReauth(credential) : BrokerError.Provider(exception.Message));
         }
     }
+
+    /// <summary>
+    /// On PostgreSQL, a transaction holding the credential's row lock (<c>SELECT ... FOR UPDATE</c>),
+    /// or null when another node held it for longer than a refresh can take. PostgreSQL releases
+    /// the lock when the holder's session ends, so a node that dies mid-refresh blocks no one.
+    /// SQLite serves one node, whose single flight is enough; a transaction held across the
+    /// provider call there would stop every other writer.
+    /// </summary>
+    private async Task<Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction?> LockAsync(LatchkeyDbContext db, string credentialId)
+    {
+        if (!db.Database.IsNpgsql())
+        {
+            return null;
+        }
+        var broker = options.Value;
+        // Long enough for the holder's every attempt at the provider, with backoff.
+        var lockTimeout = TimeSpan.FromSeconds(broker.ProviderTimeoutSeconds * broker.ProviderAttempts + 10);
+        var transaction = await db.Database.BeginTransactionAsync();
+        try
+        {
+            var milliseconds = ((long)lockTimeout.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await db.Database.ExecuteSqlAsync($"SELECT set_config('lock_timeout', {milliseconds}, true)");
+            await db.Database.ExecuteSqlAsync($"""SELECT 1 FROM broker_credentials WHERE "Id" = {credentialId} FOR UPDATE""");
+            return transaction;
+        }
+        catch (Npgsql.PostgresException exception) when (exception.SqlState == Npgsql.PostgresErrorCodes.LockNotAvailable)
+        {
+            await transaction.DisposeAsync();
+            return null;
+        }
+        catch
+        {
+            await transaction.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static Task CommitAsync(Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction? rowLock) =>
+        rowLock?.CommitAsync() ?? Task.CompletedTask;
 
     private static string Truncate(string value) => value.Length > 1000 ? value[..1000] : value;
 
