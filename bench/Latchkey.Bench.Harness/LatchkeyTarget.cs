@@ -45,6 +45,8 @@ internal sealed class LatchkeyTarget : IAsyncDisposable
             ["LATCHKEY_Broker__AllowPrivateNetworks"] = "true",
             // The MCP upstream of the gateway workload is the ceiling process, on loopback.
             ["LATCHKEY_Mcp__AllowPrivateNetworks"] = "true",
+            // One client from one address at thousands of requests a second is the point here, not abuse.
+            ["LATCHKEY_RateLimits__Enabled"] = "false",
             ["DOTNET_ENVIRONMENT"] = "Production",
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
         };

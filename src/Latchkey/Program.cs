@@ -7,6 +7,7 @@ using Latchkey.Features.Broker;
 using Latchkey.Features.ExternalApi;
 using Latchkey.Features.Mcp;
 using Latchkey.Features.Operations;
+using Latchkey.Features.RateLimits;
 using Latchkey.Features.Scopes;
 using Latchkey.Features.Site;
 using Latchkey.Storage;
@@ -35,6 +36,7 @@ public static class Program
         configure?.Invoke(builder);
 
         builder.AddOperations();
+        builder.AddRateLimits();
         builder.AddSite();
         builder.AddStorage();
         builder.AddScopeCatalog();
@@ -48,6 +50,7 @@ public static class Program
 
         var app = builder.Build();
         app.UseOperations();
+        app.UseRateLimits();
         app.UseIntrospectionCache();
         app.UseAuthentication();
         app.UseAuthorization();

@@ -89,6 +89,8 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
             ["Broker:AllowPrivateNetworks"] = "true",
             ["Mcp:AllowPrivateNetworks"] = "true",
             ["Vault:KeyFile"] = VaultKeyFile,
+            // Tests sign up and call from one address far faster than any person; RateLimitTests turn them on.
+            ["RateLimits:Enabled"] = "false",
         });
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.SetMinimumLevel(LogLevel.Warning);

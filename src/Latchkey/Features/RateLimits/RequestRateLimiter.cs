@@ -1,0 +1,237 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using System.Threading.RateLimiting;
+using Latchkey.Features.Accounts;
+using Latchkey.Features.AuthorizationServer;
+using Microsoft.Extensions.Options;
+
+namespace Latchkey.Features.RateLimits;
+
+/// <summary>
+/// Token buckets (System.Threading.RateLimiting) per client id, API key and source address in
+/// front of the token, authorize, sign-in and broker endpoints. It runs before OpenIddict, which
+/// handles the OAuth endpoints outside routing, so it is middleware rather than endpoint
+/// metadata. A refused request gets 429 with <c>Retry-After</c>, in the error shape its
+/// endpoint uses: OAuth error JSON, the broker's, or problem details.
+/// </summary>
+public sealed partial class RequestRateLimiter : IAsyncDisposable
+{
+    private enum Area { None, Token, Authorize, SignIn, Broker }
+
+    private static readonly string[] SignInPaths =
+    [
+        AccountsSetup.SignInPath, AccountsSetup.SignUpPath, AccountsSetup.ForgotPasswordPath, AccountsSetup.ResetPasswordPath,
+    ];
+
+    private readonly PartitionedRateLimiter<string> _limiter;
+    private readonly Dictionary<string, RateLimit> _limits;
+    private readonly ILogger<RequestRateLimiter> _logger;
+
+    public RequestRateLimiter(IOptions<RateLimitOptions> options, ILogger<RequestRateLimiter> logger)
+    {
+        var settings = options.Value;
+        _logger = logger;
+        _limits = new Dictionary<string, RateLimit>(StringComparer.Ordinal)
+        {
+            ["token-client"] = settings.TokenPerClient,
+            ["token-address"] = settings.TokenPerAddress,
+            ["authorize-address"] = settings.AuthorizePerAddress,
+            ["sign-in-address"] = settings.SignInPerAddress,
+            ["broker-key"] = settings.BrokerPerApiKey,
+            ["broker-address"] = settings.BrokerPerAddress,
+        };
+        // Partitions are "limit|caller"; idle ones are dropped by the partitioned limiter.
+        _limiter = PartitionedRateLimiter.Create<string, string>(key =>
+            RateLimitPartition.GetTokenBucketLimiter(key, partition => Bucket(_limits[partition[..partition.IndexOf('|')]])));
+    }
+
+    public ValueTask DisposeAsync() => _limiter.DisposeAsync();
+
+    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
+    {
+        var request = context.Request;
+        var area = AreaOf(request);
+        if (area == Area.None)
+        {
+            await next(context);
+            return;
+        }
+        var address = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        var refusal = area switch
+        {
+            Area.Token => Acquire("token-client", await TokenClientIdAsync(request)) ?? Acquire("token-address", address),
+            Area.Authorize => Acquire("authorize-address", address),
+            Area.SignIn => Acquire("sign-in-address", address),
+            _ => Acquire("broker-key", ApiKeyPartition(request)) ?? Acquire("broker-address", address),
+        };
+        if (refusal is not { } retryAfter)
+        {
+            await next(context);
+            return;
+        }
+        LogRefused(_logger, area, retryAfter.TotalSeconds);
+        await RefuseAsync(context, area, retryAfter);
+    }
+
+    private static Area AreaOf(HttpRequest request)
+    {
+        var path = request.Path;
+        if (HttpMethods.IsPost(request.Method) && path.Equals(AuthorizationServerSetup.TokenPath, StringComparison.OrdinalIgnoreCase))
+        {
+            return Area.Token;
+        }
+        if (path.Equals(AuthorizationServerSetup.AuthorizePath, StringComparison.OrdinalIgnoreCase))
+        {
+            return Area.Authorize;
+        }
+        if (HttpMethods.IsPost(request.Method))
+        {
+            foreach (var signIn in SignInPaths)
+            {
+                if (path.Equals(signIn, StringComparison.OrdinalIgnoreCase))
+                {
+                    return Area.SignIn;
+                }
+            }
+        }
+        if (path.StartsWithSegments("/mcp/oauth", StringComparison.OrdinalIgnoreCase)
+            || path.StartsWithSegments("/mcp/credentials", StringComparison.OrdinalIgnoreCase)
+            || path.StartsWithSegments("/mcp/providers", StringComparison.OrdinalIgnoreCase))
+        {
+            return Area.Broker;
+        }
+        return Area.None;
+    }
+
+    /// <summary>The retry delay when the caller's bucket is empty; null when the request may go on (or has no such caller).</summary>
+    private TimeSpan? Acquire(string limit, string? caller)
+    {
+        if (caller is null)
+        {
+            return null;
+        }
+        using var lease = _limiter.AttemptAcquire($"{limit}|{caller}");
+        if (lease.IsAcquired)
+        {
+            return null;
+        }
+        return lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter) && retryAfter > TimeSpan.Zero ? retryAfter : TimeSpan.FromSeconds(1);
+    }
+
+    /// <summary>The client id of a token request: from HTTP Basic credentials or the form (read once; OpenIddict reads the buffered copy).</summary>
+    private static async Task<string?> TokenClientIdAsync(HttpRequest request)
+    {
+        if (AuthenticationHeaderValue.TryParse(request.Headers.Authorization, out var authorization)
+            && string.Equals(authorization.Scheme, "Basic", StringComparison.OrdinalIgnoreCase) && authorization.Parameter is { } parameter)
+        {
+            try
+            {
+                var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(parameter));
+                var colon = decoded.IndexOf(':');
+                return colon > 0 ? Uri.UnescapeDataString(decoded[..colon]) : null;
+            }
+            catch (FormatException)
+            {
+                return null;
+            }
+        }
+        if (!request.HasFormContentType)
+        {
+            return null;
+        }
+        try
+        {
+            var form = await request.ReadFormAsync(request.HttpContext.RequestAborted);
+            return form["client_id"] is { Count: 1 } clientId ? clientId.ToString() : null;
+        }
+        catch (Exception exception) when (exception is InvalidDataException or IOException or BadHttpRequestException or InvalidOperationException)
+        {
+            // A malformed body is OpenIddict's to refuse; the address limit still applies.
+            return null;
+        }
+    }
+
+    /// <summary>Partitions by a digest of the key, so the limiter's table holds no usable secret.</summary>
+    private static string? ApiKeyPartition(HttpRequest request)
+    {
+        var key = request.Headers["X-API-Key"].ToString();
+        return key.Length == 0 ? null : Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(key)), 0, 16);
+    }
+
+    private static TokenBucketRateLimiterOptions Bucket(RateLimit limit) => limit.PerMinute >= 60
+        ? new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = limit.Burst,
+            TokensPerPeriod = (limit.PerMinute + 59) / 60,
+            ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+            QueueLimit = 0,
+        }
+        : new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = limit.Burst,
+            TokensPerPeriod = 1,
+            ReplenishmentPeriod = TimeSpan.FromMinutes(1) / limit.PerMinute,
+            QueueLimit = 0,
+        };
+
+    private static async Task RefuseAsync(HttpContext context, Area area, TimeSpan retryAfter)
+    {
+        var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
+        var message = $"Too many requests; try again in {seconds} s.";
+        context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+        context.Response.Headers.CacheControl = "no-store";
+        switch (area)
+        {
+            case Area.Token or Area.Authorize:
+                // RFC 6749 has no code for this; temporarily_unavailable is the nearest registered one.
+                context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
+                await context.Response.WriteAsJsonAsync(new Dictionary<string, string>
+                {
+                    ["error"] = "temporarily_unavailable",
+                    ["error_description"] = message,
+                });
+                break;
+            case Area.Broker:
+                context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
+                await context.Response.WriteAsJsonAsync(new Broker.BrokerError(StatusCodes.Status429TooManyRequests, "rate_limited", message));
+                break;
+            default:
+                await Common.Problems.WriteAsync(context, StatusCodes.Status429TooManyRequests, message);
+                break;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rate limit reached on the {Area} endpoints; told to retry after {Seconds:F0} s")]
+    private static partial void LogRefused(ILogger logger, Area area, double seconds);
+}
+
+public static class RateLimitSetup
+{
+    public static WebApplicationBuilder AddRateLimits(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<RateLimitOptions>().BindConfiguration(RateLimitOptions.SectionName)
+            .ValidateDataAnnotations()
+            .Validate(options => new[]
+                {
+                    options.TokenPerClient, options.TokenPerAddress, options.AuthorizePerAddress,
+                    options.SignInPerAddress, options.BrokerPerApiKey, options.BrokerPerAddress,
+                }.All(limit => limit.PerMinute > 0 && limit.Burst > 0),
+                "Every RateLimits entry needs PerMinute and Burst of at least 1.")
+            .ValidateOnStart();
+        builder.Services.AddSingleton<RequestRateLimiter>();
+        return builder;
+    }
+
+    /// <summary>After forwarded headers (so the source address is the client's), before authentication and OpenIddict.</summary>
+    public static WebApplication UseRateLimits(this WebApplication app)
+    {
+        if (app.Services.GetRequiredService<IOptions<RateLimitOptions>>().Value.Enabled)
+        {
+            var limiter = app.Services.GetRequiredService<RequestRateLimiter>();
+            app.Use(limiter.InvokeAsync);
+        }
+        return app;
+    }
+}
