@@ -32,6 +32,10 @@ public static class LatchkeyCommandLine
             root.Add(command);
         }
         root.Add(OpenApiCommands.Create(context));
+        foreach (var command in BackupCommands.Create(context))
+        {
+            root.Add(command);
+        }
 
         var parsed = root.Parse(args);
         return parsed.InvokeAsync(new InvocationConfiguration

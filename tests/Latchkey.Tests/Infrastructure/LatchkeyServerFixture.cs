@@ -70,6 +70,27 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
         return (app, new Uri(address));
     }
 
+    /// <summary>
+    /// Stops the server, runs <paramref name="whileStopped"/> (a restore, say) and starts the server
+    /// again on the same database and address, as an operator restarting it would.
+    /// </summary>
+    public async Task RestartAsync(Func<Task> whileStopped)
+    {
+        await _app!.StopAsync();
+        await _app.DisposeAsync();
+        _app = null;
+        // Pooled connections would outlive the stopped server and keep the old database open.
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        NpgsqlConnection.ClearAllPools();
+        await whileStopped();
+        _app = Program.BuildWebApp([], builder =>
+        {
+            Configure(builder);
+            builder.WebHost.UseUrls(BaseAddress.AbsoluteUri.TrimEnd('/'));
+        });
+        await _app.StartAsync();
+    }
+
     /// <summary>The settings a test server runs with; also applied to CLI runs against the same database.</summary>
     public void Configure(WebApplicationBuilder builder)
     {
