@@ -8,6 +8,7 @@ using Latchkey.Features.ExternalApi;
 using Latchkey.Features.Mcp;
 using Latchkey.Features.Operations;
 using Latchkey.Features.Scopes;
+using Latchkey.Features.SecurityEvents;
 using Latchkey.Features.Site;
 using Latchkey.Storage;
 using Microsoft.Extensions.Configuration.CommandLine;
@@ -38,6 +39,7 @@ public static class Program
         builder.AddSite();
         builder.AddStorage();
         builder.AddScopeCatalog();
+        builder.AddSecurityEvents();
         builder.AddAccounts();
         builder.AddApiKeys();
         builder.AddExternalApi();
@@ -62,6 +64,7 @@ public static class Program
         app.MapBroker();
         app.MapIntegrationsApi();
         app.MapMcp();
+        app.MapSecurityEvents();
         app.MapApiDocs();
         return app;
     }
