@@ -9,6 +9,7 @@ using Latchkey.Features.Mcp;
 using Latchkey.Features.Operations;
 using Latchkey.Features.RateLimits;
 using Latchkey.Features.Scopes;
+using Latchkey.Features.SecurityEvents;
 using Latchkey.Features.Site;
 using Latchkey.Storage;
 using Microsoft.Extensions.Configuration.CommandLine;
@@ -40,6 +41,7 @@ public static class Program
         builder.AddSite();
         builder.AddStorage();
         builder.AddScopeCatalog();
+        builder.AddSecurityEvents();
         builder.AddAccounts();
         builder.AddApiKeys();
         builder.AddExternalApi();
@@ -65,6 +67,7 @@ public static class Program
         app.MapBroker();
         app.MapIntegrationsApi();
         app.MapMcp();
+        app.MapSecurityEvents();
         app.MapApiDocs();
         return app;
     }

@@ -51,6 +51,12 @@ public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextRea
                 await scope.ServiceProvider.GetRequiredService<DatabaseMigrator>().MigrateAsync(cancellationToken);
             }
             var exitCode = await command(scope.ServiceProvider, output, cancellationToken);
+            // The host is never started, so its audit writers never run: write what the command queued
+            // (a key created or revoked is the owner's security event).
+            foreach (var audit in scope.ServiceProvider.GetServices<IQueuedAuditLog>())
+            {
+                await audit.FlushAsync(cancellationToken);
+            }
             // Running servers drop what they cached about the rows this command changed.
             if (app.Services.GetService<ClusterLink>() is { } cluster)
             {

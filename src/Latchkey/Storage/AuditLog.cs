@@ -7,7 +7,7 @@ namespace Latchkey.Storage;
 /// loop (<see cref="AuditLogWriter{TEvent}"/>, every half second) inserts what is queued in
 /// batches, so an audited hot path costs no extra write.
 /// </summary>
-public class AuditLog<TEvent>(IServiceScopeFactory scopes) where TEvent : class
+public class AuditLog<TEvent>(IServiceScopeFactory scopes) : IQueuedAuditLog where TEvent : class
 {
     private const int BatchSize = 1000;
     // After this many failed attempts in a row (not counting an unreachable database), rows are
@@ -99,6 +99,12 @@ public class AuditLog<TEvent>(IServiceScopeFactory scopes) where TEvent : class
     }
 }
 
+/// <summary>Any audit log, for a host that never starts its writers (the command line) to write what was queued.</summary>
+public interface IQueuedAuditLog
+{
+    Task FlushAsync(CancellationToken cancellationToken = default);
+}
+
 /// <summary>Rows that could not be written even one at a time (they are counted, never shown: they may quote values).</summary>
 public sealed class AuditRowsDroppedException(string eventType, int count)
     : Exception($"{count} {eventType} audit row(s) could not be written even one at a time and were dropped.");
@@ -146,6 +152,7 @@ public static class AuditLogSetup
     {
         services.AddSingleton<TAudit>();
         services.AddSingleton<AuditLog<TEvent>>(provider => provider.GetRequiredService<TAudit>());
+        services.AddSingleton<IQueuedAuditLog>(provider => provider.GetRequiredService<TAudit>());
         services.AddHostedService<AuditLogWriter<TEvent>>();
         return services;
     }

@@ -6,6 +6,7 @@ using Latchkey.Features.Broker.Flows;
 using Latchkey.Features.Broker.Providers;
 using Latchkey.Features.Broker.Vault;
 using Latchkey.Features.Mcp;
+using Latchkey.Features.SecurityEvents;
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
@@ -36,6 +37,7 @@ public abstract class LatchkeyDbContext(DbContextOptions options)
     public DbSet<McpServer> McpServers => Set<McpServer>();
     public DbSet<McpToolMapping> McpToolMappings => Set<McpToolMapping>();
     public DbSet<McpToolCall> McpToolCalls => Set<McpToolCall>();
+    public DbSet<SecurityEvent> SecurityEvents => Set<SecurityEvent>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {

@@ -67,15 +67,8 @@ public abstract class TokenAndAppManagementTests(LatchkeyServerFixture server)
     {
         var owner = await TestAccounts.SignUpAsync(server);
         var app = await RegisterAppAsync(owner);
-        var client = server.CreateClient();
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
-            Convert.ToBase64String(Encoding.UTF8.GetBytes($"{Uri.EscapeDataString(app.ClientId)}:{Uri.EscapeDataString(app.ClientSecret!)}")));
 
-        var response = await client.PostAsync("/api/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
-        {
-            ["grant_type"] = "client_credentials",
-            ["scope"] = "READ_GRAPH",
-        }));
+        var response = await OAuthClient.ClientCredentialsAsync(server, app, "READ_GRAPH");
 
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(response.StatusCode == HttpStatusCode.OK, body);

@@ -48,9 +48,11 @@ public sealed class ConfigurationValidationTests
     {
         var catalog = new ScopeCatalog(Options.Create(new ScopeCatalogOptions()));
 
-        Assert.Equal(10, catalog.All.Count);
+        // The reference system's ten scopes, and Latchkey's own READ_SECURITY_EVENTS.
+        Assert.Equal(11, catalog.All.Count);
         Assert.True(catalog.Contains("IDENTITY"));
         Assert.True(catalog.Contains("DELETE_INTEGRATIONS"));
+        Assert.True(catalog.Contains("READ_SECURITY_EVENTS"));
     }
 
     [Fact]

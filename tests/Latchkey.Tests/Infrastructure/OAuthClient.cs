@@ -116,6 +116,19 @@ public static partial class OAuthClient
         return new IssuedTokens(owner, app, user, await RedeemCodeAsync(server.CreateClient(), app, code, verifier));
     }
 
+    /// <summary>A client_credentials token request, the client authenticating with HTTP Basic.</summary>
+    public static Task<HttpResponseMessage> ClientCredentialsAsync(LatchkeyServerFixture server, RegisteredApp app, string scope)
+    {
+        var client = server.CreateClient();
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Basic",
+            Convert.ToBase64String(Encoding.UTF8.GetBytes($"{Uri.EscapeDataString(app.ClientId)}:{Uri.EscapeDataString(app.ClientSecret!)}")));
+        return client.PostAsync("/api/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["scope"] = scope,
+        }));
+    }
+
     public static Task<HttpResponseMessage> TokenAsync(HttpClient client, IDictionary<string, string> parameters, bool json = false) =>
         client.PostAsync("/api/oauth/token", json ? JsonContent.Create(parameters) : new FormUrlEncodedContent(parameters));
 

@@ -1,5 +1,6 @@
 using Latchkey.Common;
 using Latchkey.Features.Scopes;
+using Latchkey.Features.SecurityEvents;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
 
@@ -8,7 +9,7 @@ namespace Latchkey.Features.ApiKeys;
 /// <summary>Creating, listing, revoking and checking API keys.</summary>
 public sealed partial class ApiKeyService(
     LatchkeyDbContext db, ScopeCatalog catalog, TimeProvider time, ILogger<ApiKeyService> logger,
-    SnapshotCache<ApiKeySnapshot> cache, UsageStamps usage)
+    SnapshotCache<ApiKeySnapshot> cache, UsageStamps usage, SecurityEventLog securityEvents)
 {
     /// <summary>API keys look like <c>lk_ak_</c> + 43 base62 characters + a 6-character checksum.</summary>
     public static readonly OpaqueSecretFormat Format = new("lk_ak_");
@@ -63,6 +64,7 @@ public sealed partial class ApiKeyService(
         db.ApiKeys.Add(key);
         await db.SaveChangesAsync(cancellationToken);
         LogCreated(logger, key.Id, key.UserId);
+        securityEvents.Record(userId, SecurityEventTypes.ApiKeyCreated, key.Id, detail: "scopes: " + key.Scopes);
         return (new Created(key, secret), errors);
     }
 
@@ -88,6 +90,7 @@ public sealed partial class ApiKeyService(
         if (revoked > 0)
         {
             LogRevoked(logger, id, userId);
+            securityEvents.Record(userId, SecurityEventTypes.ApiKeyRevoked, id);
         }
         return revoked > 0;
     }

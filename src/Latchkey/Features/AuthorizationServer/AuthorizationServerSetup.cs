@@ -108,7 +108,12 @@ public static class AuthorizationServerSetup
                     .AddEventHandler(RequireTokenOwnership.IntrospectionDescriptor)
                     .AddEventHandler(RequireTokenOwnership.RevocationDescriptor)
                     .AddEventHandler(AttachScopesForOwner.Descriptor)
-                    .AddEventHandler(IntrospectionCache.RememberAnswer.Descriptor);
+                    .AddEventHandler(IntrospectionCache.RememberAnswer.Descriptor)
+                    // The account's security log: tokens issued, revoked, and revoked for reuse.
+                    .AddEventHandler(RecordIssuedTokens.Descriptor)
+                    .AddEventHandler(RecordRevokedTokens.Descriptor)
+                    .AddEventHandler(NotePresentedGrantToken.Descriptor)
+                    .AddEventHandler(RecordReuseRevocation.Descriptor);
 
                 // Token, introspection and revocation requests: form-encoded or JSON.
                 server.RemoveEventHandler(OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractTokenRequestContext>.Descriptor)

@@ -11,7 +11,7 @@ namespace Latchkey.Features.AuthorizationServer;
 /// </summary>
 public sealed partial class TokenCleanup(
     LatchkeyDbContext db, IOpenIddictTokenManager tokens, IOpenIddictAuthorizationManager authorizations,
-    Broker.Flows.FlowService flows, TimeProvider time, ILogger<TokenCleanup> logger)
+    Broker.Flows.FlowService flows, SecurityEvents.SecurityEventHistory securityEvents, TimeProvider time, ILogger<TokenCleanup> logger)
 {
     /// <summary>Rows per delete statement: short enough that token writes wait only briefly between batches.</summary>
     public const int BatchSize = 10_000;
@@ -37,6 +37,8 @@ public sealed partial class TokenCleanup(
         var prunedAuthorizations = await authorizations.PruneAsync(threshold, cancellationToken);
         // The credential broker's flow states, a day after they expired.
         var prunedFlows = await flows.PruneAsync(cancellationToken);
+        // Security events past their retention (SecurityEvents:RetentionDays); logged by the history itself.
+        await securityEvents.PruneAsync(cancellationToken);
         LogPruned(logger, prunedTokens, prunedAuthorizations, prunedFlows);
         return (prunedTokens, prunedAuthorizations, prunedFlows);
     }

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Security.Claims;
 using System.Text.Json;
+using Latchkey.Features.SecurityEvents;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
 using OpenIddict.Abstractions;
@@ -22,7 +23,8 @@ public sealed class UserGrants(
     LatchkeyDbContext db,
     IOpenIddictAuthorizationManager authorizations,
     IOpenIddictTokenManager tokens,
-    OAuthApplicationManager applications)
+    OAuthApplicationManager applications,
+    SecurityEventLog securityEvents)
 {
     /// <summary>A valid permanent authorization of the user for the app covering every scope, if there is one.</summary>
     public async Task<string?> FindCoveringAsync(string userId, string applicationId, ImmutableArray<string> scopes, CancellationToken cancellationToken)
@@ -98,6 +100,7 @@ public sealed class UserGrants(
             var id = await authorizations.GetIdAsync(authorization, cancellationToken);
             await authorizations.TryRevokeAsync(authorization, cancellationToken);
             await tokens.RevokeByAuthorizationIdAsync(id!, cancellationToken);
+            securityEvents.Record(userId, SecurityEventTypes.TokenRevoked, id, clientId, "app access revoked by the user (every token of the grant)");
         }
         return found.Count > 0;
     }

@@ -32,6 +32,7 @@ public sealed class ScopeCatalogOptions
         new() { Name = "MANAGE_INTEGRATIONS", Description = "Create and update your integrations (third-party credentials)" },
         new() { Name = "READ_INTEGRATIONS", Description = "Read the status of your integrations" },
         new() { Name = "DELETE_INTEGRATIONS", Description = "Remove your integrations" },
+        new() { Name = "READ_SECURITY_EVENTS", Description = "Read your account's security log: sign-ins, consents, tokens, API keys and credential use" },
     ];
 }
 

@@ -7,6 +7,7 @@ public static class ProfileNavigation
     public const string ApiKeys = "/profile/api-keys";
     public const string Connections = "/profile/connections";
     public const string AuthorizedApps = "/profile/authorized-apps";
+    public const string SecurityEvents = "/profile/security-events";
 
     public static readonly IReadOnlyList<(string Href, string Label)> Links =
     [
@@ -14,5 +15,6 @@ public static class ProfileNavigation
         (ApiKeys, "API keys"),
         (Connections, "Connections"),
         (OAuthApps, "Your OAuth apps"),
+        (SecurityEvents, "Security log"),
     ];
 }

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Latchkey.Features.SecurityEvents;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
@@ -9,6 +10,7 @@ namespace Latchkey.Features.Accounts.Pages;
 public sealed partial class SignInModel(
     SignInManager<LatchkeyUser> signInManager,
     IOptions<AccountOptions> options,
+    SecurityEventLog securityEvents,
     ILogger<SignInModel> logger) : PageModel
 {
     [BindProperty]
@@ -32,19 +34,30 @@ public sealed partial class SignInModel(
             return Page();
         }
 
-        var result = await signInManager.PasswordSignInAsync(Input.Email.Trim(), Input.Password, isPersistent: false, lockoutOnFailure: true);
+        // The user is looked up here (as PasswordSignInAsync would) so that the attempt lands in
+        // their security log; an unknown address is recorded nowhere, so no log reveals who has an account.
+        var user = await signInManager.UserManager.FindByNameAsync(Input.Email.Trim());
+        var result = user is null
+            ? Microsoft.AspNetCore.Identity.SignInResult.Failed
+            : await signInManager.PasswordSignInAsync(user, Input.Password, isPersistent: false, lockoutOnFailure: true);
         if (result.Succeeded)
         {
+            securityEvents.Record(user!.Id, SecurityEventTypes.SignIn, detail: "password");
             return LocalRedirect(ReturnUrls.SafeLocal(Url, ReturnUrl));
         }
         if (result.IsLockedOut)
         {
+            securityEvents.Record(user!.Id, SecurityEventTypes.SignInLockedOut, detail: "account locked after too many failed attempts");
             LogLockedOut(logger);
             ModelState.AddModelError(string.Empty,
                 $"Too many failed attempts: this account is locked for up to {options.Value.LockoutMinutes} minutes. Try again later.");
             return Page();
         }
         // One message for unknown e-mail and wrong password, so the form does not reveal who has an account.
+        if (user is not null)
+        {
+            securityEvents.Record(user.Id, SecurityEventTypes.SignInFailed, detail: result.IsNotAllowed ? "sign-in not allowed" : "wrong password");
+        }
         LogFailed(logger);
         ModelState.AddModelError(string.Empty, "That e-mail address and password do not match an account.");
         return Page();

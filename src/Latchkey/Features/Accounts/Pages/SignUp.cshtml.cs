@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Latchkey.Features.SecurityEvents;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
@@ -9,7 +10,8 @@ namespace Latchkey.Features.Accounts.Pages;
 public sealed class SignUpModel(
     AccountRegistration registration,
     SignInManager<LatchkeyUser> signInManager,
-    IOptions<AccountOptions> options) : PageModel
+    IOptions<AccountOptions> options,
+    SecurityEventLog securityEvents) : PageModel
 {
     private static readonly string[] SortedTimeZoneIds =
         TimeZoneInfo.GetSystemTimeZones().Select(z => z.Id).Order(StringComparer.Ordinal).ToArray();
@@ -58,6 +60,7 @@ public sealed class SignUpModel(
         }
 
         await signInManager.SignInAsync(result.User, isPersistent: false);
+        securityEvents.Record(result.User.Id, SecurityEventTypes.SignIn, detail: "new account");
         return LocalRedirect(ReturnUrls.SafeLocal(Url, ReturnUrl));
     }
 

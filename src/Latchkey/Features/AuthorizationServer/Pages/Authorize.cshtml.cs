@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Latchkey.Common;
 using Latchkey.Features.Accounts;
 using Latchkey.Features.Scopes;
+using Latchkey.Features.SecurityEvents;
 using Microsoft.AspNetCore;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Identity;
@@ -27,7 +28,8 @@ public sealed class AuthorizeModel(
     UserGrants grants,
     OAuthPrincipals principals,
     ScopeCatalog catalog,
-    IEnumerable<IResourceNames> resourceNames) : PageModel
+    IEnumerable<IResourceNames> resourceNames,
+    SecurityEventLog securityEvents) : PageModel
 {
     public string? Error { get; private set; }
     public string? ErrorDescription { get; private set; }
@@ -113,12 +115,13 @@ public sealed class AuthorizeModel(
 
         if (!string.Equals(decision, "approve", StringComparison.Ordinal))
         {
+            securityEvents.Record(user.Id, SecurityEventTypes.ConsentDenied, clientId: application.ClientId, detail: ScopesDetail(requested));
             return Refuse(Errors.AccessDenied, "The user denied the request.");
         }
-        return await IssueAsync(user, application, request, authorizationId: null);
+        return await IssueAsync(user, application, request, authorizationId: null, consented: true);
     }
 
-    private async Task<IActionResult> IssueAsync(LatchkeyUser user, OAuthApplication application, OpenIddictRequest request, string? authorizationId)
+    private async Task<IActionResult> IssueAsync(LatchkeyUser user, OAuthApplication application, OpenIddictRequest request, string? authorizationId, bool consented = false)
     {
         // Refresh tokens are part of the reference contract, so offline access comes with every grant.
         var scopes = WithOfflineAccess(request.GetScopes());
@@ -126,6 +129,10 @@ public sealed class AuthorizeModel(
         if (authorizationId is null)
         {
             authorizationId = await grants.RememberAsync(principal, user.Id, application.Id!, scopes, HttpContext.RequestAborted);
+            if (consented)
+            {
+                securityEvents.Record(user.Id, SecurityEventTypes.ConsentGranted, authorizationId, application.ClientId, ScopesDetail(request.GetScopes()));
+            }
             principal = principals.ForUser(user, scopes, request.GetResources(), authorizationId);
         }
         return SignIn(principal, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
@@ -179,6 +186,8 @@ public sealed class AuthorizeModel(
             .ToList();
         SwitchAccountUrl = ReturnUrls.AppendTo(AccountsSetup.SignOutPath, null);
     }
+
+    private static string ScopesDetail(ImmutableArray<string> scopes) => "scopes: " + string.Join(' ', scopes);
 
     private (string, string) Describe(string scope) => (scope, catalog.Describe(scope));
 
