@@ -221,7 +221,10 @@ public sealed partial class ClusterLink : BackgroundService, IJobLeadership, ICa
     private void LoseLink(bool stopping)
     {
         _revisions.Trusted = false;
-        _revisions.InvalidateAll();
+        if (!stopping)
+        {
+            _revisions.InvalidateAll();
+        }
         if (_isLeader)
         {
             _isLeader = false;
