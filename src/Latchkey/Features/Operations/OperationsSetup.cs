@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Latchkey.Common;
 using Latchkey.Storage;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Diagnostics;
@@ -59,6 +60,7 @@ public static class OperationsSetup
             // An unknown field is a client bug worth reporting, not something to drop silently.
             options.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
             options.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
+            options.SerializerOptions.Converters.Add(new NulRejectingStringConverter());
         });
 
         builder.Services.AddHealthChecks().AddDbContextCheck<LatchkeyDbContext>("database", tags: ["ready"]);
