@@ -20,27 +20,18 @@ public abstract class FuzzCampaignTests(LatchkeyServerFixture server, ITestOutpu
     public const int DefaultSeed = 20260808;
     private const int MaxReportedFailures = 30;
 
-    private TestOAuthProvider _provider = null!;
-    private TestMcpUpstream _upstream = null!;
+    private LoopbackPeers _peers = null!;
 
-    public async Task InitializeAsync()
-    {
-        _provider = await TestOAuthProvider.StartAsync();
-        _upstream = await TestMcpUpstream.StartAsync();
-    }
+    public async Task InitializeAsync() => _peers = await LoopbackPeers.StartAsync();
 
-    public async Task DisposeAsync()
-    {
-        await _upstream.DisposeAsync();
-        await _provider.DisposeAsync();
-    }
+    public async Task DisposeAsync() => await _peers.DisposeAsync();
 
     [Fact]
     public async Task Malformed_requests_never_get_a_5xx_never_see_a_secret_and_never_change_data_when_rejected()
     {
         var requests = EnvironmentNumber("LATCHKEY_FUZZ_REQUESTS", DefaultRequests);
         var seed = EnvironmentNumber("LATCHKEY_FUZZ_SEED", DefaultSeed);
-        var world = await FuzzWorld.CreateAsync(server, _provider, _upstream);
+        var world = await FuzzWorld.CreateAsync(server, _peers.Provider, _peers.Upstream);
         var targets = await TargetsAsync();
         var generator = new MalformedRequestGenerator(new Random(seed), world);
         await using var fingerprint = await DatabaseFingerprint.OpenAsync(server);

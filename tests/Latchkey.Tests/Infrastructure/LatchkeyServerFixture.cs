@@ -160,7 +160,7 @@ public class SqliteServer : LatchkeyServerFixture
     }
 }
 
-public sealed class PostgresServer : LatchkeyServerFixture
+public class PostgresServer : LatchkeyServerFixture
 {
     public const string EnvironmentVariable = "LATCHKEY_TEST_POSTGRES";
     private readonly string _database = "latchkey_test_" + Guid.NewGuid().ToString("N");
