@@ -46,6 +46,7 @@ public sealed class TestOAuthProvider : IAsyncDisposable
     public ConcurrentBag<string> Revoked { get; } = [];
     public ConcurrentBag<string> VerifiedPkce { get; } = [];
     public string? LastIssuedAccessToken { get; private set; }
+    public string? LastIssuedRefreshToken { get; private set; }
 
     public Uri BaseAddress { get; private set; } = null!;
 
@@ -179,6 +180,7 @@ public sealed class TestOAuthProvider : IAsyncDisposable
         {
             refreshToken = $"provider-refresh-{number}-{Guid.NewGuid():N}";
             _refreshTokens[refreshToken] = true;
+            LastIssuedRefreshToken = refreshToken;
         }
         var fields = new Dictionary<string, object?> { ["access_token"] = accessToken, ["token_type"] = "bearer", ["scope"] = scope.Replace(' ', ',') };
         if (refreshToken is not null)

@@ -126,6 +126,12 @@ public static class AuthorizationServerSetup
                     .AddEventHandler(ExtractFormOrJsonRequest<ExtractRevocationRequestContext>.Descriptor(
                         OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractRevocationRequestContext>.Descriptor.Order));
 
+                // Authorization and userinfo form posts: an unreadable form is invalid_request, not a 500.
+                server.AddEventHandler(RejectUnreadableForm<ExtractAuthorizationRequestContext>.Descriptor(
+                        OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractAuthorizationRequestContext>.Descriptor.Order - 1))
+                    .AddEventHandler(RejectUnreadableForm<ExtractUserInfoRequestContext>.Descriptor(
+                        OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractUserInfoRequestContext>.Descriptor.Order - 1));
+
                 server.UseAspNetCore()
                     .EnableAuthorizationEndpointPassthrough()
                     .EnableTokenEndpointPassthrough()

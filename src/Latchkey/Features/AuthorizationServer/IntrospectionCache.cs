@@ -45,8 +45,9 @@ public static class IntrospectionCache
         var cache = context.RequestServices.GetRequiredService<SnapshotCache<IntrospectionAnswer>>();
         // The revision is noted before anything reads the database, so an answer computed now is stored under it.
         var revision = cache.Revision;
-        var form = await context.Request.ReadFormAsync(context.RequestAborted);
-        if (Key(context.Request.Headers.Authorization, form) is not { } key)
+        // An unreadable form goes on to OpenIddict, which answers invalid_request.
+        if (await RequestForms.TryReadAsync(context.Request, context.RequestAborted) is not { } form
+            || Key(context.Request.Headers.Authorization, form) is not { } key)
         {
             await next(context);
             return;

@@ -207,13 +207,23 @@ internal sealed class ExtractFormOrJsonRequest<TContext> : IOpenIddictServerHand
             context.Reject(Errors.InvalidRequest, "Use POST.");
             return;
         }
-        var contentType = request.ContentType ?? "";
-        if (contentType.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
+        // Parsed, not prefix-matched: a repeated Content-Type header arrives joined ("a, b") and is neither.
+        var contentType = Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out var mediaType)
+            ? mediaType.MediaType.Value ?? ""
+            : "";
+        if (contentType.Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
         {
-            context.Transaction.Request = new OpenIddictRequest(await request.ReadFormAsync(context.CancellationToken));
+            if (await RequestForms.TryReadAsync(request, context.CancellationToken) is { } form)
+            {
+                context.Transaction.Request = new OpenIddictRequest(form);
+            }
+            else
+            {
+                context.Reject(Errors.InvalidRequest, RequestForms.UnreadableDescription);
+            }
             return;
         }
-        if (!contentType.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
+        if (!contentType.Equals("application/json", StringComparison.OrdinalIgnoreCase))
         {
             context.Reject(Errors.InvalidRequest, "Send the parameters form-encoded (application/x-www-form-urlencoded) or as a JSON object (application/json).");
             return;
@@ -235,6 +245,11 @@ internal sealed class ExtractFormOrJsonRequest<TContext> : IOpenIddictServerHand
                     context.Reject(Errors.InvalidRequest, $"The parameter '{property.Name}' must be a string.");
                     return;
                 }
+                if (property.Value.GetString() is { } value && value.Contains('\0'))
+                {
+                    context.Reject(Errors.InvalidRequest, $"The parameter '{property.Name}' contains a NUL character.");
+                    return;
+                }
                 parameters.Add(new(property.Name, property.Value.GetString()));
             }
             context.Transaction.Request = new OpenIddictRequest(parameters);
@@ -242,6 +257,71 @@ internal sealed class ExtractFormOrJsonRequest<TContext> : IOpenIddictServerHand
         catch (JsonException)
         {
             context.Reject(Errors.InvalidRequest, "The JSON body is malformed.");
+        }
+    }
+}
+
+/// <summary>
+/// Reading a body that is not a valid form (an escaped NUL, a multipart body without a boundary)
+/// throws, which would be a 500; here it is the client's <c>invalid_request</c>. The failure is
+/// remembered on the request, since the body cannot be read twice.
+/// </summary>
+internal static class RequestForms
+{
+    public const string UnreadableDescription = "The form body cannot be read: it is not valid form encoding (check escapes and the content type).";
+    private const string UnreadableItem = "latchkey.unreadable-form";
+
+    public static async Task<IFormCollection?> TryReadAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        if (request.HttpContext.Items.ContainsKey(UnreadableItem))
+        {
+            return null;
+        }
+        try
+        {
+            return await request.ReadFormAsync(cancellationToken);
+        }
+        catch (Exception exception) when (exception is InvalidDataException || exception is IOException and not BadHttpRequestException)
+        {
+            // BadHttpRequestException (too large, client gone) keeps its own status through the exception handler.
+            request.HttpContext.Items[UnreadableItem] = true;
+            return null;
+        }
+    }
+}
+
+/// <summary>
+/// Authorization and userinfo requests may be form posts, which OpenIddict reads itself; this runs
+/// first, so that a form it cannot read (or a query with a NUL) is an OAuth error rather than an
+/// exception. A form read here is kept on the request, and OpenIddict's extraction uses it.
+/// </summary>
+internal sealed class RejectUnreadableForm<TContext> : IOpenIddictServerHandler<TContext>
+    where TContext : BaseValidatingContext
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor(int order) => OpenIddictServerHandlerDescriptor.CreateBuilder<TContext>()
+        .AddFilter<OpenIddictServerAspNetCoreHandlerFilters.RequireHttpRequest>()
+        .UseSingletonHandler<RejectUnreadableForm<TContext>>()
+        .SetOrder(order)
+        .SetType(OpenIddictServerHandlerType.Custom)
+        .Build();
+
+    public async ValueTask HandleAsync(TContext context)
+    {
+        var request = context.Transaction.GetHttpRequest() ?? throw new InvalidOperationException("No HTTP request.");
+        if (HttpMethods.IsPost(request.Method) && request.HasFormContentType
+            && await RequestForms.TryReadAsync(request, context.CancellationToken) is null)
+        {
+            context.Reject(Errors.InvalidRequest, RequestForms.UnreadableDescription);
+            return;
+        }
+        // A query string may carry an escaped NUL (forms may not); PostgreSQL cannot compare text with one.
+        foreach (var (name, values) in request.Query)
+        {
+            if (values.Any(v => v?.Contains('\0') == true))
+            {
+                context.Reject(Errors.InvalidRequest, $"The parameter '{name}' contains a NUL character.");
+                return;
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Latchkey.Common;
 
 namespace Latchkey.Features.Broker;
 
@@ -29,6 +30,7 @@ public static class BrokerJson
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        Converters = { new NulRejectingStringConverter() },
     };
 
     public static async Task<(T? Body, BrokerError? Error)> ReadAsync<T>(HttpRequest request) where T : class

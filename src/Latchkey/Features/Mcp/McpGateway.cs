@@ -52,7 +52,7 @@ public sealed partial class McpGateway(
     private static bool IsProtocolHeader(string name) => name.StartsWith("Mcp-", StringComparison.OrdinalIgnoreCase);
 
     public static string ResourceMetadataUrl(string baseUrl, string serverId) =>
-        $"{baseUrl}/.well-known/oauth-protected-resource/mcp/servers/{serverId}{McpServerService.GatewayPathSuffix}";
+        $"{baseUrl}/.well-known/oauth-protected-resource/mcp/servers/{Uri.EscapeDataString(serverId)}{McpServerService.GatewayPathSuffix}";
 
     public async Task RelayAsync(HttpContext context, string serverId)
     {

@@ -63,7 +63,8 @@ public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpO
         "X-API-Key", "Proxy-Authorization", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
     }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
 
-    public static string GatewayUrl(string baseUrl, string serverId) => $"{baseUrl}/mcp/servers/{serverId}{GatewayPathSuffix}";
+    /// <summary>The id is escaped: it may come from a request path (any text), and the URL goes into headers.</summary>
+    public static string GatewayUrl(string baseUrl, string serverId) => $"{baseUrl}/mcp/servers/{Uri.EscapeDataString(serverId)}{GatewayPathSuffix}";
 
     public static McpServerView View(McpServer server, string baseUrl) => new(
         server.Id, server.Name, server.UpstreamUrl, GatewayUrl(baseUrl, server.Id), server.DefaultBinding?.View(),

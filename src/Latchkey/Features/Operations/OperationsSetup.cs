@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Latchkey.Common;
 using Latchkey.Storage;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Diagnostics;
@@ -59,6 +60,7 @@ public static class OperationsSetup
             // An unknown field is a client bug worth reporting, not something to drop silently.
             options.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
             options.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
+            options.SerializerOptions.Converters.Add(new NulRejectingStringConverter());
         });
 
         builder.Services.AddHealthChecks().AddDbContextCheck<LatchkeyDbContext>("database", tags: ["ready"]);
@@ -72,7 +74,30 @@ public static class OperationsSetup
         {
             builder.Logging.AddJsonConsole(options => options.IncludeScopes = true);
         }
+        KeepSecretsOutOfLogs(builder.Logging);
         return builder;
+    }
+
+    /// <summary>
+    /// Categories that write secrets when turned up, held at Warning whatever the configured level
+    /// (a rule for the exact category, added after configuration's, wins over it). OpenIddict logs
+    /// each extracted request at Information (the PKCE verifier, state) and token values at Trace
+    /// (authorization codes, identity tokens); ASP.NET Core's request lines carry the query string
+    /// (state, and an access token where a client puts one there). See docs/operations.md, "Logs".
+    /// </summary>
+    public static readonly string[] SecretBearingLogCategories =
+    [
+        "OpenIddict.Server.OpenIddictServerDispatcher",
+        "OpenIddict.Validation.OpenIddictValidationDispatcher",
+        "Microsoft.AspNetCore.Hosting.Diagnostics",
+    ];
+
+    private static void KeepSecretsOutOfLogs(ILoggingBuilder logging)
+    {
+        foreach (var category in SecretBearingLogCategories)
+        {
+            logging.AddFilter(category, LogLevel.Warning);
+        }
     }
 
     public static WebApplication UseOperations(this WebApplication app)
