@@ -19,13 +19,15 @@ namespace Latchkey.Tests.Fuzz;
 public sealed class DatabaseFingerprint : IAsyncDisposable
 {
     /// <summary>
-    /// Append-only audit tables: a refused tool call or credential read is recorded on purpose
-    /// (the audit is how an owner sees refused attempts), so a rejected request may add a row.
+    /// Append-only audit tables: a refused tool call, credential read or sign-in is recorded on
+    /// purpose (the audit is how an owner sees refused attempts), so a rejected request may add a
+    /// row. Their rows are written by a background writer, so they may also land during a later request.
     /// </summary>
     public static readonly IReadOnlySet<string> ExcludedTables = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
     {
         "broker_credential_audit",
         "mcp_tool_calls",
+        "security_events",
     };
 
     /// <summary>

@@ -97,6 +97,62 @@ public abstract class FuzzFindingsTests(LatchkeyServerFixture server)
         Assert.Contains("/mcp/servers/%C4%B0%C4%B1%E2%80%AEevil/mcp", response.Header("WWW-Authenticate"));
     }
 
+    [Fact]
+    public async Task A_repeated_content_type_header_on_the_authorize_endpoint_is_refused_with_400()
+    {
+        var response = await RawHttpClient.SendAsync(server.BaseAddress, new RawRequest("POST", "/auth/authorize",
+        [
+            new("Host", server.BaseAddress.Authority),
+            new("Content-Type", "application/x-www-form-urlencoded"),
+            new("Content-Type", "text/plain"),
+            new("Content-Length", "18"),
+            new("Connection", "close"),
+        ], "response_type=code"u8.ToArray()));
+
+        Assert.True(response.Status == 400, $"{response.Status} {response.BodyText}");
+    }
+
+    [Theory]
+    [InlineData("GET", "/api/oauth/userinfo", null, "")]
+    [InlineData("POST", "/api/oauth/token", "application/x-www-form-urlencoded", "grant_type=client_credentials&client_id=x&client_secret=y")]
+    public async Task A_host_header_oauth_cannot_build_an_address_from_is_invalid_request(string method, string path, string? contentType, string body)
+    {
+        // OpenIddict did not recognise its endpoint, and the passthrough endpoints threw.
+        var bytes = Encoding.ASCII.GetBytes(body);
+        var headers = new List<KeyValuePair<string, string>> { new("Host", new string('h', 4000)), new("Authorization", "Bearer lk_at_x") };
+        if (contentType is not null)
+        {
+            headers.Add(new("Content-Type", contentType));
+        }
+        headers.Add(new("Content-Length", bytes.Length.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        headers.Add(new("Connection", "close"));
+
+        var response = await RawHttpClient.SendAsync(server.BaseAddress, new RawRequest(method, path, headers, bytes));
+
+        Assert.True(response.Status == 400, $"{response.Status} {response.BodyText}");
+    }
+
+    [Theory]
+    [InlineData("""{"jsonrpc":"2.0","id":["",1,null],"method":"tools/call","params":{}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":"x"}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"owner_id":"x"}""")]
+    [InlineData("""{"jsonrpc":"1.0","id":1,"method":"ping"}""")]
+    [InlineData("""[]""")]
+    [InlineData("""42""")]
+    public async Task The_gateway_refuses_what_is_not_json_rpc_instead_of_relaying_it(string body)
+    {
+        // The upstream answered such messages with 500, which the gateway relayed.
+        var caller = await TestBroker.CallerAsync(server);
+        var created = await TestBroker.PostAsync(caller, "/mcp/servers", new { name = "Tools", url = "https://tools.example.com/mcp" }, HttpStatusCode.Created);
+
+        var response = await caller.Client.PostAsync($"/mcp/servers/{created.GetProperty("id").GetString()}/mcp",
+            new StringContent(body, Encoding.UTF8, "application/json"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        using var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal(-32600, error.RootElement.GetProperty("error").GetProperty("code").GetInt32());
+    }
+
     private Task<RawResponse> SendRawAsync(string method, string path, string? contentType, string body)
     {
         var bytes = Encoding.ASCII.GetBytes(body);

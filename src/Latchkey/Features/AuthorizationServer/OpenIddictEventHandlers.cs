@@ -308,8 +308,11 @@ internal sealed class RejectUnreadableForm<TContext> : IOpenIddictServerHandler<
     public async ValueTask HandleAsync(TContext context)
     {
         var request = context.Transaction.GetHttpRequest() ?? throw new InvalidOperationException("No HTTP request.");
-        if (HttpMethods.IsPost(request.Method) && request.HasFormContentType
-            && await RequestForms.TryReadAsync(request, context.CancellationToken) is null)
+        // A content type that is not one media type ("a, b" from a repeated header) would pass
+        // OpenIddict's prefix check and then make the form reader throw.
+        if (HttpMethods.IsPost(request.Method)
+            && ((!string.IsNullOrEmpty(request.ContentType) && !Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out _))
+                || (request.HasFormContentType && await RequestForms.TryReadAsync(request, context.CancellationToken) is null)))
         {
             context.Reject(Errors.InvalidRequest, RequestForms.UnreadableDescription);
             return;

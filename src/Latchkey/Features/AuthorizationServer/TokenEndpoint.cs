@@ -38,7 +38,10 @@ public static class TokenEndpoint
     private static async Task<IResult> ExchangeAsync(
         HttpContext context, UserManager<LatchkeyUser> users, OAuthApplicationManager applications, OAuthPrincipals principals)
     {
-        var request = context.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("Not an OpenIddict request.");
+        if (context.GetOpenIddictServerRequest() is not { } request)
+        {
+            return NotAnOAuthRequest();
+        }
 
         if (request.IsClientCredentialsGrantType())
         {
@@ -73,6 +76,10 @@ public static class TokenEndpoint
 
     private static async Task<IResult> UserInfoAsync(HttpContext context, UserManager<LatchkeyUser> users)
     {
+        if (context.GetOpenIddictServerRequest() is null)
+        {
+            return NotAnOAuthRequest();
+        }
         var result = await context.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
         var subject = result.Principal?.GetClaim(Claims.Subject);
         var user = subject is null ? null : await users.FindByIdAsync(subject);
@@ -97,6 +104,16 @@ public static class TokenEndpoint
         }
         return Results.Json(claims);
     }
+
+    /// <summary>
+    /// OpenIddict recognises its endpoints by the full request address; one it could not build
+    /// (a Host header it refuses) reaches these passthrough endpoints without an OAuth request.
+    /// </summary>
+    internal static IResult NotAnOAuthRequest() => Results.Json(new Dictionary<string, string>
+    {
+        [Parameters.Error] = Errors.InvalidRequest,
+        [Parameters.ErrorDescription] = "The request cannot be read as an OAuth request; check its Host header and address.",
+    }, statusCode: StatusCodes.Status400BadRequest);
 
     internal static IResult Refuse(string error, string description) =>
         Results.Forbid(ErrorProperties(error, description), [OpenIddictServerAspNetCoreDefaults.AuthenticationScheme]);

@@ -79,14 +79,12 @@ public sealed partial class McpGateway(
         {
             body = await ReadBodyAsync(context.Request);
             message = RelayedMessage.Read(body);
-            if (message.Unreadable)
+            if (message.Unreadable || message.Invalid)
             {
                 // What the gateway cannot read it cannot route to the right credential or audit: refused, as JSON-RPC does.
-                context.Response.StatusCode = StatusCodes.Status400BadRequest;
-                context.Response.ContentType = "application/json";
-                await context.Response.WriteAsync(
-                    $$$"""{"jsonrpc":"2.0","id":null,"error":{"code":{{{(int)McpErrorCode.ParseError}}},"message":"The body is not a JSON-RPC message (JSON object or array, UTF-8, no duplicate members)."}}""",
-                    context.RequestAborted);
+                await RefuseMalformedAsync(context, message.Unreadable
+                    ? (McpErrorCode.ParseError, "The body is not a JSON-RPC message (JSON object or array, UTF-8, no duplicate members).")
+                    : (McpErrorCode.InvalidRequest, "The body is not a JSON-RPC 2.0 request, notification or response (jsonrpc \"2.0\", a string method, a string or number id, object or array params)."));
                 return;
             }
             if (message.MixedToolCalls)
@@ -354,6 +352,16 @@ public sealed partial class McpGateway(
         });
     }
 
+    /// <summary>A body the gateway cannot route: 400 with a JSON-RPC error whose id is null, since none could be read.</summary>
+    private static async Task RefuseMalformedAsync(HttpContext context, (McpErrorCode Code, string Message) error)
+    {
+        context.Response.StatusCode = StatusCodes.Status400BadRequest;
+        context.Response.ContentType = "application/json";
+        await JsonSerializer.SerializeAsync(context.Response.Body,
+            new { jsonrpc = "2.0", id = (string?)null, error = new { code = (int)error.Code, message = error.Message } },
+            cancellationToken: context.RequestAborted);
+    }
+
     /// <summary>
     /// A tool call gets a tool result with <c>isError</c> (the agent's model reads it); any other
     /// JSON-RPC request gets a JSON-RPC error; a notification, stream or session request gets 502.
@@ -385,7 +393,7 @@ public sealed partial class McpGateway(
 }
 
 /// <summary>What the gateway needs to know of a POSTed JSON-RPC message: is it a tool call, of which tool, with which id.</summary>
-internal readonly record struct RelayedMessage(string? Tool, RequestId? Id, bool MixedToolCalls, bool Unreadable = false)
+internal readonly record struct RelayedMessage(string? Tool, RequestId? Id, bool MixedToolCalls, bool Unreadable = false, bool Invalid = false)
 {
     private static readonly JsonDocumentOptions Strict = new() { AllowDuplicateProperties = false };
 
@@ -398,6 +406,10 @@ internal readonly record struct RelayedMessage(string? Tool, RequestId? Id, bool
         {
             using var document = JsonDocument.Parse(body, Strict);
             var root = document.RootElement;
+            if (!IsJsonRpc(root))
+            {
+                return new RelayedMessage(null, null, false, Invalid: true);
+            }
             if (root.ValueKind == JsonValueKind.Object)
             {
                 return FromMessage(root);
@@ -420,6 +432,51 @@ internal readonly record struct RelayedMessage(string? Tool, RequestId? Id, bool
         }
         return None;
     }
+
+    /// <summary>
+    /// A JSON-RPC 2.0 message as MCP allows it, or a non-empty batch of them: a request or
+    /// notification (string method, string or number id, object or array params) or a response
+    /// (id and a result or an error). Anything else is refused here rather than left for the
+    /// upstream to choke on.
+    /// </summary>
+    private static bool IsJsonRpc(JsonElement root)
+    {
+        if (root.ValueKind == JsonValueKind.Array)
+        {
+            var count = 0;
+            foreach (var message in root.EnumerateArray())
+            {
+                if (!IsJsonRpcMessage(message))
+                {
+                    return false;
+                }
+                count++;
+            }
+            return count > 0;
+        }
+        return IsJsonRpcMessage(root);
+    }
+
+    private static bool IsJsonRpcMessage(JsonElement message)
+    {
+        if (message.ValueKind != JsonValueKind.Object
+            || !message.TryGetProperty("jsonrpc", out var version) || !version.ValueEquals("2.0"))
+        {
+            return false;
+        }
+        var hasId = message.TryGetProperty("id", out var id);
+        if (hasId && id.ValueKind is not (JsonValueKind.String or JsonValueKind.Number))
+        {
+            return false;
+        }
+        if (message.TryGetProperty("method", out var method))
+        {
+            return method.ValueKind == JsonValueKind.String
+                && (!message.TryGetProperty("params", out var parameters) || parameters.ValueKind is JsonValueKind.Object or JsonValueKind.Array);
+        }
+        return hasId && (message.TryGetProperty("result", out _) ^ message.TryGetProperty("error", out _));
+    }
+
 
     private static RelayedMessage FromMessage(JsonElement message)
     {

@@ -78,7 +78,13 @@ public sealed class AuthorizeModel(
             Response.StatusCode = StatusCodes.Status400BadRequest;
             return Page();
         }
-        var request = HttpContext.GetOpenIddictServerRequest() ?? throw new InvalidOperationException("Not an OpenIddict request.");
+        if (HttpContext.GetOpenIddictServerRequest() is not { } request)
+        {
+            Error = OpenIddictConstants.Errors.InvalidRequest;
+            ErrorDescription = "The request cannot be read as an authorization request; check its Host header and address.";
+            Response.StatusCode = StatusCodes.Status400BadRequest;
+            return Page();
+        }
 
         var signedIn = await HttpContext.AuthenticateAsync(IdentityConstants.ApplicationScheme);
         var user = signedIn.Succeeded ? await users.GetUserAsync(signedIn.Principal) : null;
