@@ -48,6 +48,7 @@ public sealed class DatabaseOutageTests(RestartablePostgresServer server, ITestO
         var statuses = new ConcurrentDictionary<string, int>();
         var created = new ConcurrentBag<string>();
         var slowestFailure = TimeSpan.Zero;
+        var writes = 0;
         var phase = "before";
         using var stop = new CancellationTokenSource();
 
@@ -62,7 +63,13 @@ public sealed class DatabaseOutageTests(RestartablePostgresServer server, ITestO
                 HttpResponseMessage response;
                 try
                 {
-                    response = ((worker + i) % 4) switch
+                    // Writes a third as often as each read, and at most 90 in all: an account may hold 100 keys.
+                    var kind = (worker + i) % 4;
+                    if (kind == 3 && (i % 3 != 0 || Interlocked.Increment(ref writes) > 90))
+                    {
+                        kind = 0;
+                    }
+                    response = kind switch
                     {
                         0 => await client.GetAsync("/external-api/v1/me"),
                         1 => await client.PostAsync("/api/oauth/introspect", new FormUrlEncodedContent(
@@ -124,9 +131,8 @@ public sealed class DatabaseOutageTests(RestartablePostgresServer server, ITestO
         }
         output.WriteLine($"slowest 503: {slowestFailure.TotalMilliseconds:F0} ms; recovered {recovered.TotalMilliseconds:F0} ms after the restart");
 
-        // Only successes and 503s: no 500, no hang.
-        Assert.DoesNotContain(statuses.Keys, key => key.EndsWith(" 500", StringComparison.Ordinal) || key.Contains("connection error", StringComparison.Ordinal));
-        Assert.All(statuses.Keys.Where(k => !k.StartsWith("outage", StringComparison.Ordinal)), key => Assert.DoesNotContain(" 5", key, StringComparison.Ordinal));
+        // Only successes, and 503s while the database is away: no 500, no dropped connection.
+        Assert.All(statuses.Keys, key => Assert.Matches(key.StartsWith("outage", StringComparison.Ordinal) ? " (200|201|503)$" : " (200|201)$", key));
         Assert.True(statuses.Keys.Any(k => k.StartsWith("outage 503", StringComparison.Ordinal)), "the outage was not noticed");
         Assert.True(statuses.Keys.Any(k => k.StartsWith("after 2", StringComparison.Ordinal)), "no success after the restart");
 
