@@ -194,7 +194,7 @@ public abstract class SecurityEventTests(LatchkeyServerFixture server) : IAsyncL
         Assert.Equal(HttpStatusCode.NoContent, (await caller.Client.DeleteAsync($"/mcp/credentials/{credentialId}")).StatusCode);
         await FlushAsync();
 
-        var events = (await EventsAsync(accountId)).Where(e => e.SubjectId == credentialId).OrderBy(e => e.Id).ToList();
+        var events = (await EventsAsync(accountId)).Where(e => e.SubjectId == credentialId).OrderBy(e => e.OccurredAt).ThenBy(e => e.Id).ToList();
         Assert.Equal(
             [SecurityEventTypes.CredentialCreated, SecurityEventTypes.CredentialRead, SecurityEventTypes.CredentialRefreshed,
              SecurityEventTypes.CredentialRefreshFailed, SecurityEventTypes.CredentialDeleted],

@@ -14,7 +14,20 @@ public sealed class SecurityEventLog(IServiceScopeFactory scopes, TimeProvider t
     /// Queues one event. Pass ids, never secrets. Without <paramref name="clientId"/>, the OAuth
     /// client that authenticated the current request (if any) is named.
     /// </summary>
-    public void Record(string accountId, string type, string? subjectId = null, string? clientId = null, string? detail = null)
+    public void Record(string accountId, string type, string? subjectId = null, string? clientId = null, string? detail = null) =>
+        Record(accountId, type, subjectId, clientId, detail, onceAMinute: false);
+
+    /// <summary>
+    /// Queues the event unless the same event (type, subject, caller, address) was queued in the
+    /// last minute: for routine events on hot paths (a credential's token handed out thousands of
+    /// times a minute), which the per-credential audit keeps in full.
+    /// </summary>
+    public void RecordOnceAMinute(string accountId, string type, string subjectId) =>
+        Record(accountId, type, subjectId, clientId: null, detail: null, onceAMinute: true);
+
+    private readonly UsageStamps _recent = new();
+
+    private void Record(string accountId, string type, string? subjectId, string? clientId, string? detail, bool onceAMinute)
     {
         var context = http.HttpContext;
         var address = context?.Connection.RemoteIpAddress;
@@ -22,13 +35,19 @@ public sealed class SecurityEventLog(IServiceScopeFactory scopes, TimeProvider t
         {
             address = address.MapToIPv4();
         }
+        clientId ??= CallingClient(context?.User);
+        var now = time.GetUtcNow();
+        if (onceAMinute && !_recent.ShouldRecord($"{type}|{subjectId}|{clientId}|{address}", now, TimeSpan.FromMinutes(1)))
+        {
+            return;
+        }
         Record(new SecurityEvent
         {
             AccountId = accountId,
-            OccurredAt = time.GetUtcNow(),
+            OccurredAt = now,
             Type = type,
             SubjectId = Cut(subjectId, SecurityEventLimits.IdMaxLength),
-            ClientId = Cut(clientId ?? CallingClient(context?.User), SecurityEventLimits.IdMaxLength),
+            ClientId = Cut(clientId, SecurityEventLimits.IdMaxLength),
             IpAddress = Cut(address?.ToString(), SecurityEventLimits.IpAddressMaxLength),
             UserAgent = Cut(context?.Request.Headers.UserAgent.ToString(), SecurityEventLimits.UserAgentMaxLength),
             Detail = Cut(detail, SecurityEventLimits.DetailMaxLength),
