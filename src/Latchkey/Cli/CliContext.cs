@@ -60,7 +60,16 @@ public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextRea
             // Running servers drop what they cached about the rows this command changed.
             if (app.Services.GetService<ClusterLink>() is { } cluster)
             {
-                await cluster.FlushAsync(cancellationToken);
+                try
+                {
+                    await cluster.FlushAsync(cancellationToken);
+                }
+                catch (DbException exception)
+                {
+                    // The command's work is committed: say so rather than report a failure someone might repeat.
+                    await parse.InvocationConfiguration.Error.WriteLineAsync(
+                        $"Warning: running servers could not be told of this change ({exception.Message}); they see it within Caching:MaxAgeSeconds.");
+                }
             }
             return exitCode;
         }

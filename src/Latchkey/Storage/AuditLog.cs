@@ -59,9 +59,9 @@ public class AuditLog<TEvent>(IServiceScopeFactory scopes) : IQueuedAuditLog whe
                     {
                         await WriteAsync([batch[index]], cancellationToken);
                     }
-                    catch (Exception exception) when (DatabaseUnavailable.Is(exception))
+                    catch (Exception exception) when (DatabaseUnavailable.Is(exception) || exception is OperationCanceledException)
                     {
-                        // Not this row's fault: keep it and the rest for when the database is back.
+                        // Not this row's fault: keep it and the rest for when the database is back (or for the shutdown flush).
                         Requeue(batch.Skip(index));
                         throw;
                     }

@@ -287,6 +287,12 @@ internal sealed class CacheInvalidationInterceptor(CacheRevisions revisions, ICa
         {
             return;
         }
+        if (OnlyStampsLastUse(command.CommandText))
+        {
+            // "Last used" times (written at most once a minute per key or credential) are in no
+            // cached answer; invalidating for them would empty every node's cache all the time.
+            return;
+        }
         foreach (var (table, scope) in Tables)
         {
             if (command.CommandText.Contains(table, StringComparison.OrdinalIgnoreCase))
@@ -301,6 +307,18 @@ internal sealed class CacheInvalidationInterceptor(CacheRevisions revisions, ICa
                 }
             }
         }
+    }
+
+    private static bool OnlyStampsLastUse(string sql)
+    {
+        var set = sql.IndexOf(" SET ", StringComparison.OrdinalIgnoreCase);
+        var where = sql.IndexOf(" WHERE ", StringComparison.OrdinalIgnoreCase);
+        if (set < 0 || where < set)
+        {
+            return false;
+        }
+        var assignments = sql.AsSpan(set + 5, where - set - 5);
+        return assignments.Contains("\"LastUsedAt\"", StringComparison.Ordinal) && !assignments.Contains(',');
     }
 
     private HashSet<CacheScope> Pending(DbContext context) => _pending.GetValue(context, _ => []);

@@ -47,8 +47,10 @@ internal sealed class SingleNodeLeadership : IJobLeadership
 /// While the link is down the caches are not trusted (every check reads the database), and
 /// everything is invalidated when it comes back, since announcements may have been missed.</item>
 /// <item>The node holding a session-level advisory lock leads the background jobs. PostgreSQL
-/// releases the lock when the session ends, so a killed or cut-off leader is replaced by
-/// another node within <see cref="ClusterOptions.CheckSeconds"/>.</item>
+/// releases the lock when the session ends: at once for a process that dies (its socket
+/// closes), and for a host cut off from the network when PostgreSQL's TCP keepalives give up on
+/// the session (see docs/operations.md). Another node then takes over within
+/// <see cref="ClusterOptions.CheckSeconds"/>.</item>
 /// </list>
 /// </summary>
 public sealed partial class ClusterLink : BackgroundService, IJobLeadership, ICacheAnnouncer
@@ -95,9 +97,16 @@ public sealed partial class ClusterLink : BackgroundService, IJobLeadership, ICa
     public void Announce(CacheScope scope)
     {
         var bit = 1 << (int)scope;
-        if (Interlocked.Or(ref _pendingScopes, bit) == 0)
+        if (Interlocked.Or(ref _pendingScopes, bit) == 0 && !_disposed)
         {
-            _announceSignal.Release();
+            try
+            {
+                _announceSignal.Release();
+            }
+            catch (ObjectDisposedException)
+            {
+                // A write committed while the node stops: the other nodes' caches expire by age.
+            }
         }
     }
 
@@ -111,8 +120,11 @@ public sealed partial class ClusterLink : BackgroundService, IJobLeadership, ICa
         }
     }
 
+    private volatile bool _disposed;
+
     public override void Dispose()
     {
+        _disposed = true;
         base.Dispose();
         _announceSignal.Dispose();
         _dataSource.Dispose();
@@ -175,7 +187,8 @@ public sealed partial class ClusterLink : BackgroundService, IJobLeadership, ICa
             {
                 await using var connection = await _dataSource.OpenConnectionAsync(stoppingToken);
                 connection.Notification += OnNotification;
-                await using (var listen = new NpgsqlCommand($"LISTEN {_options.Channel}", connection))
+                // Quoted: the option allows names that are reserved words (user, all, ...).
+                await using (var listen = new NpgsqlCommand($"LISTEN \"{_options.Channel}\"", connection))
                 {
                     await listen.ExecuteNonQueryAsync(stoppingToken);
                 }
@@ -196,7 +209,7 @@ public sealed partial class ClusterLink : BackgroundService, IJobLeadership, ICa
                     if (!await connection.WaitAsync(check, stoppingToken))
                     {
                         // Nothing heard for a while: make sure the connection still answers.
-                        await using var ping = new NpgsqlCommand("SELECT 1", connection);
+                        await using var ping = new NpgsqlCommand("SELECT 1", connection) { CommandTimeout = _options.CheckSeconds + 5 };
                         await ping.ExecuteScalarAsync(stoppingToken);
                     }
                 }

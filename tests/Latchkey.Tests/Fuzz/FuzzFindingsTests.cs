@@ -137,6 +137,8 @@ public abstract class FuzzFindingsTests(LatchkeyServerFixture server)
     [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":"x"}""")]
     [InlineData("""{"jsonrpc":"2.0","id":1,"owner_id":"x"}""")]
     [InlineData("""{"jsonrpc":"1.0","id":1,"method":"ping"}""")]
+    [InlineData("""{"jsonrpc":2.0,"id":1,"method":"ping"}""")]
+    [InlineData("""{}""")]
     [InlineData("""[]""")]
     [InlineData("""42""")]
     public async Task The_gateway_refuses_what_is_not_json_rpc_instead_of_relaying_it(string body)

@@ -241,7 +241,15 @@ internal sealed partial class ServerKeySet : IOptionsChangeTokenSource<OpenIddic
             try
             {
                 var keys = Load();
-                Volatile.Write(ref _current, keys);
+                lock (_loadLock)
+                {
+                    // A rotation announces each kind of key as it is added: only the newest reload publishes.
+                    if (generation != Volatile.Read(ref _reloadGeneration))
+                    {
+                        return;
+                    }
+                    Volatile.Write(ref _current, keys);
+                }
                 Interlocked.Exchange(ref _changed, new CancellationTokenSource()).Cancel();
                 return;
             }

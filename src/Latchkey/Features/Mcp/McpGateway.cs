@@ -460,7 +460,7 @@ internal readonly record struct RelayedMessage(string? Tool, RequestId? Id, bool
     private static bool IsJsonRpcMessage(JsonElement message)
     {
         if (message.ValueKind != JsonValueKind.Object
-            || !message.TryGetProperty("jsonrpc", out var version) || !version.ValueEquals("2.0"))
+            || !message.TryGetProperty("jsonrpc", out var version) || version.ValueKind != JsonValueKind.String || !version.ValueEquals("2.0"))
         {
             return false;
         }

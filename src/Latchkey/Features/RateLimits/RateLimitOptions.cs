@@ -13,7 +13,7 @@ public sealed class RateLimitOptions
 
     public bool Enabled { get; set; } = true;
 
-    /// <summary><c>POST /api/oauth/token</c>, per client id.</summary>
+    /// <summary><c>POST /api/oauth/token</c>, per client id and source address (client ids are public: a bucket per id alone would let anyone exhaust it).</summary>
     [Required]
     public RateLimit TokenPerClient { get; set; } = new() { PerMinute = 600, Burst = 100 };
 

@@ -20,6 +20,8 @@ public sealed partial class RequestRateLimiter : IAsyncDisposable
 {
     private enum Area { None, Token, Authorize, SignIn, Broker }
 
+    private const int MaxFormBytesRead = 16 * 1024;
+
     private static readonly string[] SignInPaths =
     [
         AccountsSetup.SignInPath, AccountsSetup.SignUpPath, AccountsSetup.ForgotPasswordPath, AccountsSetup.ResetPasswordPath,
@@ -61,10 +63,11 @@ public sealed partial class RequestRateLimiter : IAsyncDisposable
         var address = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
         var refusal = area switch
         {
-            Area.Token => Acquire("token-client", await TokenClientIdAsync(request)) ?? Acquire("token-address", address),
+            // The address first: a caller over its limit creates no further partitions and has no body read.
+            Area.Token => Acquire("token-address", address) ?? Acquire("token-client", ClientPartition(await TokenClientIdAsync(request), address)),
             Area.Authorize => Acquire("authorize-address", address),
             Area.SignIn => Acquire("sign-in-address", address),
-            _ => Acquire("broker-key", ApiKeyPartition(request)) ?? Acquire("broker-address", address),
+            _ => Acquire("broker-address", address) ?? Acquire("broker-key", ApiKeyPartition(request)),
         };
         if (refusal is not { } retryAfter)
         {
@@ -137,7 +140,9 @@ public sealed partial class RequestRateLimiter : IAsyncDisposable
                 return null;
             }
         }
-        if (!request.HasFormContentType)
+        // Only a small url-encoded body is read here (multipart and large forms are left to OpenIddict).
+        if (!request.HasFormContentType || request.ContentLength is not (> 0 and <= MaxFormBytesRead)
+            || !request.ContentType!.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
         {
             return null;
         }
@@ -153,11 +158,21 @@ public sealed partial class RequestRateLimiter : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// A client's bucket is per client and source address: client ids are public, and a bucket
+    /// keyed on the id alone would let anyone use up a real client's requests. The id is
+    /// digested, so an attacker's huge ids cost the limiter's table a few bytes.
+    /// </summary>
+    private static string? ClientPartition(string? clientId, string address) =>
+        clientId is null ? null : Digest(clientId) + "|" + address;
+
+    private static string Digest(string value) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(value)), 0, 16);
+
     /// <summary>Partitions by a digest of the key, so the limiter's table holds no usable secret.</summary>
     private static string? ApiKeyPartition(HttpRequest request)
     {
         var key = request.Headers["X-API-Key"].ToString();
-        return key.Length == 0 ? null : Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(key)), 0, 16);
+        return key.Length == 0 ? null : Digest(key);
     }
 
     private static TokenBucketRateLimiterOptions Bucket(RateLimit limit) => limit.PerMinute >= 60

@@ -213,8 +213,9 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
         try
         {
             var tokens = await services.GetRequiredService<ProviderClient>().RefreshAsync(provider.Definition, provider.ClientId, secret, refreshToken, CancellationToken.None);
-            // From here to the commit is the window in which a crash loses a rotated refresh
-            // token the provider has already issued: only encryption and one write, no other I/O.
+            // From here to the commit is the window in which a crash, or on PostgreSQL the loss of
+            // the session that holds the row lock, loses a rotated refresh token the provider has
+            // already issued: only encryption and one write, no other I/O.
             credential.AccessTokenCiphertext = await vault.EncryptAsync(tokens.AccessToken, CredentialService.AccessContext(credential.Id));
             if (tokens.RefreshToken is { } rotated && rotated != refreshToken)
             {
@@ -265,6 +266,8 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
         // Long enough for the holder's every attempt at the provider, with backoff.
         var lockTimeout = TimeSpan.FromSeconds(broker.ProviderTimeoutSeconds * broker.ProviderAttempts + 10);
         var transaction = await db.Database.BeginTransactionAsync();
+        // The command must outlast the lock wait, or Npgsql's 30 s default cancels it first.
+        db.Database.SetCommandTimeout(lockTimeout + TimeSpan.FromSeconds(5));
         try
         {
             var milliseconds = ((long)lockTimeout.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -44,14 +44,26 @@ internal sealed partial class ProactiveRefresh(
         {
             // Failures are recorded on the credential (and invalid_grant marks it needs_reauth, which
             // takes it out of this query); a transient one is tried again at the next run.
-            var (_, error) = await refresher.RefreshAsync(id, force: false, cancellationToken, margin);
-            failed += error is null ? 0 : 1;
+            try
+            {
+                var (_, error) = await refresher.RefreshAsync(id, force: false, cancellationToken, margin);
+                failed += error is null ? 0 : 1;
+            }
+            catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                // One credential's failure (its row lock held too long, a database error) does not end the run.
+                failed++;
+                LogFailed(Logger, id, exception.GetType().Name);
+            }
         }
         if (due.Count > 0)
         {
             LogRefreshed(Logger, due.Count - failed, failed);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Proactive refresh of credential {CredentialId} failed ({Error})")]
+    private static partial void LogFailed(ILogger logger, string credentialId, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Proactive refresh: {Refreshed} credentials refreshed, {Failed} failed")]
     private static partial void LogRefreshed(ILogger logger, int refreshed, int failed);

@@ -77,7 +77,12 @@ public sealed class MasterKeys
         {
             throw new InvalidOperationException("Master keys come from configuration: add the new key to Vault:MasterKeys and pass its id.");
         }
-        var id = $"mk-{DateTimeOffset.UtcNow:yyyyMMddHHmmss}";
+        string id;
+        do
+        {
+            id = NewId();
+        }
+        while (_keys.ContainsKey(id));
         _keys[id] = RandomNumberGenerator.GetBytes(32);
         ActiveId = id;
         Save(KeyFile, new KeyFileContent(ActiveId, _keys.ToDictionary(k => k.Key, k => Convert.ToBase64String(k.Value))));
@@ -95,6 +100,13 @@ public sealed class MasterKeys
 
     private sealed record KeyFileContent(string Active, Dictionary<string, string> Keys);
 
+    /// <summary>
+    /// The time for people, and a random part so that two keys made in the same second never
+    /// share an id: a new key under an existing id would replace it, and every data key wrapped
+    /// by the old one would no longer open.
+    /// </summary>
+    private static string NewId() => $"mk-{DateTimeOffset.UtcNow:yyyyMMddHHmmss}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3))}";
+
     private static KeyFileContent LoadOrCreateFile(string path)
     {
         if (File.Exists(path))
@@ -102,7 +114,7 @@ public sealed class MasterKeys
             return JsonSerializer.Deserialize<KeyFileContent>(File.ReadAllText(path))
                    ?? throw new InvalidOperationException($"The vault key file {path} is empty or damaged.");
         }
-        var id = $"mk-{DateTimeOffset.UtcNow:yyyyMMddHHmmss}";
+        var id = NewId();
         var content = new KeyFileContent(id, new() { [id] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) });
         Save(path, content);
         return content;
