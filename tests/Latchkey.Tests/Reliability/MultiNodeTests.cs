@@ -313,6 +313,41 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
         Assert.Equal(_provider.LastIssuedAccessToken, token.GetProperty("access_token").GetString());
     }
 
+    [Fact]
+    public async Task Refreshed_tokens_survive_losing_the_session_that_held_the_row_lock()
+    {
+        // The provider has rotated the refresh token when the lock's session dies: the new tokens
+        // are written again on a new connection instead of being lost.
+        var caller = await TestBroker.CallerAsync(cluster);
+        var credentialId = await TestBroker.ConnectedCredentialAsync(caller, _provider);
+        _provider.RefreshDelay = TimeSpan.FromSeconds(2);
+
+        var calls = _provider.RefreshCalls;
+        var refresh = caller.Client.PostAsJsonAsync("/mcp/oauth/refresh-token", new { credential_id = credentialId });
+        // While the provider works on the refresh, the session holding the lock is ended.
+        await EventuallyAsync(() => _provider.RefreshCalls > calls, TimeSpan.FromSeconds(5), "the refresh reaching the provider");
+        await using (var admin = new Npgsql.NpgsqlConnection(cluster.ConnectionString))
+        {
+            await admin.OpenAsync();
+            var terminated = 0;
+            await EventuallyAsync(async () =>
+            {
+                await using var kill = new Npgsql.NpgsqlCommand(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle in transaction'", admin);
+                terminated = Convert.ToInt32(await kill.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+                return terminated > 0;
+            }, TimeSpan.FromSeconds(2), "the session holding the row lock");
+        }
+        var response = await refresh;
+
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        _provider.RefreshDelay = TimeSpan.Zero;
+        var token = await TestBroker.PostAsync(caller, $"/mcp/credentials/{credentialId}/access-token", new { });
+        Assert.Equal(_provider.LastIssuedAccessToken, token.GetProperty("access_token").GetString());
+        // The rotated refresh token was kept: refreshing again works at the provider.
+        await TestBroker.PostAsync(caller, "/mcp/oauth/refresh-token", new { credential_id = credentialId });
+    }
+
     private static ClusterLink Link(WebApplication app) => app.Services.GetRequiredService<ClusterLink>();
 
     private static ProactiveRefresh Job(WebApplication app) => app.Services.GetServices<IHostedService>().OfType<ProactiveRefresh>().Single();

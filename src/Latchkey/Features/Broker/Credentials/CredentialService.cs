@@ -228,8 +228,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
             }
             credential.LastRefreshedAt = now;
             credential.LastError = null;
-            await db.SaveChangesAsync();
-            await CommitAsync(rowLock);
+            await SaveRefreshedAsync(db, rowLock, credential);
             audit.Record(credential.Id, credential.AccountId, "refreshed");
             return (credential, null);
         }
@@ -286,6 +285,49 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
             throw;
         }
     }
+
+    /// <summary>
+    /// Saves refreshed tokens the provider has already issued (a rotating provider has revoked the
+    /// old refresh token). When the session holding the row lock is lost before the commit, the
+    /// values are written again on a new connection, without the lock, a few times: losing them
+    /// would leave only a revoked refresh token.
+    /// </summary>
+    private async Task SaveRefreshedAsync(LatchkeyDbContext db, Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction? rowLock, Credential credential)
+    {
+        try
+        {
+            await db.SaveChangesAsync();
+            await CommitAsync(rowLock);
+            return;
+        }
+        catch (Exception exception) when (DatabaseUnavailable.Is(exception))
+        {
+            LogSaveRetried(logger, credential.Id, exception.GetType().Name);
+        }
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await using var scope = scopes.CreateAsyncScope();
+                var fresh = scope.ServiceProvider.GetRequiredService<LatchkeyDbContext>();
+                await fresh.BrokerCredentials.Where(c => c.Id == credential.Id).ExecuteUpdateAsync(s => s
+                    .SetProperty(c => c.AccessTokenCiphertext, credential.AccessTokenCiphertext)
+                    .SetProperty(c => c.RefreshTokenCiphertext, credential.RefreshTokenCiphertext)
+                    .SetProperty(c => c.ExpiresAt, credential.ExpiresAt)
+                    .SetProperty(c => c.Scopes, credential.Scopes)
+                    .SetProperty(c => c.LastRefreshedAt, credential.LastRefreshedAt)
+                    .SetProperty(c => c.LastError, (string?)null));
+                return;
+            }
+            catch (Exception exception) when (DatabaseUnavailable.Is(exception) && attempt < 5)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(attempt));
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Saving the refreshed tokens of credential {CredentialId} failed ({Error}); writing them again on a new connection")]
+    private static partial void LogSaveRetried(ILogger logger, string credentialId, string error);
 
     private static Task CommitAsync(Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction? rowLock) =>
         rowLock?.CommitAsync() ?? Task.CompletedTask;
