@@ -65,7 +65,7 @@ public class AuditLog<TEvent>(IServiceScopeFactory scopes) : IQueuedAuditLog whe
                         Requeue(batch.Skip(index));
                         throw;
                     }
-                    catch (Exception exception) when (exception is not OperationCanceledException)
+                    catch
                     {
                         dropped++;
                     }

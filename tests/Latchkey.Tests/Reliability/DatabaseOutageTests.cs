@@ -116,7 +116,7 @@ public sealed class DatabaseOutageTests(RestartablePostgresServer server, ITestO
         using (var probe = server.CreateClient())
         {
             probe.DefaultRequestHeaders.Add("X-API-Key", caller.ApiKey);
-            await MultiNodeTests.EventuallyAsync(async () =>
+            await Eventually.TrueAsync(async () =>
                 (await probe.GetAsync("/external-api/v1/me")).IsSuccessStatusCode
                 && (await probe.PostAsync($"/mcp/credentials/{credentialId}/access-token", null)).IsSuccessStatusCode
                 && (await probe.GetAsync("/readyz")).IsSuccessStatusCode,

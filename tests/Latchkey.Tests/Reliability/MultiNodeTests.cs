@@ -60,7 +60,7 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
     {
         _provider = await TestOAuthProvider.StartAsync();
         // Every node must hear the others before a test relies on it.
-        await EventuallyAsync(() => cluster.NodeServices.All(s => s.GetRequiredService<ClusterLink>().IsListening), TimeSpan.FromSeconds(10), "nodes linked");
+        await Eventually.TrueAsync(() => cluster.NodeServices.All(s => s.GetRequiredService<ClusterLink>().IsListening), TimeSpan.FromSeconds(10), "nodes linked");
     }
 
     public async Task DisposeAsync() => await _provider.DisposeAsync();
@@ -219,27 +219,27 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
         var candidates = new List<WebApplication> { (await cluster.StartAnotherNodeAsync(jobNode)).App, (await cluster.StartAnotherNodeAsync(jobNode)).App };
         try
         {
-            await EventuallyAsync(() => candidates.Count(c => Link(c).IsLeader) == 1, TimeSpan.FromSeconds(10), "one leader");
+            await Eventually.TrueAsync(() => candidates.Count(c => Link(c).IsLeader) == 1, TimeSpan.FromSeconds(10), "one leader");
             var leader = candidates.Single(c => Link(c).IsLeader);
             var follower = candidates.Single(c => c != leader);
-            await EventuallyAsync(() => Job(leader).CompletedRuns >= 2, TimeSpan.FromSeconds(10), "the leader runs the job");
+            await Eventually.TrueAsync(() => Job(leader).CompletedRuns >= 2, TimeSpan.FromSeconds(10), "the leader runs the job");
             Assert.Equal(0, Job(follower).CompletedRuns);
-            Assert.All(cluster.NodeServices, services => Assert.Equal(0, services.GetServices<IHostedService>().OfType<ProactiveRefresh>().Single().CompletedRuns));
+            Assert.All(cluster.NodeServices, services => Assert.Equal(0, Job(services).CompletedRuns));
 
             // The leader goes away: the follower takes over and refreshes what is about to expire, once.
             await leader.StopAsync();
             await leader.DisposeAsync();
             candidates.Remove(leader);
-            await EventuallyAsync(() => Link(follower).IsLeader, TimeSpan.FromSeconds(10), "the follower takes over");
+            await Eventually.TrueAsync(() => Link(follower).IsLeader, TimeSpan.FromSeconds(10), "the follower takes over");
 
             var caller = await TestBroker.CallerAsync(cluster);
             _provider.ExpiresIn = 60;
             var credentialId = await TestBroker.ConnectedCredentialAsync(caller, _provider);
             _provider.ExpiresIn = 3600;
             var before = _provider.RefreshCalls;
-            await EventuallyAsync(() => _provider.RefreshCalls > before, TimeSpan.FromSeconds(10), "the job refreshes the credential");
+            await Eventually.TrueAsync(() => _provider.RefreshCalls > before, TimeSpan.FromSeconds(10), "the job refreshes the credential");
             var runs = Job(follower).CompletedRuns;
-            await EventuallyAsync(() => Job(follower).CompletedRuns >= runs + 2, TimeSpan.FromSeconds(10), "more runs");
+            await Eventually.TrueAsync(() => Job(follower).CompletedRuns >= runs + 2, TimeSpan.FromSeconds(10), "more runs");
             Assert.Equal(1, _provider.RefreshCalls - before);
             var stored = await cluster.WithDbAsync(db => Task.FromResult(db.BrokerCredentials.Single(c => c.Id == credentialId)));
             Assert.NotNull(stored.LastRefreshedAt);
@@ -265,26 +265,17 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
         foreach (var address in cluster.Addresses)
         {
             var node = Client(address);
-            await EventuallyAsync(async () => (await node.GetStringAsync("/.well-known/jwks")).Contains(newest, StringComparison.Ordinal),
+            await Eventually.TrueAsync(async () => (await node.GetStringAsync("/.well-known/jwks")).Contains(newest, StringComparison.Ordinal),
                 TimeSpan.FromSeconds(2), $"{address} publishes {newest}");
         }
         // A token issued after the rotation on one node is accepted by the others, and so is one from before it.
-        var after = (await OAuthClient.RedeemCodeAsync(Client(cluster.Addresses[1]),
-            before.App, await CodeAsync(before), _lastVerifier)).GetProperty("access_token").GetString()!;
+        var (code, verifier) = await OAuthClient.GetCodeAsync(before.User, before.App);
+        var after = (await OAuthClient.RedeemCodeAsync(Client(cluster.Addresses[1]), before.App, code, verifier)).GetProperty("access_token").GetString()!;
         foreach (var address in cluster.Addresses)
         {
             Assert.Equal(HttpStatusCode.OK, (await OAuthClient.CallMeAsync(Client(address), after)).StatusCode);
             Assert.Equal(HttpStatusCode.OK, (await OAuthClient.CallMeAsync(Client(address), before.Tokens.GetProperty("access_token").GetString()!)).StatusCode);
         }
-    }
-
-    private string _lastVerifier = "";
-
-    private async Task<string> CodeAsync(IssuedTokens issued)
-    {
-        var (code, verifier) = await OAuthClient.GetCodeAsync(issued.User, issued.App);
-        _lastVerifier = verifier;
-        return code;
     }
 
     [Fact]
@@ -325,12 +316,12 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
         var calls = _provider.RefreshCalls;
         var refresh = caller.Client.PostAsJsonAsync("/mcp/oauth/refresh-token", new { credential_id = credentialId });
         // While the provider works on the refresh, the session holding the lock is ended.
-        await EventuallyAsync(() => _provider.RefreshCalls > calls, TimeSpan.FromSeconds(5), "the refresh reaching the provider");
+        await Eventually.TrueAsync(() => _provider.RefreshCalls > calls, TimeSpan.FromSeconds(5), "the refresh reaching the provider");
         await using (var admin = new Npgsql.NpgsqlConnection(cluster.ConnectionString))
         {
             await admin.OpenAsync();
             var terminated = 0;
-            await EventuallyAsync(async () =>
+            await Eventually.TrueAsync(async () =>
             {
                 await using var kill = new Npgsql.NpgsqlCommand(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle in transaction'", admin);
@@ -350,18 +341,7 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
 
     private static ClusterLink Link(WebApplication app) => app.Services.GetRequiredService<ClusterLink>();
 
-    private static ProactiveRefresh Job(WebApplication app) => app.Services.GetServices<IHostedService>().OfType<ProactiveRefresh>().Single();
+    private static ProactiveRefresh Job(WebApplication app) => Job(app.Services);
 
-    internal static Task EventuallyAsync(Func<bool> condition, TimeSpan timeout, string what) =>
-        EventuallyAsync(() => Task.FromResult(condition()), timeout, what);
-
-    internal static async Task EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(clock.Elapsed < timeout, $"Timed out after {timeout.TotalSeconds:F0} s waiting for: {what}");
-            await Task.Delay(50);
-        }
-    }
+    private static ProactiveRefresh Job(IServiceProvider services) => services.GetServices<IHostedService>().OfType<ProactiveRefresh>().Single();
 }

@@ -83,7 +83,7 @@ public static class IntrospectionCache
         var inForm = form.ContainsKey(Parameters.ClientId) || form.ContainsKey(Parameters.ClientSecret);
         if (authorization.Count == 1 && !inForm)
         {
-            (clientId, secret) = Basic(authorization[0]);
+            (clientId, secret) = BasicClientCredentials.Parse(authorization[0]);
         }
         else if (authorization.Count == 0 && form[Parameters.ClientId] is { Count: 1 } ids && form[Parameters.ClientSecret] is { Count: 1 } secrets)
         {
@@ -94,25 +94,6 @@ public static class IntrospectionCache
             return null;
         }
         return clientId is null || secret is null ? null : Hash(clientId, secret, token);
-    }
-
-    private static (string? ClientId, string? Secret) Basic(string? header)
-    {
-        if (header is null || !header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
-        {
-            return (null, null);
-        }
-        try
-        {
-            var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(header[6..].Trim()));
-            var colon = decoded.IndexOf(':', StringComparison.Ordinal);
-            // RFC 6749 §2.3.1: both halves are form-url-encoded.
-            return colon < 0 ? (null, null) : (Uri.UnescapeDataString(decoded[..colon].Replace('+', ' ')), Uri.UnescapeDataString(decoded[(colon + 1)..].Replace('+', ' ')));
-        }
-        catch (FormatException)
-        {
-            return (null, null);
-        }
     }
 
     private static string Hash(string clientId, string secret, string token)

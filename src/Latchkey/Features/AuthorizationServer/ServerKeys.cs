@@ -188,7 +188,7 @@ internal sealed partial class ServerKeySet : IOptionsChangeTokenSource<OpenIddic
         revisions.Invalidated += OnInvalidated;
     }
 
-    public (IReadOnlyList<RsaSecurityKey> Signing, IReadOnlyList<SymmetricSecurityKey> Encryption, IReadOnlyList<SymmetricSecurityKey> TokenSigning) Current
+    public Keys Current
     {
         get
         {
@@ -200,7 +200,7 @@ internal sealed partial class ServerKeySet : IOptionsChangeTokenSource<OpenIddic
                     keys = _current ??= Load();
                 }
             }
-            return (keys.Signing, keys.Encryption, keys.TokenSigning);
+            return keys;
         }
     }
 

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Threading.RateLimiting;
@@ -126,19 +125,11 @@ public sealed partial class RequestRateLimiter : IAsyncDisposable
     /// <summary>The client id of a token request: from HTTP Basic credentials or the form (read once; OpenIddict reads the buffered copy).</summary>
     private static async Task<string?> TokenClientIdAsync(HttpRequest request)
     {
-        if (AuthenticationHeaderValue.TryParse(request.Headers.Authorization, out var authorization)
-            && string.Equals(authorization.Scheme, "Basic", StringComparison.OrdinalIgnoreCase) && authorization.Parameter is { } parameter)
+        var authorization = request.Headers.Authorization;
+        if (authorization.Count == 1 && BasicClientCredentials.IsBasic(authorization[0]))
         {
-            try
-            {
-                var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(parameter));
-                var colon = decoded.IndexOf(':');
-                return colon > 0 ? Uri.UnescapeDataString(decoded[..colon]) : null;
-            }
-            catch (FormatException)
-            {
-                return null;
-            }
+            var (basicClientId, _) = BasicClientCredentials.Parse(authorization[0]);
+            return string.IsNullOrEmpty(basicClientId) ? null : basicClientId;
         }
         // Only a small url-encoded body is read here (multipart and large forms are left to OpenIddict).
         if (!request.HasFormContentType || request.ContentLength is not (> 0 and <= MaxFormBytesRead)
@@ -146,16 +137,9 @@ public sealed partial class RequestRateLimiter : IAsyncDisposable
         {
             return null;
         }
-        try
-        {
-            var form = await request.ReadFormAsync(request.HttpContext.RequestAborted);
-            return form["client_id"] is { Count: 1 } clientId ? clientId.ToString() : null;
-        }
-        catch (Exception exception) when (exception is InvalidDataException or IOException or BadHttpRequestException or InvalidOperationException)
-        {
-            // A malformed body is OpenIddict's to refuse; the address limit still applies.
-            return null;
-        }
+        // A malformed body is OpenIddict's to refuse (RequestForms remembers it); the address limit still applies.
+        var form = await RequestForms.TryReadAsync(request, request.HttpContext.RequestAborted);
+        return form?["client_id"] is { Count: 1 } clientId ? clientId.ToString() : null;
     }
 
     /// <summary>

@@ -3,6 +3,7 @@ using Latchkey.Features.Broker.Providers;
 using Latchkey.Features.Broker.Vault;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Latchkey.Features.Broker.Credentials;
@@ -255,7 +256,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
     /// SQLite serves one node, whose single flight is enough; a transaction held across the
     /// provider call there would stop every other writer.
     /// </summary>
-    private async Task<Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction?> LockAsync(LatchkeyDbContext db, string credentialId)
+    private async Task<IDbContextTransaction?> LockAsync(LatchkeyDbContext db, string credentialId)
     {
         if (!db.Database.IsNpgsql())
         {
@@ -292,7 +293,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
     /// values are written again on a new connection, without the lock, a few times: losing them
     /// would leave only a revoked refresh token.
     /// </summary>
-    private async Task SaveRefreshedAsync(LatchkeyDbContext db, Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction? rowLock, Credential credential)
+    private async Task SaveRefreshedAsync(LatchkeyDbContext db, IDbContextTransaction? rowLock, Credential credential)
     {
         try
         {
@@ -329,7 +330,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
     [LoggerMessage(Level = LogLevel.Warning, Message = "Saving the refreshed tokens of credential {CredentialId} failed ({Error}); writing them again on a new connection")]
     private static partial void LogSaveRetried(ILogger logger, string credentialId, string error);
 
-    private static Task CommitAsync(Microsoft.EntityFrameworkCore.Storage.IDbContextTransaction? rowLock) =>
+    private static Task CommitAsync(IDbContextTransaction? rowLock) =>
         rowLock?.CommitAsync() ?? Task.CompletedTask;
 
     private static string Truncate(string value) => value.Length > 1000 ? value[..1000] : value;
