@@ -58,13 +58,13 @@ public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextRea
                 await audit.FlushAsync(cancellationToken);
             }
             // Running servers drop what they cached about the rows this command changed.
-            if (app.Services.GetService<ClusterLink>() is { } cluster)
+            if (app.Services.GetService<ICacheAnnouncementSender>() is { } announcements)
             {
                 try
                 {
-                    await cluster.FlushAsync(cancellationToken);
+                    await announcements.FlushAsync(cancellationToken);
                 }
-                catch (DbException exception)
+                catch (Exception exception) when (exception is DbException or IOException or UnauthorizedAccessException)
                 {
                     // The command's work is committed: say so rather than report a failure someone might repeat.
                     await parse.InvocationConfiguration.Error.WriteLineAsync(

@@ -53,7 +53,7 @@ internal sealed class SingleNodeLeadership : IJobLeadership
 /// <see cref="ClusterOptions.CheckSeconds"/>.</item>
 /// </list>
 /// </summary>
-public sealed partial class ClusterLink : BackgroundService, IJobLeadership, ICacheAnnouncer
+public sealed partial class ClusterLink : BackgroundService, IJobLeadership, ICacheAnnouncer, ICacheAnnouncementSender
 {
     /// <summary>The advisory lock key of the job leader ("LKJOBS" in ASCII).</summary>
     public const long LeaderLockKey = 0x4C4B_4A4F_4253;

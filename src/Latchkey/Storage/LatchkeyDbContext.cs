@@ -22,6 +22,9 @@ namespace Latchkey.Storage;
 public abstract class LatchkeyDbContext(DbContextOptions options)
     : IdentityDbContext<LatchkeyUser>(options), IDataProtectionKeyContext
 {
+    /// <summary>Set by <see cref="LastUseStamp"/> for the duration of its update.</summary>
+    internal bool OnlyStampingLastUse { get; set; }
+
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
     public DbSet<OAuthApplication> OAuthApplications => Set<OAuthApplication>();

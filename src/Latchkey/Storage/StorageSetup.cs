@@ -36,6 +36,7 @@ public static class StorageSetup
                 .ValidateDataAnnotations().ValidateOnStart();
             builder.Services.AddSingleton<ClusterLink>();
             builder.Services.AddSingleton<ICacheAnnouncer>(services => services.GetRequiredService<ClusterLink>());
+            builder.Services.AddSingleton<ICacheAnnouncementSender>(services => services.GetRequiredService<ClusterLink>());
             builder.Services.AddSingleton<IJobLeadership>(services => services.GetRequiredService<ClusterLink>());
             builder.Services.AddHostedService(services => services.GetRequiredService<ClusterLink>());
             builder.Services.AddDbContextPool<LatchkeyDbContext, PostgresLatchkeyDbContext>((services, options) =>
@@ -44,7 +45,11 @@ public static class StorageSetup
         }
         else
         {
-            builder.Services.AddSingleton<ICacheAnnouncer, NoCacheAnnouncer>();
+            builder.Services.AddSingleton<SqliteChangeFeed>();
+            builder.Services.AddSingleton<ICacheAnnouncer>(services => services.GetRequiredService<SqliteChangeFeed>());
+            builder.Services.AddSingleton<ICacheAnnouncementSender>(services => services.GetRequiredService<SqliteChangeFeed>());
+            builder.Services.AddHostedService(services => services.GetRequiredService<SqliteChangeFeed>());
+            builder.Services.AddHostedService<SqliteServerPresence>();
             builder.Services.AddSingleton<IJobLeadership, SingleNodeLeadership>();
             var pragmas = new SqliteConnectionPragmas(storage.SqliteSynchronous);
             builder.Services.AddSingleton<SqliteWriteGate>();

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Latchkey.Tests.Infrastructure;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using static Latchkey.Tests.Infrastructure.OAuthClient;
 
 namespace Latchkey.Tests.Caching;
@@ -32,6 +33,32 @@ public abstract class CacheInvalidationTests(LatchkeyServerFixture server)
         Assert.Equal(HttpStatusCode.NoContent, (await account.Session.DeleteAsync($"/api/keys/{id}")).StatusCode);
 
         Assert.Equal(HttpStatusCode.Unauthorized, await MeWithKeyAsync(server, key));
+    }
+
+    [Fact]
+    public async Task Stamping_a_keys_last_use_invalidates_no_cache_and_revoking_it_does()
+    {
+        var account = await TestAccounts.SignUpAsync(server);
+        var (key, id) = await TestAccounts.CreateKeyAsync(account, "IDENTITY");
+        var revisions = server.Services.GetRequiredService<Latchkey.Storage.CacheRevisions>();
+        var invalidated = new System.Collections.Concurrent.ConcurrentQueue<Latchkey.Storage.CacheScope>();
+        void Heard(Latchkey.Storage.CacheScope scope) => invalidated.Enqueue(scope);
+        revisions.Invalidated += Heard;
+        try
+        {
+            // The first use stamps the key's "last used" time.
+            Assert.Equal(HttpStatusCode.OK, await MeWithKeyAsync(server, key));
+            Assert.NotNull(await server.WithDbAsync(db => db.ApiKeys.Where(k => k.Id == id).Select(k => k.LastUsedAt).SingleAsync()));
+            Assert.DoesNotContain(Latchkey.Storage.CacheScope.ApiKeys, invalidated);
+
+            Assert.Equal(HttpStatusCode.NoContent, (await account.Session.DeleteAsync($"/api/keys/{id}")).StatusCode);
+            Assert.Contains(Latchkey.Storage.CacheScope.ApiKeys, invalidated);
+            Assert.Equal(HttpStatusCode.Unauthorized, await MeWithKeyAsync(server, key));
+        }
+        finally
+        {
+            revisions.Invalidated -= Heard;
+        }
     }
 
     [Fact]

@@ -80,8 +80,7 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
         await _app.DisposeAsync();
         _app = null;
         // Pooled connections would outlive the stopped server and keep the old database open.
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        NpgsqlConnection.ClearAllPools();
+        ClearOwnPool();
         await whileStopped();
         _app = Program.BuildWebApp([], builder =>
         {
@@ -89,6 +88,24 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
             builder.WebHost.UseUrls(BaseAddress.AbsoluteUri.TrimEnd('/'));
         });
         await _app.StartAsync();
+    }
+
+    /// <summary>
+    /// Closes this fixture's pooled connections, and only its own: clearing every pool of the
+    /// process would close other running test servers' connections, which a restore test relies on.
+    /// </summary>
+    public void ClearOwnPool()
+    {
+        if (Provider == StorageProvider.Postgres)
+        {
+            using var connection = new NpgsqlConnection(ConnectionString);
+            NpgsqlConnection.ClearPool(connection);
+        }
+        else
+        {
+            using var connection = new Microsoft.Data.Sqlite.SqliteConnection(ConnectionString);
+            Microsoft.Data.Sqlite.SqliteConnection.ClearPool(connection);
+        }
     }
 
     /// <summary>The settings a test server runs with; also applied to CLI runs against the same database.</summary>
@@ -174,7 +191,7 @@ public class SqliteServer : LatchkeyServerFixture
 
     protected override Task DropDatabaseAsync()
     {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        ClearOwnPool();
         try
         {
             Directory.Delete(_directory, recursive: true);
@@ -214,7 +231,7 @@ public class PostgresServer : LatchkeyServerFixture
 
     protected override async Task DropDatabaseAsync()
     {
-        NpgsqlConnection.ClearAllPools();
+        ClearOwnPool();
         await using var connection = new NpgsqlConnection(AdminConnectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{_database}\" WITH (FORCE)", connection);

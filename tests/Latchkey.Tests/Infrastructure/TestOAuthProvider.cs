@@ -32,11 +32,15 @@ public sealed class TestOAuthProvider : IAsyncDisposable
     public string Mode { get; set; } = "json";
     public bool RotateRefreshTokens { get; set; } = true;
     public int ExpiresIn { get; set; } = 3600;
+    /// <summary>Lifetime of tokens from a refresh, when it should differ from <see cref="ExpiresIn"/> (which then applies to code grants only).</summary>
+    public int? RefreshExpiresIn { get; set; }
     public bool FailRefreshWithInvalidGrant { get; set; }
     public int FailNextTokenCallsWith500 { get; set; }
     /// <summary>What those failing calls answer: 503 by default, or 429 (with <c>Retry-After</c>), 500, ...</summary>
     public int FailureStatus { get; set; } = 503;
     public TimeSpan RefreshDelay { get; set; }
+    /// <summary>When set, a refresh waits at the provider until the test completes it.</summary>
+    public TaskCompletionSource? RefreshGate { get; set; }
 
     private int _tokenCalls;
     private int _refreshCalls;
@@ -156,6 +160,10 @@ public sealed class TestOAuthProvider : IAsyncDisposable
                 {
                     await Task.Delay(RefreshDelay);
                 }
+                if (RefreshGate is { } gate)
+                {
+                    await gate.Task;
+                }
                 if (FailRefreshWithInvalidGrant || !_refreshTokens.ContainsKey(form["refresh_token"]!))
                 {
                     await ErrorAsync(context, 400, "invalid_grant");
@@ -189,7 +197,7 @@ public sealed class TestOAuthProvider : IAsyncDisposable
         }
         if (Mode != "non_expiring")
         {
-            fields["expires_in"] = ExpiresIn;
+            fields["expires_in"] = form["grant_type"] == "refresh_token" && RefreshExpiresIn is { } refreshed ? refreshed : ExpiresIn;
         }
 
         switch (Mode)

@@ -563,6 +563,25 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
     }
 
     [Fact]
+    public async Task A_flush_that_comes_while_a_batch_is_being_written_returns_after_that_batch_is_in_the_database()
+    {
+        var audit = server.Services.GetRequiredService<ToolCallAudit>();
+        var marker = "mcp_" + Guid.NewGuid().ToString("N")[..16];
+        for (var index = 0; index < 500; index++)
+        {
+            audit.Record(new McpToolCall { AccountId = "someone", ServerId = marker, ToolName = $"tool{index}", Outcome = "ok" });
+        }
+
+        // The first flush takes the whole queue before it yields; the second finds it empty and
+        // must still wait for the first one's commit (the background writer and a caller race so).
+        var underWay = audit.FlushAsync();
+        await audit.FlushAsync();
+
+        Assert.Equal(500, await server.WithDbAsync(db => db.McpToolCalls.CountAsync(c => c.ServerId == marker)));
+        await underWay;
+    }
+
+    [Fact]
     public async Task An_mcp_client_with_only_the_url_discovers_registers_gets_consent_and_calls_tools()
     {
         var owner = await CallerAsync(server);

@@ -232,6 +232,8 @@ public sealed class BackupRestoreTestsOnSqlite(SqliteServer server) : BackupRest
         var file = Path.Combine(Directory, "good.db");
         Assert.Equal(0, (await server.RunCliAsync(["backup", file])).ExitCode);
         var (key, _) = await TestAccounts.CreateKeyAsync(account, "IDENTITY");
+        // As after a long idle spell: the server's pool has closed every connection it had.
+        server.ClearOwnPool();
 
         var run = await server.RunCliAsync(["restore", file]);
 

@@ -232,11 +232,13 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
             candidates.Remove(leader);
             await Eventually.TrueAsync(() => Link(follower).IsLeader, TimeSpan.FromSeconds(10), "the follower takes over");
 
+            // Connected with a token about to expire; the refreshed one lasts an hour, so that
+            // however soon the job runs, it refreshes once.
             var caller = await TestBroker.CallerAsync(cluster);
-            _provider.ExpiresIn = 60;
-            var credentialId = await TestBroker.ConnectedCredentialAsync(caller, _provider);
-            _provider.ExpiresIn = 3600;
             var before = _provider.RefreshCalls;
+            _provider.ExpiresIn = 60;
+            _provider.RefreshExpiresIn = 3600;
+            var credentialId = await TestBroker.ConnectedCredentialAsync(caller, _provider);
             await Eventually.TrueAsync(() => _provider.RefreshCalls > before, TimeSpan.FromSeconds(10), "the job refreshes the credential");
             var runs = Job(follower).CompletedRuns;
             await Eventually.TrueAsync(() => Job(follower).CompletedRuns >= runs + 2, TimeSpan.FromSeconds(10), "more runs");
@@ -266,7 +268,7 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
         {
             var node = Client(address);
             await Eventually.TrueAsync(async () => (await node.GetStringAsync("/.well-known/jwks")).Contains(newest, StringComparison.Ordinal),
-                TimeSpan.FromSeconds(2), $"{address} publishes {newest}");
+                TimeSpan.FromSeconds(10), $"{address} publishes {newest}");
         }
         // A token issued after the rotation on one node is accepted by the others, and so is one from before it.
         var (code, verifier) = await OAuthClient.GetCodeAsync(before.User, before.App);
@@ -311,7 +313,8 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
         // are written again on a new connection instead of being lost.
         var caller = await TestBroker.CallerAsync(cluster);
         var credentialId = await TestBroker.ConnectedCredentialAsync(caller, _provider);
-        _provider.RefreshDelay = TimeSpan.FromSeconds(2);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _provider.RefreshGate = gate;
 
         var calls = _provider.RefreshCalls;
         var refresh = caller.Client.PostAsJsonAsync("/mcp/oauth/refresh-token", new { credential_id = credentialId });
@@ -324,15 +327,19 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
             await Eventually.TrueAsync(async () =>
             {
                 await using var kill = new Npgsql.NpgsqlCommand(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle in transaction'", admin);
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() " +
+                    "AND state = 'idle in transaction' " +
+                    // SELECT ... FOR UPDATE takes this lock on the table, and holds it to the end of the transaction.
+                    "AND pid IN (SELECT pid FROM pg_locks WHERE relation = 'broker_credentials'::regclass AND mode = 'RowShareLock')", admin);
                 terminated = Convert.ToInt32(await kill.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
                 return terminated > 0;
-            }, TimeSpan.FromSeconds(2), "the session holding the row lock");
+            }, TimeSpan.FromSeconds(10), "the session holding the row lock");
         }
+        _provider.RefreshGate = null;
+        gate.SetResult();
         var response = await refresh;
 
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
-        _provider.RefreshDelay = TimeSpan.Zero;
         var token = await TestBroker.PostAsync(caller, $"/mcp/credentials/{credentialId}/access-token", new { });
         Assert.Equal(_provider.LastIssuedAccessToken, token.GetProperty("access_token").GetString());
         // The rotated refresh token was kept: refreshing again works at the provider.

@@ -131,8 +131,8 @@ public sealed partial class ApiKeyService(
 
         if (usage.ShouldRecord(key.Id, now, LastUsedResolution))
         {
-            await db.ApiKeys.Where(k => k.Id == key.Id)
-                .ExecuteUpdateAsync(s => s.SetProperty(k => k.LastUsedAt, now), cancellationToken);
+            await LastUseStamp.StampAsync(db, () => db.ApiKeys.Where(k => k.Id == key.Id)
+                .ExecuteUpdateAsync(s => s.SetProperty(k => k.LastUsedAt, now), cancellationToken));
         }
         return ApiKeyCheck.Success(key.Id, key.UserId, key.Scopes);
     }

@@ -97,7 +97,8 @@ public sealed class CredentialService(
         var token = await vault.DecryptAsync(credential.AccessTokenCiphertext, AccessContext(credential.Id), cancellationToken);
         if (usage.ShouldRecord(credential.Id, now, LastUsedResolution))
         {
-            await db.BrokerCredentials.Where(c => c.Id == credential.Id).ExecuteUpdateAsync(s => s.SetProperty(c => c.LastUsedAt, now), cancellationToken);
+            await LastUseStamp.StampAsync(db, () => db.BrokerCredentials.Where(c => c.Id == credential.Id)
+                .ExecuteUpdateAsync(s => s.SetProperty(c => c.LastUsedAt, now), cancellationToken));
         }
         audit.Record(credential.Id, accountId, "read");
         return (new AccessTokenResponse(credential.Id, token, "Bearer", credential.ExpiresAt), null);
