@@ -52,6 +52,8 @@ internal sealed class CredentialConfiguration : IEntityTypeConfiguration<Credent
         credential.Property(c => c.ExternalAccountLabel).HasMaxLength(300);
         credential.Property(c => c.LastError).HasMaxLength(1000);
         credential.HasIndex(c => c.AccountId);
+        // The proactive refresh looks for what expires soonest, once a minute.
+        credential.HasIndex(c => c.ExpiresAt);
         credential.HasOne(c => c.Account).WithMany().HasForeignKey(c => c.AccountId).OnDelete(DeleteBehavior.Cascade);
         credential.HasOne(c => c.Provider).WithMany().HasForeignKey(c => c.ProviderInstanceId).OnDelete(DeleteBehavior.Cascade);
     }

@@ -496,6 +496,8 @@ namespace Latchkey.Storage.Migrations.Postgres
 
                     b.HasIndex("AccountId");
 
+                    b.HasIndex("ExpiresAt");
+
                     b.HasIndex("ProviderInstanceId");
 
                     b.ToTable("broker_credentials", (string)null);

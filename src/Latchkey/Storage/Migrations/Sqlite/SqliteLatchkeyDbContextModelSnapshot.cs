@@ -491,6 +491,8 @@ namespace Latchkey.Storage.Migrations.Sqlite
 
                     b.HasIndex("AccountId");
 
+                    b.HasIndex("ExpiresAt");
+
                     b.HasIndex("ProviderInstanceId");
 
                     b.ToTable("broker_credentials", (string)null);
