@@ -186,7 +186,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
         var db = services.GetRequiredService<LatchkeyDbContext>();
         var vault = services.GetRequiredService<SecretVault>();
         await using var rowLock = await LockAsync(db, credentialId);
-        if (rowLock is null && db.Database.IsNpgsql())
+        if (!rowLock.Obtained)
         {
             return (null, BrokerError.Unavailable("Another node has been refreshing this credential for too long; try again shortly."));
         }
@@ -243,7 +243,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
                 credential.Status = CredentialStatus.NeedsReauth;
             }
             await db.SaveChangesAsync();
-            await CommitAsync(rowLock);
+            await rowLock.CommitAsync();
             audit.Record(credential.Id, credential.AccountId, "refresh_failed", exception.Kind.ToString());
             LogRefreshFailed(logger, credential.Id, exception.Kind);
             return (null, exception.Kind == ProviderFailureKind.InvalidGrant ? CredentialService.NeedsReauth(credential) : BrokerError.Provider(exception.Message));
@@ -252,16 +252,16 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
 
     /// <summary>
     /// On PostgreSQL, a transaction holding the credential's row lock (<c>SELECT ... FOR UPDATE</c>),
-    /// or null when another node held it for longer than a refresh can take. PostgreSQL releases
+    /// or <see cref="RowLock.NotObtained"/> when another node held it for longer than a refresh can take. PostgreSQL releases
     /// the lock when the holder's session ends, so a node that dies mid-refresh blocks no one.
     /// SQLite serves one node, whose single flight is enough; a transaction held across the
     /// provider call there would stop every other writer.
     /// </summary>
-    private async Task<IDbContextTransaction?> LockAsync(LatchkeyDbContext db, string credentialId)
+    private async Task<RowLock> LockAsync(LatchkeyDbContext db, string credentialId)
     {
         if (!db.Database.IsNpgsql())
         {
-            return null;
+            return RowLock.NotNeeded;
         }
         var broker = options.Value;
         // Long enough for the holder's every attempt at the provider, with backoff.
@@ -274,12 +274,12 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
             var milliseconds = ((long)lockTimeout.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
             await db.Database.ExecuteSqlAsync($"SELECT set_config('lock_timeout', {milliseconds}, true)");
             await db.Database.ExecuteSqlAsync($"""SELECT 1 FROM broker_credentials WHERE "Id" = {credentialId} FOR UPDATE""");
-            return transaction;
+            return new RowLock(transaction, Obtained: true);
         }
         catch (Npgsql.PostgresException exception) when (exception.SqlState == Npgsql.PostgresErrorCodes.LockNotAvailable)
         {
             await transaction.DisposeAsync();
-            return null;
+            return RowLock.NotObtained;
         }
         catch
         {
@@ -294,12 +294,12 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
     /// values are written again on a new connection, without the lock, a few times: losing them
     /// would leave only a revoked refresh token.
     /// </summary>
-    private async Task SaveRefreshedAsync(LatchkeyDbContext db, IDbContextTransaction? rowLock, Credential credential)
+    private async Task SaveRefreshedAsync(LatchkeyDbContext db, RowLock rowLock, Credential credential)
     {
         try
         {
             await db.SaveChangesAsync();
-            await CommitAsync(rowLock);
+            await rowLock.CommitAsync();
             return;
         }
         catch (Exception exception) when (DatabaseUnavailable.Is(exception))
@@ -331,8 +331,16 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
     [LoggerMessage(Level = LogLevel.Warning, Message = "Saving the refreshed tokens of credential {CredentialId} failed ({Error}); writing them again on a new connection")]
     private static partial void LogSaveRetried(ILogger logger, string credentialId, string error);
 
-    private static Task CommitAsync(IDbContextTransaction? rowLock) =>
-        rowLock?.CommitAsync() ?? Task.CompletedTask;
+    /// <summary>A credential's row lock: held (a transaction), not needed (SQLite: one node), or not obtained in time.</summary>
+    private sealed record RowLock(IDbContextTransaction? Transaction, bool Obtained) : IAsyncDisposable
+    {
+        public static RowLock NotNeeded { get; } = new(null, Obtained: true);
+        public static RowLock NotObtained { get; } = new(null, Obtained: false);
+
+        public Task CommitAsync() => Transaction?.CommitAsync() ?? Task.CompletedTask;
+
+        public ValueTask DisposeAsync() => Transaction?.DisposeAsync() ?? ValueTask.CompletedTask;
+    }
 
     private static string Truncate(string value) => value.Length > 1000 ? value[..1000] : value;
 
