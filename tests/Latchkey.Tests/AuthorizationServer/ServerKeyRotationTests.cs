@@ -41,6 +41,7 @@ public abstract class ServerKeyRotationTests(LatchkeyServerFixture server)
             var idToken = body.RootElement.GetProperty("id_token").GetString()!;
             var header = JsonDocument.Parse(Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Decode(idToken.Split('.')[0]));
             Assert.Equal("signing-0002", header.RootElement.GetProperty("kid").GetString());
+            await node.StopAsync();
         }
     }
 }

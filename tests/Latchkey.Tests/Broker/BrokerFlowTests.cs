@@ -399,6 +399,8 @@ public abstract class BrokerFlowTests(LatchkeyServerFixture server) : IAsyncLife
             client.DefaultRequestHeaders.Add("X-API-Key", caller.Client.DefaultRequestHeaders.GetValues("X-API-Key").Single());
             var token = await client.PostAsJsonAsync($"/mcp/credentials/{credentialId}/access-token", new { });
             Assert.Equal(HttpStatusCode.OK, token.StatusCode);
+            // Stopped before it is disposed, as a host is: its background loops end cleanly.
+            await node.StopAsync();
         }
     }
 
