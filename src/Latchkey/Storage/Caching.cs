@@ -48,6 +48,17 @@ public enum CacheScope
 }
 
 /// <summary>
+/// A set of scopes as the bits of an int, as announcers collect them (<c>Interlocked.Or</c>),
+/// take them (<c>Interlocked.Exchange</c>) and send them.
+/// </summary>
+public static class CacheScopeBits
+{
+    public static int Of(CacheScope scope) => 1 << (int)scope;
+
+    public static IEnumerable<CacheScope> In(int bits) => Enum.GetValues<CacheScope>().Where(scope => (bits & Of(scope)) != 0);
+}
+
+/// <summary>
 /// Bulk updates that only stamp a "last used" time (at most once a minute per key or
 /// credential). No cached answer holds that time, so they invalidate nothing and are not
 /// announced to other nodes; otherwise every node's caches would be emptied all the time.

@@ -96,8 +96,7 @@ public sealed partial class ClusterLink : BackgroundService, IJobLeadership, ICa
 
     public void Announce(CacheScope scope)
     {
-        var bit = 1 << (int)scope;
-        if (Interlocked.Or(ref _pendingScopes, bit) == 0 && !_disposed)
+        if (Interlocked.Or(ref _pendingScopes, CacheScopeBits.Of(scope)) == 0 && !_disposed)
         {
             try
             {
@@ -268,12 +267,9 @@ public sealed partial class ClusterLink : BackgroundService, IJobLeadership, ICa
         {
             return;
         }
-        foreach (var scope in Enum.GetValues<CacheScope>())
+        foreach (var scope in CacheScopeBits.In(scopes))
         {
-            if ((scopes & (1 << (int)scope)) != 0)
-            {
-                _revisions.Invalidate(scope);
-            }
+            _revisions.Invalidate(scope);
         }
     }
 

@@ -39,12 +39,8 @@ public sealed class SqliteBackup
     {
         _db = db;
         _time = time;
-        var dataSource = new SqliteConnectionStringBuilder(db.Database.GetConnectionString()).DataSource;
-        if (string.IsNullOrEmpty(dataSource) || dataSource == ":memory:")
-        {
-            throw new SqliteBackupException("The configured SQLite database is in memory: there is no file to back up or restore.");
-        }
-        DatabasePath = Path.GetFullPath(dataSource);
+        DatabasePath = StorageOptions.SqliteFileOf(db.Database.GetConnectionString())
+            ?? throw new SqliteBackupException("The configured SQLite database is in memory: there is no file to back up or restore.");
     }
 
     /// <summary>The configured database file.</summary>

@@ -1,5 +1,4 @@
 using System.Text;
-using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 
 namespace Latchkey.Storage;
@@ -21,15 +20,13 @@ public sealed partial class SqliteChangeFeed(IOptions<StorageOptions> storage, C
 
     private readonly string? _path = PathFor(storage.Value.EffectiveConnectionString);
     private int _pendingScopes;
+    private long _startOffset;
 
     /// <summary>The file beside the database, or null for an in-memory database.</summary>
-    public static string? PathFor(string connectionString)
-    {
-        var dataSource = new SqliteConnectionStringBuilder(connectionString).DataSource;
-        return string.IsNullOrEmpty(dataSource) || dataSource == ":memory:" ? null : Path.GetFullPath(dataSource) + "-changes";
-    }
+    public static string? PathFor(string connectionString) =>
+        StorageOptions.SqliteFileOf(connectionString) is { } database ? database + "-changes" : null;
 
-    public void Announce(CacheScope scope) => Interlocked.Or(ref _pendingScopes, 1 << (int)scope);
+    public void Announce(CacheScope scope) => Interlocked.Or(ref _pendingScopes, CacheScopeBits.Of(scope));
 
     /// <summary>Appends the scopes changed so far (called by the command line as it finishes).</summary>
     public async Task FlushAsync(CancellationToken cancellationToken)
@@ -39,22 +36,13 @@ public sealed partial class SqliteChangeFeed(IOptions<StorageOptions> storage, C
         {
             return;
         }
-        var lines = new StringBuilder();
-        foreach (var scope in Enum.GetValues<CacheScope>())
-        {
-            if ((scopes & (1 << (int)scope)) != 0)
-            {
-                lines.Append(scope).Append('\n');
-            }
-        }
-        var mode = File.Exists(_path) && new FileInfo(_path).Length > MaxLength ? FileMode.Create : FileMode.Append;
+        var lines = string.Concat(CacheScopeBits.In(scopes).Select(scope => $"{scope}\n"));
+        var mode = LengthOf(_path) > MaxLength ? FileMode.Create : FileMode.Append;
         // One write of whole lines to a file opened for appending: a reader never sees half a line
         // it would take for a whole one (it only consumes up to the last newline in any case).
         await using var file = new FileStream(_path, mode, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-        await file.WriteAsync(Encoding.ASCII.GetBytes(lines.ToString()), cancellationToken);
+        await file.WriteAsync(Encoding.ASCII.GetBytes(lines), cancellationToken);
     }
-
-    private long _startOffset;
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {

@@ -15,12 +15,12 @@ internal sealed class SqliteServerPresence(IOptions<StorageOptions> storage) : I
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder(storage.Value.EffectiveConnectionString) { Pooling = false }.ToString());
-        if (connection.DataSource is "" or ":memory:")
+        var connectionString = storage.Value.EffectiveConnectionString;
+        if (StorageOptions.SqliteFileOf(connectionString) is null)
         {
-            await connection.DisposeAsync();
             return;
         }
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder(connectionString) { Pooling = false }.ToString());
         await connection.OpenAsync(cancellationToken);
         // A first read opens the write-ahead log; from then on the connection holds its shared
         // lock on it, which is what makes the exclusive lock fail.

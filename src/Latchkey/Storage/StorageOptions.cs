@@ -53,6 +53,13 @@ public sealed class StorageOptions
     public string EffectiveConnectionString => !string.IsNullOrWhiteSpace(ConnectionString)
         ? ConnectionString
         : $"Data Source={Path.GetFullPath(SqlitePath)}";
+
+    /// <summary>The full path of the database file a SQLite connection string names, or null for an in-memory database.</summary>
+    public static string? SqliteFileOf(string? connectionString)
+    {
+        var dataSource = new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(connectionString).DataSource;
+        return string.IsNullOrEmpty(dataSource) || dataSource == ":memory:" ? null : Path.GetFullPath(dataSource);
+    }
 }
 
 public enum SqliteSynchronousMode

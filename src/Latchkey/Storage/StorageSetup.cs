@@ -128,12 +128,7 @@ public sealed partial class DatabaseMigrator(LatchkeyDbContext db, IOptions<Stor
 
     private static void PrepareSqliteFile(string? connectionString)
     {
-        var dataSource = new SqliteConnectionStringBuilder(connectionString).DataSource;
-        if (string.IsNullOrEmpty(dataSource) || dataSource == ":memory:")
-        {
-            return;
-        }
-        var directory = Path.GetDirectoryName(Path.GetFullPath(dataSource));
+        var directory = Path.GetDirectoryName(StorageOptions.SqliteFileOf(connectionString));
         if (!string.IsNullOrEmpty(directory))
         {
             Directory.CreateDirectory(directory);

@@ -51,8 +51,7 @@ public abstract class ApiKeyTests(LatchkeyServerFixture server)
         using var unused = JsonDocument.Parse(await account.Session.GetStringAsync("/api/keys"));
         Assert.Equal(JsonValueKind.Null, unused.RootElement.GetProperty("keys")[0].GetProperty("last_used_at").ValueKind);
 
-        var me = new HttpRequestMessage(HttpMethod.Get, "/external-api/v1/me") { Headers = { { "X-API-Key", key } } };
-        Assert.Equal(HttpStatusCode.OK, (await server.CreateClient().SendAsync(me)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await CallMeAsync(key)).StatusCode);
 
         using var list = JsonDocument.Parse(await account.Session.GetStringAsync("/api/keys"));
         var item = Assert.Single(list.RootElement.GetProperty("keys").EnumerateArray());
@@ -118,8 +117,7 @@ public abstract class ApiKeyTests(LatchkeyServerFixture server)
             (await anonymous.PostAsJsonAsync("/api/keys", new { name = "x", scopes = new[] { "IDENTITY" } })).StatusCode);
     }
 
-    private Task<HttpResponseMessage> CallMeAsync(string key) =>
-        server.CreateClient().SendAsync(new HttpRequestMessage(HttpMethod.Get, "/external-api/v1/me") { Headers = { { "X-API-Key", key } } });
+    private Task<HttpResponseMessage> CallMeAsync(string key) => TestAccounts.CallMeWithKeyAsync(server.CreateClient(), key);
 }
 
 public sealed class ApiKeyTestsOnSqlite(SqliteServer server) : ApiKeyTests(server), IClassFixture<SqliteServer>;

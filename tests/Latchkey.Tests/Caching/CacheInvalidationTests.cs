@@ -15,12 +15,8 @@ namespace Latchkey.Tests.Caching;
 /// </summary>
 public abstract class CacheInvalidationTests(LatchkeyServerFixture server)
 {
-    private static async Task<HttpStatusCode> MeWithKeyAsync(LatchkeyServerFixture server, string key)
-    {
-        var client = server.CreateClient();
-        client.DefaultRequestHeaders.Add("X-API-Key", key);
-        return (await client.GetAsync("/external-api/v1/me")).StatusCode;
-    }
+    private static async Task<HttpStatusCode> MeWithKeyAsync(LatchkeyServerFixture server, string key) =>
+        (await TestAccounts.CallMeWithKeyAsync(server.CreateClient(), key)).StatusCode;
 
     [Fact]
     public async Task A_revoked_api_key_is_refused_on_the_next_request()

@@ -97,8 +97,7 @@ public abstract partial class CliTests(LatchkeyServerFixture server)
         Assert.Contains("no active API key", again.Error);
     }
 
-    private async Task<HttpStatusCode> MeWithKeyAsync(string key) =>
-        (await server.CreateClient().SendAsync(new HttpRequestMessage(HttpMethod.Get, "/external-api/v1/me") { Headers = { { "X-API-Key", key } } })).StatusCode;
+    private async Task<HttpStatusCode> MeWithKeyAsync(string key) => (await TestAccounts.CallMeWithKeyAsync(server.CreateClient(), key)).StatusCode;
 
     [Fact]
     public async Task Keys_create_refuses_unknown_scopes_and_unknown_users()

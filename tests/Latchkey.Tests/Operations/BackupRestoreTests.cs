@@ -91,8 +91,7 @@ public abstract class BackupRestoreTests(LatchkeyServerFixture server) : IAsyncL
         Assert.Contains($"signed in as <strong>{issued.User.Email}</strong>", await issued.User.Session.GetStringAsync("/"));
     }
 
-    protected Task<HttpResponseMessage> CallMeWithKeyAsync(string key) =>
-        server.CreateClient().SendAsync(new HttpRequestMessage(HttpMethod.Get, "/external-api/v1/me") { Headers = { { "X-API-Key", key } } });
+    protected Task<HttpResponseMessage> CallMeWithKeyAsync(string key) => TestAccounts.CallMeWithKeyAsync(server.CreateClient(), key);
 }
 
 public sealed class BackupRestoreTestsOnSqlite(SqliteServer server) : BackupRestoreTests(server), IClassFixture<SqliteServer>

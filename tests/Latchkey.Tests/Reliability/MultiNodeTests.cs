@@ -132,7 +132,7 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
         foreach (var node in others)
         {
             Assert.Equal(HttpStatusCode.OK, (await OAuthClient.CallMeAsync(node, accessToken)).StatusCode);
-            Assert.Equal(HttpStatusCode.OK, (await CallMeWithKeyAsync(node, apiKey)).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await TestAccounts.CallMeWithKeyAsync(node, apiKey)).StatusCode);
         }
 
         var revoke = await cluster.CreateClient().PostAsync(Features.AuthorizationServer.AuthorizationServerSetup.RevokePath,
@@ -141,7 +141,7 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
         await AssertRefusedEverywhereWithinASecondAsync(others, node => OAuthClient.CallMeAsync(node, accessToken), "revoked access token");
 
         Assert.Equal(HttpStatusCode.NoContent, (await issued.User.Session.DeleteAsync($"/api/keys/{apiKeyId}")).StatusCode);
-        await AssertRefusedEverywhereWithinASecondAsync(others, node => CallMeWithKeyAsync(node, apiKey), "revoked API key");
+        await AssertRefusedEverywhereWithinASecondAsync(others, node => TestAccounts.CallMeWithKeyAsync(node, apiKey), "revoked API key");
 
         // A second grant of the same app, then the owner disables the app.
         var (code, verifier) = await OAuthClient.GetCodeAsync(issued.User, issued.App);
@@ -172,9 +172,6 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
         Assert.Empty(pending);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"{what}: took {clock.Elapsed.TotalMilliseconds:F0} ms to be refused everywhere");
     }
-
-    private static Task<HttpResponseMessage> CallMeWithKeyAsync(HttpClient node, string apiKey) =>
-        node.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/external-api/v1/me") { Headers = { { "X-API-Key", apiKey } } });
 
     [Fact]
     public async Task Fifty_concurrent_reads_on_each_of_three_nodes_of_an_expiring_credential_cause_one_provider_call()
