@@ -57,5 +57,14 @@ start_throwaway_postgres() {
 
 stop_throwaway_postgres() {
   "${PG_RUN[@]}" "$PG_BINDIR/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+  # What went wrong with the server itself (a crash, a full disk, too many connections) is
+  # otherwise lost with its folder, and explains failures that tests see only as 503s.
+  local trouble
+  trouble=$(grep -E 'PANIC|terminated by signal|all server processes terminated|No space left|out of memory|too many clients|in recovery mode' \
+    "$PG_DIR/server.log" 2>/dev/null | tail -n 15 || true)
+  if [ -n "$trouble" ]; then
+    _pg_log "the server reported trouble during the run:"
+    printf '%s\n' "$trouble" | sed 's/^/[postgres]   /' >&2
+  fi
   rm -rf "$PG_DIR"
 }

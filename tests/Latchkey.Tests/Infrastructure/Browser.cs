@@ -9,8 +9,9 @@ public static partial class Browser
     public static async Task<string> AntiforgeryTokenAsync(HttpClient client, string path)
     {
         var page = await client.GetAsync(path);
-        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
-        return AntiforgeryToken(await page.Content.ReadAsStringAsync());
+        var html = await page.Content.ReadAsStringAsync();
+        Assert.True(page.StatusCode == HttpStatusCode.OK, $"GET {client.BaseAddress}{path.TrimStart('/')}: {(int)page.StatusCode} {html}");
+        return AntiforgeryToken(html);
     }
 
     public static string AntiforgeryToken(string html)

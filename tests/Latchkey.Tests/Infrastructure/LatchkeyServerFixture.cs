@@ -21,6 +21,7 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
     public const string InitialAccessToken = "test-initial-access-token-0123456789";
 
     private WebApplication? _app;
+    private int _nodes;
 
     /// <summary>The vault's development key file of this server (the same for its CLI runs and extra nodes).</summary>
     public string VaultKeyFile { get; } = Path.Combine(Path.GetTempPath(), "latchkey-tests", $"vault-{Guid.NewGuid():N}.json");
@@ -56,10 +57,18 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
     /// </summary>
     public async Task<(WebApplication App, Uri BaseAddress)> StartAnotherNodeAsync(IReadOnlyDictionary<string, string?>? settings = null)
     {
+        var node = Interlocked.Increment(ref _nodes);
         var app = Program.BuildWebApp([], builder =>
         {
             Configure(builder);
             builder.Configuration["AuthorizationServer:Issuer"] = BaseAddress.AbsoluteUri;
+            if (Provider == StorageProvider.Postgres)
+            {
+                // A node of its own process has a connection pool of its own; in this one process
+                // the same connection string would share one. The name also tells nodes apart in pg_stat_activity.
+                builder.Configuration["ConnectionStrings:Latchkey"] =
+                    new NpgsqlConnectionStringBuilder(ConnectionString) { ApplicationName = $"latchkey-node-{node}" }.ConnectionString;
+            }
             if (settings is not null)
             {
                 builder.Configuration.AddInMemoryCollection(settings);
@@ -98,8 +107,14 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
     {
         if (Provider == StorageProvider.Postgres)
         {
-            using var connection = new NpgsqlConnection(ConnectionString);
-            NpgsqlConnection.ClearPool(connection);
+            // The server adds settings to the connection string (StorageOptions.PostgresConnectionString),
+            // which makes its pool another than the one of the string as written.
+            var served = new StorageOptions { Provider = Provider, ConnectionString = ConnectionString }.PostgresConnectionString;
+            foreach (var connectionString in new[] { ConnectionString, served })
+            {
+                using var connection = new NpgsqlConnection(connectionString);
+                NpgsqlConnection.ClearPool(connection);
+            }
         }
         else
         {

@@ -166,6 +166,29 @@ public sealed class DatabaseOutageTests(RestartablePostgresServer server, ITestO
         Assert.Equal(providerToken, token.GetProperty("access_token").GetString());
     }
 
+    [Fact]
+    public async Task After_a_restart_while_the_node_was_idle_at_most_one_request_fails()
+    {
+        var account = await TestAccounts.SignUpAsync(server);
+        // Concurrent requests leave several connections open in the node's pool.
+        await Task.WhenAll(Enumerable.Range(0, 12).Select(_ => TestAccounts.CreateKeyAsync(account, "IDENTITY")));
+
+        // The database restarts with no request under way: every pooled connection is now dead,
+        // and nothing has told the node.
+        await server.Database.StopAsync();
+        await server.Database.StartAgainAsync();
+
+        var answers = new List<int>();
+        for (var i = 0; i < 12; i++)
+        {
+            var response = await account.Session.PostAsJsonAsync("/api/keys", new { name = $"after {i}", scopes = new[] { "IDENTITY" } });
+            answers.Add((int)response.StatusCode);
+        }
+        output.WriteLine($"answers after the restart: {string.Join(' ', answers)}");
+        Assert.True(answers.Count(a => a != 201) <= 1, $"answers after the restart: {string.Join(' ', answers)}");
+        Assert.Equal(201, answers[^1]);
+    }
+
     private Task<(int ApiKeys, int Credentials, int Users)> CountsAsync() => server.WithDbAsync(async db =>
         (await db.ApiKeys.CountAsync(), await db.BrokerCredentials.CountAsync(), await db.Users.CountAsync()));
 }

@@ -131,8 +131,8 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
         // Caching:MaxAgeSeconds (10 s).
         foreach (var node in others)
         {
-            Assert.Equal(HttpStatusCode.OK, (await OAuthClient.CallMeAsync(node, accessToken)).StatusCode);
-            Assert.Equal(HttpStatusCode.OK, (await TestAccounts.CallMeWithKeyAsync(node, apiKey)).StatusCode);
+            await AssertOkAsync(OAuthClient.CallMeAsync(node, accessToken), $"{node.BaseAddress} with the token");
+            await AssertOkAsync(TestAccounts.CallMeWithKeyAsync(node, apiKey), $"{node.BaseAddress} with the API key");
         }
 
         var revoke = await cluster.CreateClient().PostAsync(Features.AuthorizationServer.AuthorizationServerSetup.RevokePath,
@@ -148,7 +148,7 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
         var second = (await OAuthClient.RedeemCodeAsync(cluster.CreateClient(), issued.App, code, verifier)).GetProperty("access_token").GetString()!;
         foreach (var node in others)
         {
-            Assert.Equal(HttpStatusCode.OK, (await OAuthClient.CallMeAsync(node, second)).StatusCode);
+            await AssertOkAsync(OAuthClient.CallMeAsync(node, second), $"{node.BaseAddress} with the second token");
         }
         Assert.Equal(HttpStatusCode.OK, (await issued.Owner.Session.PostAsync($"/api/oauth/apps/{issued.App.ClientId}/disable", null)).StatusCode);
         await AssertRefusedEverywhereWithinASecondAsync(others, node => OAuthClient.CallMeAsync(node, second), "token of a disabled app");
@@ -193,7 +193,7 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
             {
                 var response = await node.PostAsync($"/mcp/credentials/{credentialId}/access-token", null);
                 var body = await response.Content.ReadAsStringAsync();
-                Assert.True(response.StatusCode == HttpStatusCode.OK, body);
+                Assert.True(response.StatusCode == HttpStatusCode.OK, $"{address}: {(int)response.StatusCode} {body}");
                 return JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString()!;
             });
         }).ToList();
@@ -264,16 +264,21 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
         foreach (var address in cluster.Addresses)
         {
             var node = Client(address);
-            await Eventually.TrueAsync(async () => (await node.GetStringAsync("/.well-known/jwks")).Contains(newest, StringComparison.Ordinal),
-                TimeSpan.FromSeconds(10), $"{address} publishes {newest}");
+            await Eventually.TrueAsync(async () =>
+            {
+                var jwks = await node.GetAsync("/.well-known/jwks");
+                var body = await jwks.Content.ReadAsStringAsync();
+                Assert.True(jwks.IsSuccessStatusCode, $"{address}/.well-known/jwks: {(int)jwks.StatusCode} {body}");
+                return body.Contains(newest, StringComparison.Ordinal);
+            }, TimeSpan.FromSeconds(10), $"{address} publishes {newest}");
         }
         // A token issued after the rotation on one node is accepted by the others, and so is one from before it.
         var (code, verifier) = await OAuthClient.GetCodeAsync(before.User, before.App);
         var after = (await OAuthClient.RedeemCodeAsync(Client(cluster.Addresses[1]), before.App, code, verifier)).GetProperty("access_token").GetString()!;
         foreach (var address in cluster.Addresses)
         {
-            Assert.Equal(HttpStatusCode.OK, (await OAuthClient.CallMeAsync(Client(address), after)).StatusCode);
-            Assert.Equal(HttpStatusCode.OK, (await OAuthClient.CallMeAsync(Client(address), before.Tokens.GetProperty("access_token").GetString()!)).StatusCode);
+            await AssertOkAsync(OAuthClient.CallMeAsync(Client(address), after), $"{address} with a token issued after the rotation");
+            await AssertOkAsync(OAuthClient.CallMeAsync(Client(address), before.Tokens.GetProperty("access_token").GetString()!), $"{address} with a token issued before it");
         }
     }
 
@@ -341,6 +346,13 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
         Assert.Equal(_provider.LastIssuedAccessToken, token.GetProperty("access_token").GetString());
         // The rotated refresh token was kept: refreshing again works at the provider.
         await TestBroker.PostAsync(caller, "/mcp/oauth/refresh-token", new { credential_id = credentialId });
+    }
+
+    /// <summary>Fails with the node, status and body, which say more than a status code alone.</summary>
+    private static async Task AssertOkAsync(Task<HttpResponseMessage> call, string what)
+    {
+        var response = await call;
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"{what}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
     }
 
     private static ClusterLink Link(WebApplication app) => app.Services.GetRequiredService<ClusterLink>();
