@@ -1,7 +1,5 @@
 using System.CommandLine;
 using Latchkey.Features.AuthorizationServer;
-using Latchkey.Storage;
-using Microsoft.Extensions.Options;
 
 namespace Latchkey.Cli;
 
@@ -11,16 +9,15 @@ public static class ServerKeyCommands
     public static Command Create(CliContext context)
     {
         var rotate = new Command("rotate",
-            $"Add a new signing key (RSA), token-signing key (HMAC) and token-encryption key (AES). Running nodes on PostgreSQL take them up at once, a server on SQLite at its next start; the previous keys stay valid for reading (the newest {ServerKeyRing.KeysKeptPerKind} of each kind are kept in use).");
+            $"Add a new signing key (RSA), token-signing key (HMAC) and token-encryption key (AES). Running servers take them up at once; the previous keys stay valid for reading (the newest {ServerKeyRing.KeysKeptPerKind} of each kind are kept in use).");
         rotate.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
         {
             var ring = services.GetRequiredService<ServerKeyRing>();
             ring.GetOrCreate();
             var (signing, encryption, tokenSigning) = ring.Rotate();
             await output.WriteLineAsync($"Added signing key {signing}, token-signing key {tokenSigning} and encryption key {encryption}.");
-            await output.WriteLineAsync(services.GetRequiredService<IOptions<StorageOptions>>().Value.IsPostgres
-                ? "Running nodes sign and encrypt with them from now on. Tokens made with the previous keys stay valid."
-                : "Restart the server to sign and encrypt with them. Tokens made with the previous keys stay valid.");
+            // The command announces the new keys (CliContext flushes the announcement when it ends).
+            await output.WriteLineAsync("Running servers sign and encrypt with them from now on. Tokens made with the previous keys stay valid.");
             return CliContext.Success;
         }, cancellationToken));
         return new Command("server-keys", "The authorization server's signing, token-signing and token-encryption keys.") { rotate };

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Latchkey.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 using static Latchkey.Tests.AuthorizationServer.AuthorizationCodeFlowTests;
 using static Latchkey.Tests.Infrastructure.OAuthClient;
 
@@ -8,6 +9,17 @@ namespace Latchkey.Tests.AuthorizationServer;
 
 public abstract class ServerKeyRotationTests(LatchkeyServerFixture server)
 {
+    [Fact]
+    public async Task A_node_has_read_its_keys_when_it_starts_before_any_request()
+    {
+        var (node, _) = await server.StartAnotherNodeAsync();
+        await using (node)
+        {
+            Assert.True(node.Services.GetRequiredService<Latchkey.Features.AuthorizationServer.ServerKeySet>().IsLoaded);
+            await node.StopAsync();
+        }
+    }
+
     [Fact]
     public async Task After_rotation_new_nodes_use_the_new_keys_and_tokens_from_before_stay_valid()
     {
@@ -21,6 +33,15 @@ public abstract class ServerKeyRotationTests(LatchkeyServerFixture server)
         Assert.Equal(0, rotate.ExitCode);
         Assert.Contains("signing-0002", rotate.Output);
         Assert.Contains("hmac-0002", rotate.Output);
+        Assert.Contains("Running servers sign and encrypt with them from now on", rotate.Output);
+
+        // The running server takes the new keys up without a restart: the command announces them
+        // (through the cluster link on PostgreSQL, the change feed beside the file on SQLite).
+        using (var running = server.CreateClient())
+        {
+            await Eventually.TrueAsync(async () => (await running.GetStringAsync("/.well-known/jwks")).Contains("signing-0002", StringComparison.Ordinal),
+                TimeSpan.FromSeconds(10), "the running server publishes signing-0002");
+        }
 
         var (node, address) = await server.StartAnotherNodeAsync();
         await using (node)

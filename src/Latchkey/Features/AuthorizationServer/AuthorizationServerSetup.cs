@@ -38,6 +38,7 @@ public static class AuthorizationServerSetup
         builder.Services.AddSingleton<IConfigureOptions<OpenIddictServerOptions>, ServerKeyOptionsSetup>();
         builder.Services.AddSingleton<ServerKeySet>();
         builder.Services.AddSingleton<IOptionsChangeTokenSource<OpenIddictServerOptions>>(services => services.GetRequiredService<ServerKeySet>());
+        builder.Services.AddHostedService<ServerKeyWarmUp>();
         builder.Services.AddScoped(services => (OAuthApplicationManager)services.GetRequiredService<OpenIddict.Core.OpenIddictApplicationManager<OAuthApplication>>());
         builder.Services.AddScoped<OAuthPrincipals>();
         builder.Services.AddScoped<OAuthAppService>();

@@ -204,6 +204,9 @@ internal sealed partial class ServerKeySet : IOptionsChangeTokenSource<OpenIddic
         }
     }
 
+    /// <summary>Whether the keys have been read (at start, by <see cref="ServerKeyWarmUp"/>, or at first use).</summary>
+    public bool IsLoaded => Volatile.Read(ref _current) is not null;
+
     public string? Name => Options.DefaultName;
 
     public Microsoft.Extensions.Primitives.IChangeToken GetChangeToken() =>
@@ -270,4 +273,30 @@ internal sealed partial class ServerKeySet : IOptionsChangeTokenSource<OpenIddic
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Reloading the authorization server keys failed ({Error}: {Message}); retrying")]
     private static partial void LogReloadFailed(ILogger logger, string error, string message);
+}
+
+/// <summary>
+/// Loads the keys while the server starts. Otherwise the first requests, however many arrive at
+/// once, queue behind one synchronous load (of the keys and, to unprotect them, of the Data
+/// Protection key ring), holding a thread each. A database that is away at start only defers the
+/// load to the first request that needs the keys.
+/// </summary>
+internal sealed partial class ServerKeyWarmUp(ServerKeySet keys, ILogger<ServerKeyWarmUp> logger) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.Run(() => keys.Current, cancellationToken);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            LogDeferred(logger, exception.GetType().Name, exception.GetBaseException().Message);
+        }
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The authorization server keys could not be loaded at start ({Error}: {Message}); the first request that needs them loads them")]
+    private static partial void LogDeferred(ILogger logger, string error, string message);
 }
