@@ -30,11 +30,11 @@ public static class TestAccounts
         return new TestAccount(email, Password, "Test User", client);
     }
 
-    /// <summary>Creates an API key through the JSON API and returns the key and its id.</summary>
     /// <summary><c>GET /external-api/v1/me</c> with an API key.</summary>
     public static Task<HttpResponseMessage> CallMeWithKeyAsync(HttpClient client, string apiKey) =>
         client.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/external-api/v1/me") { Headers = { { "X-API-Key", apiKey } } });
 
+    /// <summary>Creates an API key through the JSON API and returns the key and its id.</summary>
     public static async Task<(string Key, string Id)> CreateKeyAsync(TestAccount account, params string[] scopes)
     {
         var response = await account.Session.PostAsJsonAsync("/api/keys", new { name = "test key", scopes });
