@@ -5,6 +5,7 @@ using Latchkey.Features.ApiKeys;
 using Latchkey.Features.AuthorizationServer;
 using Latchkey.Features.Broker;
 using Latchkey.Features.ExternalApi;
+using Latchkey.Features.KeyProtection;
 using Latchkey.Features.Mcp;
 using Latchkey.Features.Operations;
 using Latchkey.Features.RateLimits;
@@ -40,6 +41,7 @@ public static class Program
         builder.AddRateLimits();
         builder.AddSite();
         builder.AddStorage();
+        builder.AddKeyProtection();
         builder.AddScopeCatalog();
         builder.AddSecurityEvents();
         builder.AddAccounts();

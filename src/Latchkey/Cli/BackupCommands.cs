@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using Latchkey.Features.Broker.Vault;
+using Latchkey.Features.KeyProtection;
 using Latchkey.Storage;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -50,9 +50,9 @@ public static class BackupCommands
             var seconds = time.GetElapsedTime(started).TotalSeconds;
             await output.WriteLineAsync($"Wrote {summary.Path}: {Size(summary.Bytes)}, mode 0600, integrity ok, in {seconds.ToString("0.00", CultureInfo.InvariantCulture)} s.");
             await WriteSummaryAsync(output, summary);
-            await output.WriteLineAsync($"Not in this backup: the vault master key ({VaultKeyLocation(services)}). Back it up separately: " +
-                                        "without it no stored credential can be decrypted.");
-            await output.WriteLineAsync("The backup holds password hashes, API key hashes and the Data Protection keys: keep it as safe as the database.");
+            await output.WriteLineAsync($"Not in this backup: the master key ({VaultKeyLocation(services)}). Back it up separately, and keep it apart " +
+                                        "from the backup: without it neither the stored credentials nor the Data Protection keys (sessions, signing keys) can be decrypted.");
+            await output.WriteLineAsync("The backup holds password hashes and the account data: keep it as safe as the database.");
             return CliContext.Success;
         }, cancellationToken));
         return backup;
@@ -142,22 +142,17 @@ public static class BackupCommands
                "The vault master key is not in the database: back it up separately.";
     }
 
-    private static string VaultKeyLocation(IServiceProvider services)
-    {
-        var vault = services.GetRequiredService<IOptions<VaultOptions>>().Value;
-        return vault.MasterKeys.Count > 0 ? "Vault:MasterKeys in your configuration" : Path.GetFullPath(vault.KeyFile);
-    }
+    private static string VaultKeyLocation(IServiceProvider services) => services.GetRequiredService<IMasterKeyProvider>().Source;
 
     private static string VaultKeyReminder(IServiceProvider services)
     {
-        var vault = services.GetRequiredService<IOptions<VaultOptions>>().Value;
-        if (vault.MasterKeys.Count == 0 && !File.Exists(Path.GetFullPath(vault.KeyFile)))
+        if (services.GetRequiredService<IMasterKeyProvider>() is MasterKeyFile { FilePath: var keyFile } && !File.Exists(keyFile))
         {
-            return $"Warning: the vault key file {Path.GetFullPath(vault.KeyFile)} does not exist. Put back the one from when the backup was made " +
-                   "before starting the server: a new key cannot decrypt the stored credentials.";
+            return $"Warning: the vault key file {keyFile} does not exist. Put back the one from when the backup was made " +
+                   "before starting the server: a new key cannot decrypt the stored credentials or the Data Protection keys.";
         }
-        return $"The vault master key is not in the database: the server must use the one from when the backup was made ({VaultKeyLocation(services)}), " +
-               "or stored credentials cannot be decrypted.";
+        return $"The master key is not in the database: the server must use the one from when the backup was made ({VaultKeyLocation(services)}), " +
+               "or stored credentials, sessions and signing keys cannot be decrypted.";
     }
 
     private static string Size(long bytes) => bytes switch

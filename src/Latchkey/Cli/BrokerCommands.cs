@@ -2,6 +2,7 @@ using System.CommandLine;
 using Latchkey.Features.Broker.Credentials;
 using Latchkey.Features.Broker.Providers;
 using Latchkey.Features.Broker.Vault;
+using Latchkey.Features.KeyProtection;
 using Microsoft.EntityFrameworkCore;
 
 namespace Latchkey.Cli;
@@ -101,31 +102,37 @@ public static class BrokerCommands
 
     private static Command VaultCommand(CliContext context)
     {
-        var to = new Option<string?>("--to") { Description = "With master keys in configuration: the id of the (already configured) key to re-wrap to." };
+        var to = new Option<string?>("--to") { Description = "The id of a master key the provider already has (Vault:MasterKeys, or the key file) to rotate to." };
         var rotate = new Command("rotate-key",
-            "Rotate the vault's master key: data keys are re-wrapped under the new one; stored secrets are not touched, so nodes keep working.") { to };
+            "Rotate the master key: the vault's data keys are re-wrapped and the Data Protection key ring is re-encrypted under the new one. " +
+            "Stored secrets are not touched, so running servers keep working.") { to };
         rotate.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
         {
             var masterKeys = services.GetRequiredService<MasterKeys>();
             string newId;
-            if (masterKeys.KeyFile is not null)
-            {
-                newId = masterKeys.AddToKeyFile();
-            }
-            else if (parse.GetValue(to) is { } id)
+            if (parse.GetValue(to) is { } id)
             {
                 masterKeys.Activate(id);
                 newId = id;
             }
+            else if (masterKeys.Provider is IMasterKeyGenerator)
+            {
+                newId = masterKeys.AddKey();
+            }
             else
             {
-                await parse.InvocationConfiguration.Error.WriteLineAsync("Master keys come from configuration: add the new key to Vault:MasterKeys, then run with --to <id> and set Vault:ActiveMasterKeyId.");
+                await parse.InvocationConfiguration.Error.WriteLineAsync(
+                    $"Master keys come from {masterKeys.Source}: add the new key there, then run 'latchkey vault rotate-key --to <id>' and set Vault:ActiveMasterKeyId to it.");
                 return CliContext.ConfigurationError;
             }
-            var count = await services.GetRequiredService<SecretVault>().RewrapAsync(ct);
-            await output.WriteLineAsync($"Master key {newId} is active; re-wrapped {count} data key(s).");
+            var rewrapped = await services.GetRequiredService<SecretVault>().RewrapAsync(ct);
+            var keyRing = await services.GetRequiredService<KeyRingAtRest>().ProtectAsync(reEncrypt: true, ct);
+            await output.WriteLineAsync(
+                $"Master key {newId} is active; re-wrapped {rewrapped} vault data key(s) and re-encrypted {keyRing.ReEncrypted + keyRing.Encrypted} Data Protection key element(s).");
+            await output.WriteLineAsync(
+                "Keep the earlier master keys: servers that are running read with them until they restart, and backups made before now need them.");
             return CliContext.Success;
         }, cancellationToken));
-        return new Command("vault", "The credential vault.") { rotate };
+        return new Command("vault", "The vault's master keys.") { rotate };
     }
 }

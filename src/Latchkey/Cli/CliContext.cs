@@ -76,7 +76,7 @@ public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextRea
         catch (Exception exception) when (Describe(exception) is { } message)
         {
             await error.WriteLineAsync(message);
-            return exception is OptionsValidationException ? ConfigurationError : Failure;
+            return IsConfigurationError(exception) ? ConfigurationError : Failure;
         }
     }
 
@@ -93,6 +93,10 @@ public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextRea
     public static void ValidateOptions(IServiceProvider services) =>
         services.GetService<IStartupValidator>()?.Validate();
 
+    /// <summary>Failures of settings (exit code 2) rather than of the operation.</summary>
+    public static bool IsConfigurationError(Exception exception) =>
+        exception is OptionsValidationException or Latchkey.Features.KeyProtection.MasterKeyUnavailableException;
+
     /// <summary>A plain message for failures a person can fix; null for bugs, which keep their stack trace.</summary>
     public static string? Describe(Exception exception) => exception switch
     {
@@ -100,6 +104,7 @@ public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextRea
             string.Join(Environment.NewLine, options.Failures.Select(f => "  - " + f)),
         DbException db => $"Cannot use the database: {db.Message}",
         InvalidOperationException { InnerException: DbException db } => $"Cannot use the database: {db.Message}",
+        Latchkey.Features.KeyProtection.MasterKeyUnavailableException masterKey => $"Master key: {masterKey.Message}",
         _ => null,
     };
 }

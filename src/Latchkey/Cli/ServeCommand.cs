@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Latchkey.Features.Accounts;
 using Latchkey.Features.AuthorizationServer;
+using Latchkey.Features.KeyProtection;
 using Latchkey.Features.Operations;
 using Latchkey.Storage;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -63,7 +64,7 @@ public static class ServeCommand
         catch (Exception exception) when (CliContext.Describe(exception) is { } message)
         {
             await error.WriteLineAsync(message);
-            return exception is OptionsValidationException ? CliContext.ConfigurationError : CliContext.Failure;
+            return CliContext.IsConfigurationError(exception) ? CliContext.ConfigurationError : CliContext.Failure;
         }
         catch (IOException exception) when (exception.InnerException is System.Net.Sockets.SocketException || exception.Message.Contains("address", StringComparison.OrdinalIgnoreCase))
         {
@@ -79,18 +80,23 @@ public static class ServeCommand
                         ?? addresses.FirstOrDefault() ?? "http://localhost:5000";
         publicUrl = publicUrl.TrimEnd('/');
         var where = storage.IsPostgres ? "postgres" : $"sqlite ({storage.EffectiveConnectionString.Replace("Data Source=", "", StringComparison.Ordinal)})";
+        var masterKeys = app.Services.GetRequiredService<MasterKeys>();
         await output.WriteLineAsync($"""
 
             Latchkey is running.
               Listening on : {string.Join(", ", addresses)}
               Storage      : {where}
+              Master keys  : {masterKeys.Source}
               API docs     : {publicUrl}/docs  (OpenAPI: {publicUrl}/openapi/v1.json)
               Health       : {publicUrl}/healthz, {publicUrl}/readyz
               First user   : sign up at {publicUrl}{AccountsSetup.SignUpPath}
                              or run: latchkey users create --email you@example.com --name "Your Name"
-            Press Ctrl+C to stop.
 
             """);
+        if (app.Environment.IsProduction() && MasterKeyFileWarning(app, storage) is { } warning)
+        {
+            await output.WriteLineAsync(warning);
+        }
         // Only a server others can reach needs it; on loopback the Host header is the user's own.
         var reachable = addresses.Any(a => Uri.TryCreate(a.Replace("*", "0.0.0.0", StringComparison.Ordinal).Replace("+", "0.0.0.0", StringComparison.Ordinal), UriKind.Absolute, out var uri) && !uri.IsLoopback);
         if (string.IsNullOrEmpty(app.Services.GetRequiredService<IOptions<AuthorizationServerOptions>>().Value.Issuer) && reachable)
@@ -100,5 +106,40 @@ public static class ServeCommand
                 "tokens are checked against) comes from each request's Host header. Set it to the public address, e.g. " +
                 "LATCHKEY_AuthorizationServer__Issuer=https://id.example.com/ (docs/operations.md).");
         }
+        // Last, so that whoever waits for the banner (a person, a test) has seen the warnings too.
+        await output.WriteLineAsync("Press Ctrl+C to stop.");
+    }
+
+    /// <summary>
+    /// In production the master keys belong apart from the database: a generated key file, or
+    /// one in the database's folder, travels with every copy of it. Null when the operator chose a place.
+    /// </summary>
+    private static string? MasterKeyFileWarning(WebApplication app, StorageOptions storage)
+    {
+        if (app.Services.GetRequiredService<IMasterKeyProvider>() is not MasterKeyFile keyFile)
+        {
+            return null;
+        }
+        var vault = app.Services.GetRequiredService<IOptions<VaultOptions>>().Value;
+        var databaseFolder = storage.IsPostgres ? null : Path.GetDirectoryName(StorageOptions.SqliteFileOf(storage.EffectiveConnectionString));
+        var besideDatabase = databaseFolder is not null &&
+                             keyFile.FilePath.StartsWith(databaseFolder.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+        if (!string.IsNullOrWhiteSpace(vault.KeyFile) && !besideDatabase)
+        {
+            return null;
+        }
+        var what = $"Warning: the master key that protects every stored secret, session and signing key is the file {keyFile.FilePath}";
+        return besideDatabase
+            ? $"""
+              {what}, in the database's folder: a copy of that folder, or a backup of it, is a copy of the keys.
+                Move the file elsewhere and set Vault:KeyFile to it (a separate volume or a mounted secret), or give the keys in
+                LATCHKEY_Vault__MasterKeys__<id>; then set Vault:RequireMasterKey=true (docs/operations.md#master-keys).
+              """
+            : $"""
+              {what}, generated for this machine. Back it up apart from the database: without it nothing stored can be read.
+                For production, set Vault:KeyFile to a place you manage (a separate volume or a mounted secret) or give the keys in
+                LATCHKEY_Vault__MasterKeys__<id>, and set Vault:RequireMasterKey=true so that a server never starts with a new,
+                empty key (docs/operations.md#master-keys).
+              """;
     }
 }

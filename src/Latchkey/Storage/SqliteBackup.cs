@@ -1,3 +1,4 @@
+using Latchkey.Common;
 using Latchkey.Features.Accounts;
 using Latchkey.Features.ApiKeys;
 using Latchkey.Features.AuthorizationServer;
@@ -28,7 +29,6 @@ public sealed class SqliteBackupException(string message) : Exception(message);
 /// </summary>
 public sealed class SqliteBackup
 {
-    private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     // SQLite result codes: another connection holds a lock; the file is damaged; it is not a database.
     private const int Busy = 5, Locked = 6, Corrupt = 11, NotADatabase = 26;
 
@@ -75,7 +75,7 @@ public sealed class SqliteBackup
         var temporary = TemporaryBeside(target);
         try
         {
-            CreateOwnerOnly(temporary);
+            OwnerOnlyFiles.CreateFile(temporary);
             using (var source = Open(DatabasePath))
             using (var copy = Open(temporary))
             {
@@ -125,7 +125,7 @@ public sealed class SqliteBackup
         var staging = TemporaryBeside(DatabasePath);
         try
         {
-            CreateOwnerOnly(staging);
+            OwnerOnlyFiles.CreateFile(staging);
             using (var from = File.OpenRead(backup))
             using (var to = new FileStream(staging, FileMode.Truncate, FileAccess.Write))
             {
@@ -197,7 +197,7 @@ public sealed class SqliteBackup
         {
             // In exclusive locking mode the lock taken here is held until the connection closes.
             Execute(current, "PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT;");
-            CreateOwnerOnly(kept);
+            OwnerOnlyFiles.CreateFile(kept);
             using var copy = Open(kept);
             current.BackupDatabase(copy);
             Execute(copy, "PRAGMA journal_mode=DELETE;");
@@ -319,23 +319,12 @@ public sealed class SqliteBackup
     private static string TemporaryBeside(string path) =>
         Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
 
-    /// <summary>Creates an empty file only its owner can read; SQLite treats an empty file as an empty database.</summary>
-    private static void CreateOwnerOnly(string path)
-    {
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = OwnerOnly;
-        }
-        using var _ = new FileStream(path, options);
-    }
-
     private static void CopyOwnerOnly(string from, string to)
     {
         File.Copy(from, to, overwrite: false);
         if (!OperatingSystem.IsWindows())
         {
-            File.SetUnixFileMode(to, OwnerOnly);
+            File.SetUnixFileMode(to, OwnerOnlyFiles.FileModeBits);
         }
     }
 

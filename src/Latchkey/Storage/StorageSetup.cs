@@ -45,6 +45,7 @@ public static class StorageSetup
         }
         else
         {
+            builder.Services.AddHostedService<SqliteFilePermissions>();
             builder.Services.AddSingleton<SqliteChangeFeed>();
             builder.Services.AddSingleton<ICacheAnnouncer>(services => services.GetRequiredService<SqliteChangeFeed>());
             builder.Services.AddSingleton<ICacheAnnouncementSender>(services => services.GetRequiredService<SqliteChangeFeed>());
@@ -100,14 +101,16 @@ internal sealed class SqliteConnectionPragmas(SqliteSynchronousMode synchronous)
 }
 
 /// <summary>Brings the schema up to date; used on start and by <c>latchkey db migrate</c>.</summary>
-public sealed partial class DatabaseMigrator(LatchkeyDbContext db, IOptions<StorageOptions> options, ILogger<DatabaseMigrator> logger)
+public sealed partial class DatabaseMigrator(
+    LatchkeyDbContext db, IOptions<StorageOptions> options, ILogger<DatabaseMigrator> logger, ILogger<SqliteFilePermissions> fileLogger)
 {
     public async Task<IReadOnlyList<string>> MigrateAsync(CancellationToken cancellationToken = default)
     {
         var storage = options.Value;
         if (!storage.IsPostgres)
         {
-            PrepareSqliteFile(db.Database.GetConnectionString());
+            // The file and its folder exist, owner-only, before SQLite creates them with the umask's mode.
+            new SqliteFilePermissions(Options.Create(new StorageOptions { ConnectionString = db.Database.GetConnectionString() }), fileLogger).Apply();
         }
 
         // On a fresh database EF's own existence check is a failing query that it logs as an
@@ -124,15 +127,6 @@ public sealed partial class DatabaseMigrator(LatchkeyDbContext db, IOptions<Stor
 
         LogMigrated(logger, storage.IsPostgres ? StorageProvider.Postgres : StorageProvider.Sqlite, pending.Count);
         return pending;
-    }
-
-    private static void PrepareSqliteFile(string? connectionString)
-    {
-        var directory = Path.GetDirectoryName(StorageOptions.SqliteFileOf(connectionString));
-        if (!string.IsNullOrEmpty(directory))
-        {
-            Directory.CreateDirectory(directory);
-        }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Database on {Provider} is up to date ({Applied} migrations applied now)")]

@@ -50,32 +50,4 @@ public sealed class BrokerUnitTests
     [Fact]
     public async Task The_ssrf_guard_can_be_opened_for_loopback_test_providers() =>
         Assert.Null(await OutboundAddressGuard.CheckAsync("http://127.0.0.1:5000/token", allowPrivateNetworks: true, CancellationToken.None));
-
-    [Fact]
-    public void Master_keys_made_in_the_same_second_get_different_ids_and_none_is_replaced()
-    {
-        // Ids were the time to the second: a rotation in the second the key file was made
-        // replaced the key under the same id, and the data keys it had wrapped no longer opened.
-        var file = Path.Combine(Path.GetTempPath(), "latchkey-tests", $"vault-{Guid.NewGuid():N}.json");
-        try
-        {
-            var keys = new Latchkey.Features.Broker.Vault.MasterKeys(Microsoft.Extensions.Options.Options.Create(
-                new Latchkey.Features.Broker.Vault.VaultOptions { KeyFile = file }));
-            var first = keys.ActiveId;
-            var firstKey = keys.Get(first).ToArray();
-            var second = keys.AddToKeyFile();
-            var third = keys.AddToKeyFile();
-
-            Assert.Equal(3, new[] { first, second, third }.Distinct().Count());
-            Assert.Equal(firstKey, keys.Get(first));
-            var reloaded = new Latchkey.Features.Broker.Vault.MasterKeys(Microsoft.Extensions.Options.Options.Create(
-                new Latchkey.Features.Broker.Vault.VaultOptions { KeyFile = file }));
-            Assert.Equal(firstKey, reloaded.Get(first));
-            Assert.Equal(third, reloaded.ActiveId);
-        }
-        finally
-        {
-            File.Delete(file);
-        }
-    }
 }

@@ -155,11 +155,14 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
     {
     }
 
-    /// <summary>A client with its own cookie jar that does not follow redirects, so tests see them.</summary>
-    public HttpClient CreateClient() =>
-        new(new HttpClientHandler { AllowAutoRedirect = false, CookieContainer = new CookieContainer(), UseCookies = true })
+    /// <summary>
+    /// A client that does not follow redirects, so tests see them, with its own cookie jar or
+    /// <paramref name="cookies"/> (cookies are per host, not per port: one jar serves every test node).
+    /// </summary>
+    public HttpClient CreateClient(CookieContainer? cookies = null, Uri? baseAddress = null) =>
+        new(new HttpClientHandler { AllowAutoRedirect = false, CookieContainer = cookies ?? new CookieContainer(), UseCookies = true })
         {
-            BaseAddress = BaseAddress,
+            BaseAddress = baseAddress ?? BaseAddress,
         };
 
     public async Task<T> WithDbAsync<T>(Func<LatchkeyDbContext, Task<T>> action)

@@ -14,9 +14,9 @@ public static class TestAccounts
     public static string NewEmail() => $"user-{Guid.NewGuid():N}@example.com";
 
     /// <summary>Signs a new user up through the sign-up form, as a person would.</summary>
-    public static async Task<TestAccount> SignUpAsync(LatchkeyServerFixture server, string timeZone = "Europe/Berlin")
+    public static async Task<TestAccount> SignUpAsync(LatchkeyServerFixture server, string timeZone = "Europe/Berlin", CookieContainer? cookies = null)
     {
-        var client = server.CreateClient();
+        var client = server.CreateClient(cookies);
         var email = NewEmail();
         var response = await Browser.SubmitFormAsync(client, "/account/sign-up", new Dictionary<string, string>
         {

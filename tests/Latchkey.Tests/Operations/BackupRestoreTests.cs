@@ -105,7 +105,7 @@ public sealed class BackupRestoreTestsOnSqlite(SqliteServer server) : BackupRest
         Assert.Contains("integrity ok", run.Output);
         Assert.Contains(await LatestMigrationAsync(), run.Output);
         Assert.Matches(@"broker credentials\s+[1-9]", run.Output);
-        Assert.Contains($"vault master key ({server.VaultKeyFile})", run.Output);
+        Assert.Contains($"the master key (the key file {server.VaultKeyFile})", run.Output);
         if (!OperatingSystem.IsWindows())
         {
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
@@ -121,7 +121,7 @@ public sealed class BackupRestoreTestsOnSqlite(SqliteServer server) : BackupRest
         Assert.True(run.ExitCode == 0, run.Error);
         Assert.Contains("integrity ok, a Latchkey database", run.Output);
         Assert.Contains($"Restored {server.DatabaseFile}", run.Output);
-        Assert.Contains("vault master key", run.Output);
+        Assert.Contains("The master key is not in the database", run.Output);
         // The destroyed file is kept as it was, in case the restore was the mistake.
         var kept = Assert.Single(System.IO.Directory.GetFiles(Path.GetDirectoryName(server.DatabaseFile)!, "latchkey.db.before-restore-*"));
         Assert.Equal("the disk ate it", await File.ReadAllTextAsync(kept));

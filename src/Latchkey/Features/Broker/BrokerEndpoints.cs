@@ -25,9 +25,7 @@ public static class BrokerEndpoints
     public static WebApplicationBuilder AddBroker(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        builder.Services.AddOptions<VaultOptions>().BindConfiguration(VaultOptions.SectionName);
         builder.Services.AddSingleton<ProviderCatalog>();
-        builder.Services.AddSingleton<MasterKeys>();
         builder.Services.AddSingleton<SecretVault>();
         builder.Services.AddAuditLog<CredentialAudit, CredentialAuditEvent>();
         builder.Services.AddSingleton<CredentialRefresher>();
