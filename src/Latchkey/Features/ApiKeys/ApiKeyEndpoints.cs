@@ -2,7 +2,7 @@ using Latchkey.Storage;
 using Latchkey.Common;
 using System.Security.Claims;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Identity;
+using Latchkey.Features.Accounts;
 
 namespace Latchkey.Features.ApiKeys;
 
@@ -38,10 +38,7 @@ public static class ApiKeyEndpoints
     {
         var keys = app.MapGroup("/api/keys")
             .WithTags("API keys")
-            .ProducesProblem(StatusCodes.Status401Unauthorized)
-            .RequireAuthorization(policy => policy
-                .AddAuthenticationSchemes(IdentityConstants.ApplicationScheme)
-                .RequireAuthenticatedUser());
+            .RequireBrowserSession();
 
         keys.MapPost("/", CreateAsync)
             .WithSummary("Create an API key")

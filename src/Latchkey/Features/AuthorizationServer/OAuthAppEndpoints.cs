@@ -2,7 +2,7 @@ using Latchkey.Common;
 using System.Security.Claims;
 using Latchkey.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Identity;
+using Latchkey.Features.Accounts;
 using Microsoft.EntityFrameworkCore;
 
 namespace Latchkey.Features.AuthorizationServer;
@@ -22,8 +22,7 @@ public static class OAuthAppEndpoints
     {
         var owner = app.MapGroup("/api/oauth/apps")
             .WithTags("OAuth apps")
-            .RequireAuthorization(policy => policy.AddAuthenticationSchemes(IdentityConstants.ApplicationScheme).RequireAuthenticatedUser())
-            .ProducesProblem(StatusCodes.Status401Unauthorized);
+            .RequireBrowserSession();
 
         owner.MapPost("/", CreateAsync).WithSummary("Register an app (the client secret is shown once)");
         owner.MapGet("/", ListAsync).WithSummary("List your apps");
@@ -49,8 +48,7 @@ public static class OAuthAppEndpoints
     {
         var grants = app.MapGroup("/api/oauth/authorizations")
             .WithTags("Authorized apps")
-            .RequireAuthorization(policy => policy.AddAuthenticationSchemes(IdentityConstants.ApplicationScheme).RequireAuthenticatedUser())
-            .ProducesProblem(StatusCodes.Status401Unauthorized);
+            .RequireBrowserSession();
         grants.MapGet("/", async (ClaimsPrincipal user, UserGrants userGrants, CancellationToken ct) =>
                 TypedResults.Ok(new AuthorizedAppList(await userGrants.ListAsync(user.UserId(), ct))))
             .WithSummary("The apps you have authorized, with their scopes and when they were last used");
