@@ -53,6 +53,7 @@ public static class Program
         builder.AddApiDocs();
 
         var app = builder.Build();
+        app.UseBrowserHardening();
         app.UseOperations();
         app.UseRateLimits();
         app.UseIntrospectionCache();

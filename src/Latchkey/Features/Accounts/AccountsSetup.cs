@@ -52,6 +52,10 @@ public static class AccountsSetup
             cookie.Cookie.Name = "latchkey.session";
             cookie.Cookie.HttpOnly = true;
             cookie.Cookie.SameSite = SameSiteMode.Lax;
+            // Secure whenever the request came over https (behind a proxy: Server:TrustForwardedHeaders).
+            cookie.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
+            cookie.Cookie.Path = "/";
+            cookie.CookieManager = new SessionCookies(new Microsoft.AspNetCore.Authentication.Cookies.ChunkingCookieManager());
             cookie.LoginPath = SignInPath;
             cookie.LogoutPath = SignOutPath;
             cookie.AccessDeniedPath = SignInPath;
@@ -64,6 +68,8 @@ public static class AccountsSetup
             .Configure<IOptions<AccountOptions>>((cookie, accounts) =>
                 cookie.ExpireTimeSpan = TimeSpan.FromMinutes(accounts.Value.SessionMinutes));
 
+        // The antiforgery cookie is Secure over https too (its default sets no Secure flag at all).
+        builder.Services.AddAntiforgery(options => options.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest);
         builder.Services.Configure<DataProtectionTokenProviderOptions>(options => options.TokenLifespan = PasswordResetLifetime);
         // A password change (or reset) ends the account's other sessions at their next check.
         builder.Services.Configure<SecurityStampValidatorOptions>(options => options.ValidationInterval = TimeSpan.FromMinutes(5));

@@ -27,8 +27,11 @@ public static class ApiDocsSetup
     public static WebApplication MapApiDocs(this WebApplication app)
     {
         app.MapOpenApi("/openapi/{documentName}.json");
+        app.UseApiReferencePolicy("/docs/");
         app.MapScalarApiReference("/docs", options => options
             .WithTitle("Latchkey API")
+            // A self-hosted reference loads nothing from a CDN: the page's policy allows this server only.
+            .DisableDefaultFonts()
             .WithOpenApiRoutePattern("/openapi/{documentName}.json"));
         return app;
     }

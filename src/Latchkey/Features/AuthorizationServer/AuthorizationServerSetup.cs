@@ -42,6 +42,7 @@ public static class AuthorizationServerSetup
         builder.Services.AddScoped(services => (OAuthApplicationManager)services.GetRequiredService<OpenIddict.Core.OpenIddictApplicationManager<OAuthApplication>>());
         builder.Services.AddScoped<OAuthPrincipals>();
         builder.Services.AddScoped<OAuthAppService>();
+        builder.Services.AddScoped<Latchkey.Features.Site.IContentSecurityPolicyContributor, AuthorizeFormTargets>();
         builder.Services.AddScoped<UserGrants>();
         builder.Services.AddScoped<IAccessTokenValidator, AccessTokenValidator>();
         builder.Services.AddSnapshotCache<AccessTokenSnapshot>(CacheScope.OAuth);

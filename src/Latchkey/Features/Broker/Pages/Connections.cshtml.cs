@@ -88,5 +88,11 @@ public sealed class ConnectionsModel(CredentialService credentials, ProviderServ
     {
         Credentials = await credentials.ListAsync(User.UserId(), cancellationToken);
         Providers = await providers.ListVisibleAsync(User.UserId(), cancellationToken);
+        // Connect and Reconnect lead on to the provider's authorization page.
+        var policy = ContentSecurityPolicy.For(HttpContext);
+        foreach (var provider in Providers)
+        {
+            policy.AllowFormTarget(provider.Definition.AuthorizeUrl);
+        }
     }
 }

@@ -5,6 +5,7 @@ using Latchkey.Features.AuthorizationServer;
 using Latchkey.Features.Broker.Credentials;
 using Latchkey.Features.Broker.Flows;
 using Latchkey.Features.Broker.Providers;
+using Latchkey.Features.Site;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
@@ -162,6 +163,12 @@ public sealed class SetupWizardModel(
             steps.Add(new WizardStep(index, item.Provider, instance?.Name ?? item.Provider, scopes, instance, credential));
         }
         Steps = steps;
+        // The wizard's forms lead on to the providers and, at the end, back to the app (checked above).
+        var policy = ContentSecurityPolicy.For(HttpContext).AllowFormTarget(RedirectUri);
+        foreach (var step in steps)
+        {
+            policy.AllowFormTarget(step.Instance?.Definition.AuthorizeUrl);
+        }
         if (steps.FirstOrDefault(s => s.Instance is null) is { } missing)
         {
             Problem = $"{AppName} needs {missing.ProviderKey}, which is not set up on this Latchkey. Return to the app; an administrator can add it.";
