@@ -33,8 +33,10 @@ public static class McpEndpoints
         builder.Services.AddScoped<IResourceNames, McpResourceNames>();
         builder.Services.AddAuditLog<ToolCallAudit, McpToolCall>();
         builder.Services.AddSnapshotCache<GatewayRoute>(CacheScope.McpServers);
+        builder.Services.AddOutboundAddressGuard();
         builder.Services.AddHttpClient(McpGateway.HttpClientName)
-            .ConfigurePrimaryHttpMessageHandler(services => OutboundAddressGuard.CreateHandler(services.GetRequiredService<IOptions<McpOptions>>().Value.AllowPrivateNetworks))
+            .ConfigurePrimaryHttpMessageHandler(services => services.GetRequiredService<OutboundAddressGuard>()
+                .CreateHandler(services.GetRequiredService<IOptions<McpOptions>>().Value.AllowPrivateNetworks))
             // Streams stay open as long as the agent keeps them; the gateway times the wait for headers itself.
             .ConfigureHttpClient(client => client.Timeout = Timeout.InfiniteTimeSpan);
         return builder;

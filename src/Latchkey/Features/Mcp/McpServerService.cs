@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
+using Latchkey.Common;
 using Latchkey.Features.Broker;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
@@ -50,7 +51,8 @@ public sealed record GatewayRoute(string ServerId, string OwnerId, string Name, 
 }
 
 /// <summary>Registering MCP servers and mapping stored credentials to their tools.</summary>
-public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpOptions> options, TimeProvider time, SnapshotCache<GatewayRoute> routes)
+public sealed partial class McpServerService(
+    LatchkeyDbContext db, IOptions<McpOptions> options, TimeProvider time, SnapshotCache<GatewayRoute> routes, OutboundAddressGuard guard)
 {
     public const string AuthorizationHeader = "Authorization";
     public const string GatewayPathSuffix = "/mcp";
@@ -282,8 +284,8 @@ public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpO
         {
             return BrokerError.BadRequest("url must not have a fragment.");
         }
-        return await OutboundAddressGuard.CheckAsync(url.Trim(), options.Value.AllowPrivateNetworks, cancellationToken) is { } problem
-            ? BrokerError.BadRequest(problem + (options.Value.AllowPrivateNetworks ? "" : " (Mcp:AllowPrivateNetworks permits private and loopback upstreams.)"))
+        return await guard.CheckAsync(url.Trim(), options.Value.AllowPrivateNetworks, cancellationToken) is { } problem
+            ? BrokerError.BadRequest(problem + (options.Value.AllowPrivateNetworks ? "" : " (Mcp:AllowPrivateNetworks permits private and loopback upstreams, and plain http.)"))
             : null;
     }
 
