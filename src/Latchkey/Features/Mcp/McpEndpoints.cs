@@ -118,7 +118,7 @@ public static class McpEndpoints
             }
             return await service.UnmapToolAsync(found, tool, ct)
                 ? Results.NoContent()
-                : BrokerError.NotFound("mapping", $"No credential is mapped to the tool '{tool}'.").ToResult();
+                : BrokerError.NotFound("mapping", $"No credential is mapped to the tool {InputEcho.Quote(tool)}.").ToResult();
         }).WithSummary("Remove a tool's mapping (calls then carry the server default, if any)");
         servers.MapGet("/{id}/tool-calls", async (string id, int? limit, ClaimsPrincipal caller, McpServerService service, LatchkeyDbContext db, IOptions<McpOptions> options, CancellationToken ct) =>
         {
@@ -146,6 +146,10 @@ public static class McpEndpoints
         // RFC 9728 §3.1: the metadata of resource https://host/p lives at https://host/.well-known/oauth-protected-resource/p.
         app.MapGet($"/.well-known/oauth-protected-resource/mcp/servers/{{id}}{McpServerService.GatewayPathSuffix}", (string id, HttpContext context) =>
         {
+            if (!McpServerService.CouldBeServerId(id))
+            {
+                return Results.Problem(statusCode: StatusCodes.Status404NotFound, detail: $"There is no MCP server {InputEcho.Quote(id)}.");
+            }
             var baseUrl = ServerAddress.Base(context);
             var metadata = new ProtectedResourceMetadata
             {
@@ -162,7 +166,7 @@ public static class McpEndpoints
         return app;
     }
 
-    private static BrokerError NotFoundError(string id) => BrokerError.NotFound("server", $"You have no MCP server '{id}'.");
+    private static BrokerError NotFoundError(string id) => BrokerError.NotFound("server", $"You have no MCP server {InputEcho.Quote(id)}.");
 
     private static IResult NotFound(string id) => NotFoundError(id).ToResult();
 }

@@ -65,6 +65,12 @@ public sealed partial class McpServerService(
         "X-API-Key", "Proxy-Authorization", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
     }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// Whether a path's id could name a server (<c>mcp_</c> and 16 hex digits; some slack for other
+    /// forms). One that cannot is answered 404 before any challenge or metadata repeats it in a URL.
+    /// </summary>
+    public static bool CouldBeServerId(string id) => id.Length <= 64;
+
     /// <summary>The id is escaped: it may come from a request path (any text), and the URL goes into headers.</summary>
     public static string GatewayUrl(string baseUrl, string serverId) => $"{baseUrl}/mcp/servers/{Uri.EscapeDataString(serverId)}{GatewayPathSuffix}";
 
@@ -137,11 +143,11 @@ public sealed partial class McpServerService(
         {
             if (name is not ("name" or "url" or "default_credential_id" or "default_header"))
             {
-                return BrokerError.BadRequest($"'{name}' cannot be changed; send name, url, default_credential_id or default_header.");
+                return BrokerError.BadRequest($"{InputEcho.Quote(name)} cannot be changed; send name, url, default_credential_id or default_header.");
             }
             if (value.ValueKind is not (JsonValueKind.String or JsonValueKind.Null))
             {
-                return BrokerError.BadRequest($"'{name}' must be a string or null.");
+                return BrokerError.BadRequest($"{InputEcho.Quote(name)} must be a string or null.");
             }
         }
 
@@ -224,7 +230,7 @@ public sealed partial class McpServerService(
     {
         if (!IsToolName(tool))
         {
-            return (null, BrokerError.BadRequest($"'{tool}' is not a tool name: 1 to 128 letters, digits, '_', '-' or '.'."));
+            return (null, BrokerError.BadRequest($"{InputEcho.Quote(tool)} is not a tool name: 1 to 128 letters, digits, '_', '-' or '.'."));
         }
         var (header, error) = await CheckBindingAsync(server.OwnerId, request.CredentialId, request.Header, cancellationToken);
         if (error is not null)
@@ -297,7 +303,7 @@ public sealed partial class McpServerService(
         }
         if (!await db.BrokerCredentials.AnyAsync(c => c.Id == credentialId && c.AccountId == ownerId, cancellationToken))
         {
-            return (null, BrokerError.NotFound("credential", $"You have no credential '{credentialId}'."));
+            return (null, BrokerError.NotFound("credential", $"You have no credential {InputEcho.Quote(credentialId)}."));
         }
         return CheckHeader(header);
     }
@@ -311,11 +317,11 @@ public sealed partial class McpServerService(
         header = header.Trim();
         if (!HeaderNamePattern().IsMatch(header))
         {
-            return (null, BrokerError.BadRequest($"'{header}' is not an HTTP header name."));
+            return (null, BrokerError.BadRequest($"{InputEcho.Quote(header)} is not an HTTP header name."));
         }
         if (ReservedHeaders.Contains(header) || header.StartsWith("Mcp-", StringComparison.OrdinalIgnoreCase) || header.StartsWith("Content-", StringComparison.OrdinalIgnoreCase))
         {
-            return (null, BrokerError.BadRequest($"'{header}' carries the protocol itself and cannot carry a credential; pick another header."));
+            return (null, BrokerError.BadRequest($"{InputEcho.Quote(header)} carries the protocol itself and cannot carry a credential; pick another header."));
         }
         return (header, null);
     }

@@ -68,7 +68,7 @@ public sealed class ProviderService(
         }
         else
         {
-            return (null, $"Unknown provider '{request.Provider}'. Known: {string.Join(", ", catalog.All.Select(p => p.Key))}, or '{CustomKey}'.");
+            return (null, $"Unknown provider {InputEcho.Quote(request.Provider)}. Known: {string.Join(", ", catalog.All.Select(p => p.Key))}, or '{CustomKey}'.");
         }
 
         if (definition.TokenAuth is not ("basic" or "post"))
