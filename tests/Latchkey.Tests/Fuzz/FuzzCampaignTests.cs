@@ -10,8 +10,9 @@ namespace Latchkey.Tests.Fuzz;
 
 /// <summary>
 /// Thousands of malformed requests over every operation of the OpenAPI document and every OAuth
-/// endpoint named by discovery. Whatever the input: no 5xx, no known secret in any response, and
-/// a rejected (4xx) request leaves the stored data as it was. Seeded, so a failure replays:
+/// endpoint named by discovery. Whatever the input: no 5xx, no known secret in any response, no
+/// response that repeats more than a short prefix of a long value it was sent, and a rejected
+/// (4xx) request leaves the stored data as it was. Seeded, so a failure replays:
 /// <c>LATCHKEY_FUZZ_SEED</c> picks the seed, <c>LATCHKEY_FUZZ_REQUESTS</c> the number of requests.
 /// </summary>
 public abstract class FuzzCampaignTests(LatchkeyServerFixture server, ITestOutputHelper output) : IAsyncLifetime
@@ -27,7 +28,7 @@ public abstract class FuzzCampaignTests(LatchkeyServerFixture server, ITestOutpu
     public async Task DisposeAsync() => await _peers.DisposeAsync();
 
     [Fact]
-    public async Task Malformed_requests_never_get_a_5xx_never_see_a_secret_and_never_change_data_when_rejected()
+    public async Task Malformed_requests_never_get_a_5xx_never_see_a_secret_or_their_input_echoed_and_never_change_data_when_rejected()
     {
         var requests = EnvironmentNumber("LATCHKEY_FUZZ_REQUESTS", DefaultRequests);
         var seed = EnvironmentNumber("LATCHKEY_FUZZ_SEED", DefaultSeed);
@@ -90,6 +91,10 @@ public abstract class FuzzCampaignTests(LatchkeyServerFixture server, ITestOutpu
             {
                 Fail("secret in response", "leaked: " + string.Join(", ", leaked), response);
             }
+            if (!EchoCutElsewhere(target) && EchoedInput(request, response) is { } echoed)
+            {
+                Fail("input echoed", echoed, response);
+            }
 
             var after = await fingerprint.TakeAsync();
             if (response.Status is >= 400 and < 500)
@@ -128,6 +133,98 @@ public abstract class FuzzCampaignTests(LatchkeyServerFixture server, ITestOutpu
         text.Append(response.BodyText);
         var handsOutProviderToken = response.Status is >= 200 and < 300 && target.PathTemplate == "/mcp/credentials/{id}/access-token";
         return [.. world.Secrets.FoundIn(text.ToString(), what => handsOutProviderToken && what.Contains("provider access token", StringComparison.Ordinal))];
+    }
+
+    /// <summary>A run of one character at least this long in a request is a long value (the generator's huge path segments, fields and headers).</summary>
+    private const int LongInputRun = 1000;
+
+    /// <summary>More of such a run than this in the answer is an echo of more than a prefix (InputEcho quotes 64 characters).</summary>
+    private const int MaxEchoedRun = 2 * Latchkey.Common.InputEcho.MaxLength;
+
+    /// <summary>
+    /// What a response repeats of a long value the request's fields carried, or null. The long
+    /// values the generator makes are runs of one character; the answer is searched as sent and, when it is
+    /// JSON, with its strings decoded (an escaped "\u00e9" run is still the run).
+    /// </summary>
+    private static string? EchoedInput(RawRequest request, RawResponse response)
+    {
+        // The fields: path, query and body. Headers are left out: the Host header is the server's
+        // address in the URLs it answers with (issuer, gateway and metadata URLs) by design.
+        var longRuns = RunsOfAtLeast(request.Target + "\n" + Encoding.UTF8.GetString(request.Body), LongInputRun);
+        if (longRuns.Count == 0)
+        {
+            return null;
+        }
+        var answer = new StringBuilder(response.BodyText);
+        foreach (var (name, value) in response.Headers)
+        {
+            answer.Append('\n').Append(name).Append(": ").Append(value);
+        }
+        try
+        {
+            using var json = JsonDocument.Parse(response.Body);
+            AppendStrings(json.RootElement, answer);
+        }
+        catch (JsonException)
+        {
+        }
+        var text = answer.ToString();
+        foreach (var c in longRuns)
+        {
+            if (text.Contains(new string(c, MaxEchoedRun + 1), StringComparison.Ordinal))
+            {
+                return $"the response repeats more than {MaxEchoedRun} of a run of '{c}' (U+{(int)c:X4}) the request carried";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The authorization server's operations (apps, registration, OAuth endpoints): their messages
+    /// are cut to a prefix by a change of their own (issue 14, Features/AuthorizationServer). Until
+    /// it is merged they still quote whole client ids and redirect URIs, so they are left out here;
+    /// remove this once it is in.
+    /// </summary>
+    private static bool EchoCutElsewhere(FuzzTarget target) =>
+        target.PathTemplate.StartsWith("/api/oauth/", StringComparison.Ordinal) || target.PathTemplate.StartsWith("/auth/", StringComparison.Ordinal);
+
+    private static HashSet<char> RunsOfAtLeast(string text, int length)
+    {
+        var found = new HashSet<char>();
+        for (int start = 0, end; start < text.Length; start = end)
+        {
+            for (end = start + 1; end < text.Length && text[end] == text[start]; end++)
+            {
+            }
+            if (end - start >= length)
+            {
+                found.Add(text[start]);
+            }
+        }
+        return found;
+    }
+
+    private static void AppendStrings(JsonElement element, StringBuilder text)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.String:
+                text.Append('\n').Append(element.GetString());
+                break;
+            case JsonValueKind.Object:
+                foreach (var property in element.EnumerateObject())
+                {
+                    text.Append('\n').Append(property.Name);
+                    AppendStrings(property.Value, text);
+                }
+                break;
+            case JsonValueKind.Array:
+                foreach (var item in element.EnumerateArray())
+                {
+                    AppendStrings(item, text);
+                }
+                break;
+        }
     }
 
     /// <summary>

@@ -148,7 +148,8 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
     {
         var options = server.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<McpOptions>>().Value;
         Assert.True(options.AllowPrivateNetworks);
-        var error = await Latchkey.Features.Broker.OutboundAddressGuard.CheckAsync(_upstream.Endpoint.AbsoluteUri, allowPrivateNetworks: false, CancellationToken.None);
+        var guard = server.Services.GetRequiredService<Latchkey.Common.OutboundAddressGuard>();
+        var error = await guard.CheckAsync(_upstream.Endpoint.AbsoluteUri, allowPrivateNetworks: false, CancellationToken.None);
         Assert.NotNull(error);
     }
 

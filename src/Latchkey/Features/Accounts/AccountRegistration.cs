@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using Latchkey.Common;
 using Microsoft.AspNetCore.Identity;
 
 namespace Latchkey.Features.Accounts;
@@ -25,7 +26,7 @@ public sealed class AccountRegistration(UserManager<LatchkeyUser> users, TimePro
         }
         if (!TimeZones.IsKnown(timeZone))
         {
-            errors["time_zone"] = [$"'{timeZone}' is not a known time zone; use an IANA name such as Europe/Berlin or UTC."];
+            errors["time_zone"] = [$"{InputEcho.Quote(timeZone)} is not a known time zone; use an IANA name such as Europe/Berlin or UTC."];
         }
         if (errors.Count > 0)
         {
@@ -48,7 +49,8 @@ public sealed class AccountRegistration(UserManager<LatchkeyUser> users, TimePro
         foreach (var error in created.Errors)
         {
             var field = error.Code.Contains("Password", StringComparison.Ordinal) ? "password" : "email";
-            errors[field] = [.. errors.GetValueOrDefault(field) ?? [], error.Description];
+            // Identity's descriptions quote the e-mail address ("Email 'x' is already taken.").
+            errors[field] = [.. errors.GetValueOrDefault(field) ?? [], InputEcho.LibraryMessage(error.Description)];
         }
         return new Result(null, errors);
     }

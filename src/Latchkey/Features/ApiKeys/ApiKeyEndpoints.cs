@@ -80,6 +80,6 @@ public static class ApiKeyEndpoints
         await service.RevokeAsync(user.UserId(), id, cancellationToken) ? TypedResults.NoContent() : NotFound(id);
 
     private static ProblemHttpResult NotFound(string id) =>
-        TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, detail: $"You have no active API key '{id}'.");
+        TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, detail: $"You have no active API key {InputEcho.Quote(id)}.");
 
 }

@@ -90,14 +90,14 @@ public static class BrokerEndpoints
         providers.MapGet("/{id}", async (string id, ClaimsPrincipal caller, ProviderService service, CancellationToken ct) =>
             await service.FindVisibleAsync(caller.UserId(), id, ct) is { } found
                 ? Results.Json(ProviderService.View(found), BrokerJson.Options)
-                : BrokerError.NotFound("provider", $"There is no provider '{id}'.").ToResult());
+                : BrokerError.NotFound("provider", $"There is no provider {InputEcho.Quote(id)}.").ToResult());
         providers.MapPatch("/{id}", async (string id, HttpRequest request, ClaimsPrincipal caller, ProviderService service) =>
             await HandleAsync<ProviderRequest, ProviderView>(request, async body =>
             {
                 var found = await service.FindVisibleAsync(caller.UserId(), id, request.HttpContext.RequestAborted);
                 if (found is null || found.OwnerId != caller.UserId())
                 {
-                    return (null, BrokerError.NotFound("provider", $"You have no provider '{id}' you may change."));
+                    return (null, BrokerError.NotFound("provider", $"You have no provider {InputEcho.Quote(id)} you may change."));
                 }
                 var error = await service.UpdateAsync(found, body, request.HttpContext.RequestAborted);
                 return error is null ? (ProviderService.View(found), null) : (null, BrokerError.BadRequest(error));
@@ -107,7 +107,7 @@ public static class BrokerEndpoints
             var found = await service.FindVisibleAsync(caller.UserId(), id, ct);
             if (found is null || found.OwnerId != caller.UserId())
             {
-                return BrokerError.NotFound("provider", $"You have no provider '{id}' you may delete.").ToResult();
+                return BrokerError.NotFound("provider", $"You have no provider {InputEcho.Quote(id)} you may delete.").ToResult();
             }
             await service.DeleteAsync(found, ct);
             return Results.NoContent();
@@ -120,7 +120,7 @@ public static class BrokerEndpoints
         credentials.MapGet("/{id}", async (string id, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
             await service.FindAsync(caller.UserId(), id, ct) is { } found
                 ? Results.Json(CredentialService.View(found), BrokerJson.Options)
-                : BrokerError.NotFound("credential", $"You have no credential '{id}'.").ToResult());
+                : BrokerError.NotFound("credential", $"You have no credential {InputEcho.Quote(id)}.").ToResult());
         credentials.MapPost("/{id}/access-token", async (string id, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
         {
             var (token, error) = await service.AccessTokenAsync(caller.UserId(), id, ct);
@@ -129,7 +129,7 @@ public static class BrokerEndpoints
         credentials.MapDelete("/{id}", async (string id, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
             await service.DeleteAsync(caller.UserId(), id, ct)
                 ? Results.NoContent()
-                : BrokerError.NotFound("credential", $"You have no credential '{id}'.").ToResult())
+                : BrokerError.NotFound("credential", $"You have no credential {InputEcho.Quote(id)}.").ToResult())
             .WithSummary("Revoke at the provider where possible, then remove");
         return app;
     }
@@ -155,7 +155,7 @@ public static class BrokerEndpoints
         integrations.MapDelete("/{credentialId}", async (string credentialId, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
                 caller.FindFirstValue(ClaimTypes.NameIdentifier) is not { } user ? NoUser()
                 : await service.DeleteAsync(user, credentialId, ct) ? Results.NoContent()
-                : BrokerError.NotFound("credential", $"There is no integration '{credentialId}'.").ToResult())
+                : BrokerError.NotFound("credential", $"There is no integration {InputEcho.Quote(credentialId)}.").ToResult())
             .RequireScope("DELETE_INTEGRATIONS").WithSummary("Remove one of the user's integrations (revoked at the provider where possible)");
         return app;
     }

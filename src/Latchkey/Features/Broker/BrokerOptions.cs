@@ -31,8 +31,8 @@ public sealed class BrokerOptions
     public int ProviderAttempts { get; set; } = 3;
 
     /// <summary>
-    /// Allow provider URLs on private, loopback and link-local addresses, and plain http there.
-    /// Off in production (SSRF guard); on for tests and lab setups.
+    /// Allow provider URLs on private, loopback and other special-purpose addresses, and plain http.
+    /// Off in production (<see cref="Common.OutboundAddressGuard"/>); on for tests and lab setups.
     /// </summary>
     public bool AllowPrivateNetworks { get; set; }
 

@@ -46,7 +46,7 @@ public static class BrokerJson
         }
         catch (JsonException exception)
         {
-            return (null, BrokerError.BadRequest($"The body is not valid JSON for this call: {exception.Message}"));
+            return (null, BrokerError.BadRequest($"The body is not valid JSON for this call: {InputEcho.JsonError(exception)}"));
         }
         catch (BadHttpRequestException exception)
         {

@@ -33,8 +33,10 @@ public static class McpEndpoints
         builder.Services.AddScoped<IResourceNames, McpResourceNames>();
         builder.Services.AddAuditLog<ToolCallAudit, McpToolCall>();
         builder.Services.AddSnapshotCache<GatewayRoute>(CacheScope.McpServers);
+        builder.Services.AddOutboundAddressGuard();
         builder.Services.AddHttpClient(McpGateway.HttpClientName)
-            .ConfigurePrimaryHttpMessageHandler(services => OutboundAddressGuard.CreateHandler(services.GetRequiredService<IOptions<McpOptions>>().Value.AllowPrivateNetworks))
+            .ConfigurePrimaryHttpMessageHandler(services => services.GetRequiredService<OutboundAddressGuard>()
+                .CreateHandler(services.GetRequiredService<IOptions<McpOptions>>().Value.AllowPrivateNetworks))
             // Streams stay open as long as the agent keeps them; the gateway times the wait for headers itself.
             .ConfigureHttpClient(client => client.Timeout = Timeout.InfiniteTimeSpan);
         return builder;
@@ -116,7 +118,7 @@ public static class McpEndpoints
             }
             return await service.UnmapToolAsync(found, tool, ct)
                 ? Results.NoContent()
-                : BrokerError.NotFound("mapping", $"No credential is mapped to the tool '{tool}'.").ToResult();
+                : BrokerError.NotFound("mapping", $"No credential is mapped to the tool {InputEcho.Quote(tool)}.").ToResult();
         }).WithSummary("Remove a tool's mapping (calls then carry the server default, if any)");
         servers.MapGet("/{id}/tool-calls", async (string id, int? limit, ClaimsPrincipal caller, McpServerService service, LatchkeyDbContext db, IOptions<McpOptions> options, CancellationToken ct) =>
         {
@@ -144,6 +146,10 @@ public static class McpEndpoints
         // RFC 9728 §3.1: the metadata of resource https://host/p lives at https://host/.well-known/oauth-protected-resource/p.
         app.MapGet($"/.well-known/oauth-protected-resource/mcp/servers/{{id}}{McpServerService.GatewayPathSuffix}", (string id, HttpContext context) =>
         {
+            if (!McpServerService.CouldBeServerId(id))
+            {
+                return Results.Problem(statusCode: StatusCodes.Status404NotFound, detail: $"There is no MCP server {InputEcho.Quote(id)}.");
+            }
             var baseUrl = ServerAddress.Base(context);
             var metadata = new ProtectedResourceMetadata
             {
@@ -160,7 +166,7 @@ public static class McpEndpoints
         return app;
     }
 
-    private static BrokerError NotFoundError(string id) => BrokerError.NotFound("server", $"You have no MCP server '{id}'.");
+    private static BrokerError NotFoundError(string id) => BrokerError.NotFound("server", $"You have no MCP server {InputEcho.Quote(id)}.");
 
     private static IResult NotFound(string id) => NotFoundError(id).ToResult();
 }

@@ -57,6 +57,11 @@ public sealed partial class McpGateway(
     public async Task RelayAsync(HttpContext context, string serverId)
     {
         var started = Stopwatch.GetTimestamp();
+        if (!McpServerService.CouldBeServerId(serverId))
+        {
+            await Problems.WriteAsync(context, StatusCodes.Status404NotFound, $"There is no MCP server {InputEcho.Quote(serverId)}.");
+            return;
+        }
         var baseUrl = ServerAddress.Base(context);
         var gatewayUrl = McpServerService.GatewayUrl(baseUrl, serverId);
 
@@ -69,7 +74,7 @@ public sealed partial class McpGateway(
         var route = await servers.RouteAsync(serverId, context.RequestAborted);
         if (route is null || route.OwnerId != caller.FindFirstValue(ClaimTypes.NameIdentifier))
         {
-            await Problems.WriteAsync(context, StatusCodes.Status404NotFound, $"You have no MCP server '{serverId}'.");
+            await Problems.WriteAsync(context, StatusCodes.Status404NotFound, $"You have no MCP server {InputEcho.Quote(serverId)}.");
             return;
         }
 

@@ -8,8 +8,8 @@ public sealed class McpOptions
     public const string SectionName = "Mcp";
 
     /// <summary>
-    /// Allow upstream MCP servers on private, loopback and link-local addresses, and plain http
-    /// there. Off in production (SSRF guard); on for tests, labs and servers on the same host.
+    /// Allow upstream MCP servers on private, loopback and other special-purpose addresses, and plain
+    /// http. Off in production (<see cref="Common.OutboundAddressGuard"/>); on for tests, labs and servers on the same host.
     /// </summary>
     public bool AllowPrivateNetworks { get; set; }
 

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
+using Latchkey.Common;
 using Latchkey.Features.Broker;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
@@ -50,7 +51,8 @@ public sealed record GatewayRoute(string ServerId, string OwnerId, string Name, 
 }
 
 /// <summary>Registering MCP servers and mapping stored credentials to their tools.</summary>
-public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpOptions> options, TimeProvider time, SnapshotCache<GatewayRoute> routes)
+public sealed partial class McpServerService(
+    LatchkeyDbContext db, IOptions<McpOptions> options, TimeProvider time, SnapshotCache<GatewayRoute> routes, OutboundAddressGuard guard)
 {
     public const string AuthorizationHeader = "Authorization";
     public const string GatewayPathSuffix = "/mcp";
@@ -62,6 +64,12 @@ public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpO
         "Trailer", "Accept", "Accept-Encoding", "Cookie", "Mcp-Session-Id", "Mcp-Protocol-Version", "Mcp-Method", "Mcp-Name", "Last-Event-ID",
         "X-API-Key", "Proxy-Authorization", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
     }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Whether a path's id could name a server (<c>mcp_</c> and 16 hex digits; some slack for other
+    /// forms). One that cannot is answered 404 before any challenge or metadata repeats it in a URL.
+    /// </summary>
+    public static bool CouldBeServerId(string id) => id.Length <= 64;
 
     /// <summary>The id is escaped: it may come from a request path (any text), and the URL goes into headers.</summary>
     public static string GatewayUrl(string baseUrl, string serverId) => $"{baseUrl}/mcp/servers/{Uri.EscapeDataString(serverId)}{GatewayPathSuffix}";
@@ -135,11 +143,11 @@ public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpO
         {
             if (name is not ("name" or "url" or "default_credential_id" or "default_header"))
             {
-                return BrokerError.BadRequest($"'{name}' cannot be changed; send name, url, default_credential_id or default_header.");
+                return BrokerError.BadRequest($"{InputEcho.Quote(name)} cannot be changed; send name, url, default_credential_id or default_header.");
             }
             if (value.ValueKind is not (JsonValueKind.String or JsonValueKind.Null))
             {
-                return BrokerError.BadRequest($"'{name}' must be a string or null.");
+                return BrokerError.BadRequest($"{InputEcho.Quote(name)} must be a string or null.");
             }
         }
 
@@ -222,7 +230,7 @@ public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpO
     {
         if (!IsToolName(tool))
         {
-            return (null, BrokerError.BadRequest($"'{tool}' is not a tool name: 1 to 128 letters, digits, '_', '-' or '.'."));
+            return (null, BrokerError.BadRequest($"{InputEcho.Quote(tool)} is not a tool name: 1 to 128 letters, digits, '_', '-' or '.'."));
         }
         var (header, error) = await CheckBindingAsync(server.OwnerId, request.CredentialId, request.Header, cancellationToken);
         if (error is not null)
@@ -282,8 +290,8 @@ public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpO
         {
             return BrokerError.BadRequest("url must not have a fragment.");
         }
-        return await OutboundAddressGuard.CheckAsync(url.Trim(), options.Value.AllowPrivateNetworks, cancellationToken) is { } problem
-            ? BrokerError.BadRequest(problem + (options.Value.AllowPrivateNetworks ? "" : " (Mcp:AllowPrivateNetworks permits private and loopback upstreams.)"))
+        return await guard.CheckAsync(url.Trim(), options.Value.AllowPrivateNetworks, cancellationToken) is { } problem
+            ? BrokerError.BadRequest(problem + (options.Value.AllowPrivateNetworks ? "" : " (Mcp:AllowPrivateNetworks permits private and loopback upstreams, and plain http.)"))
             : null;
     }
 
@@ -295,7 +303,7 @@ public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpO
         }
         if (!await db.BrokerCredentials.AnyAsync(c => c.Id == credentialId && c.AccountId == ownerId, cancellationToken))
         {
-            return (null, BrokerError.NotFound("credential", $"You have no credential '{credentialId}'."));
+            return (null, BrokerError.NotFound("credential", $"You have no credential {InputEcho.Quote(credentialId)}."));
         }
         return CheckHeader(header);
     }
@@ -309,11 +317,11 @@ public sealed partial class McpServerService(LatchkeyDbContext db, IOptions<McpO
         header = header.Trim();
         if (!HeaderNamePattern().IsMatch(header))
         {
-            return (null, BrokerError.BadRequest($"'{header}' is not an HTTP header name."));
+            return (null, BrokerError.BadRequest($"{InputEcho.Quote(header)} is not an HTTP header name."));
         }
         if (ReservedHeaders.Contains(header) || header.StartsWith("Mcp-", StringComparison.OrdinalIgnoreCase) || header.StartsWith("Content-", StringComparison.OrdinalIgnoreCase))
         {
-            return (null, BrokerError.BadRequest($"'{header}' carries the protocol itself and cannot carry a credential; pick another header."));
+            return (null, BrokerError.BadRequest($"{InputEcho.Quote(header)} carries the protocol itself and cannot carry a credential; pick another header."));
         }
         return (header, null);
     }

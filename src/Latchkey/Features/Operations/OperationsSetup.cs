@@ -167,8 +167,9 @@ internal sealed partial class LatchkeyExceptionHandler(IProblemDetailsService pr
     {
         StatusCodes.Status413PayloadTooLarge => "The request body is too large.",
         StatusCodes.Status415UnsupportedMediaType => OperationsSetup.UnsupportedMediaTypeDetail,
-        _ when bad.InnerException is JsonException json => $"The body is not valid JSON for this endpoint: {json.Message}",
-        _ => bad.Message,
+        _ when bad.InnerException is JsonException json => $"The body is not valid JSON for this endpoint: {InputEcho.JsonError(json)}",
+        // Binding messages quote the value that did not bind ("Failed to bind parameter \"int limit\" from \"...\"").
+        _ => InputEcho.LibraryMessage(bad.Message),
     };
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Database unavailable ({Error}: {Message}); answered 503")]

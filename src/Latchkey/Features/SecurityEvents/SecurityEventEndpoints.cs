@@ -1,4 +1,5 @@
 using System.Security.Claims;
+using Latchkey.Common;
 using Latchkey.Features.ExternalApi;
 using Latchkey.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -122,7 +123,7 @@ public static class SecurityEventEndpoints
             {
                 if (!SecurityEventTypes.All.Contains(name))
                 {
-                    errors["type"] = [$"Unknown event type '{Shorten(name)}'. Known types: {string.Join(", ", SecurityEventTypes.All)}."];
+                    errors["type"] = [$"Unknown event type {InputEcho.Quote(name)}. Known types: {string.Join(", ", SecurityEventTypes.All)}."];
                 }
                 else if (!types.Contains(name))
                 {
@@ -136,8 +137,6 @@ public static class SecurityEventEndpoints
         }
         return new SecurityEventFilter(types, since, until);
     }
-
-    private static string Shorten(string value) => value.Length > 40 ? value[..40] + "…" : value;
 
     private static ProblemHttpResult NoUser() =>
         TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, detail: ExternalApiClaims.NoUserDetail);

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Latchkey.Common;
 using Latchkey.Features.Broker.Providers;
 using Latchkey.Features.Broker.Vault;
 using Latchkey.Storage;
@@ -63,7 +64,7 @@ public sealed class CredentialService(
         var credential = await FindForReadAsync(accountId, id, cancellationToken);
         if (credential is null)
         {
-            return (null, BrokerError.NotFound("credential", $"You have no credential '{id}'."));
+            return (null, BrokerError.NotFound("credential", $"You have no credential {InputEcho.Quote(id)}."));
         }
         if (credential.Status != CredentialStatus.Active)
         {
@@ -109,7 +110,7 @@ public sealed class CredentialService(
         var credential = await FindAsync(accountId, id, cancellationToken);
         if (credential is null)
         {
-            return (null, BrokerError.NotFound("credential", $"You have no credential '{id}'."));
+            return (null, BrokerError.NotFound("credential", $"You have no credential {InputEcho.Quote(id)}."));
         }
         if (credential.RefreshTokenCiphertext is null)
         {
@@ -193,7 +194,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
         var credential = await db.BrokerCredentials.Include(c => c.Provider).FirstOrDefaultAsync(c => c.Id == credentialId);
         if (credential?.Provider is not { } provider)
         {
-            return (null, BrokerError.NotFound("credential", $"The credential '{credentialId}' no longer exists."));
+            return (null, BrokerError.NotFound("credential", $"The credential {InputEcho.Quote(credentialId)} no longer exists."));
         }
         var now = time.GetUtcNow();
         if (!force && credential.ExpiresAt is { } expiresAt && expiresAt - now > margin)

@@ -58,7 +58,7 @@ public sealed partial class FlowService(
         var provider = await providers.FindVisibleAsync(accountId, providerId, cancellationToken);
         if (provider is null)
         {
-            return (null, BrokerError.NotFound("provider", $"There is no provider '{providerId}'."));
+            return (null, BrokerError.NotFound("provider", $"There is no provider {InputEcho.Quote(providerId)}."));
         }
 
         var definition = provider.Definition;
@@ -204,7 +204,7 @@ public sealed partial class FlowService(
             await CancelAsync(accountId, state, cancellationToken);
             return (null, providerError == "access_denied"
                 ? "You did not allow the connection; nothing changed."
-                : $"The service refused the connection ({providerError}); nothing changed.");
+                : $"The service refused the connection ({InputEcho.Quote(providerError)}); nothing changed.");
         }
         var (_, error) = await CallbackAsync(accountId, code, state, cancellationToken);
         var (exchanged, exchangeError) = error is null ? await ExchangeAsync(accountId, state, cancellationToken) : (null, error);
@@ -217,7 +217,7 @@ public sealed partial class FlowService(
         {
             var credential = await db.BrokerCredentials.AsNoTracking().FirstOrDefaultAsync(c => c.Id == credentialId && c.AccountId == accountId, cancellationToken);
             return credential is null
-                ? (null, BrokerError.NotFound("credential", $"You have no credential '{credentialId}'."))
+                ? (null, BrokerError.NotFound("credential", $"You have no credential {InputEcho.Quote(credentialId)}."))
                 : (Describe(CredentialStatusOf(credential), credential), null);
         }
         if (string.IsNullOrWhiteSpace(state))

@@ -87,7 +87,7 @@ public sealed partial class ProviderCatalog
         }
         foreach (var name in values.Keys.Where(k => !definition.Template.ContainsKey(k)))
         {
-            return (null, $"The {definition.Name} provider has no template value '{name}'.");
+            return (null, $"The {definition.Name} provider has no template value {Common.InputEcho.Quote(name)}.");
         }
         string Fill(string url) => Placeholder().Replace(url, m => merged[m.Groups[1].Value]);
         return (definition with

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Latchkey.Common;
 using Latchkey.Features.Broker.Vault;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
@@ -17,7 +18,8 @@ public sealed record ProviderView(
     IReadOnlyList<string> DefaultScopes, bool Pkce, bool Refreshable, bool Global, DateTimeOffset CreatedAt);
 
 /// <summary>Creating, finding and changing provider instances.</summary>
-public sealed class ProviderService(LatchkeyDbContext db, ProviderCatalog catalog, SecretVault vault, IOptions<BrokerOptions> options, TimeProvider time)
+public sealed class ProviderService(
+    LatchkeyDbContext db, ProviderCatalog catalog, SecretVault vault, IOptions<BrokerOptions> options, TimeProvider time, OutboundAddressGuard guard)
 {
     public const string CustomKey = "custom";
 
@@ -66,7 +68,7 @@ public sealed class ProviderService(LatchkeyDbContext db, ProviderCatalog catalo
         }
         else
         {
-            return (null, $"Unknown provider '{request.Provider}'. Known: {string.Join(", ", catalog.All.Select(p => p.Key))}, or '{CustomKey}'.");
+            return (null, $"Unknown provider {InputEcho.Quote(request.Provider)}. Known: {string.Join(", ", catalog.All.Select(p => p.Key))}, or '{CustomKey}'.");
         }
 
         if (definition.TokenAuth is not ("basic" or "post"))
@@ -75,9 +77,9 @@ public sealed class ProviderService(LatchkeyDbContext db, ProviderCatalog catalo
         }
         foreach (var url in definition.Urls)
         {
-            if (await OutboundAddressGuard.CheckAsync(url, options.Value.AllowPrivateNetworks, cancellationToken) is { } problem)
+            if (await guard.CheckAsync(url, options.Value.AllowPrivateNetworks, cancellationToken) is { } problem)
             {
-                return (null, problem);
+                return (null, problem + (options.Value.AllowPrivateNetworks ? "" : " (Broker:AllowPrivateNetworks permits private and loopback providers, and plain http.)"));
             }
         }
 
