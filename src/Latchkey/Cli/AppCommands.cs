@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Latchkey.Common;
 using Latchkey.Features.AuthorizationServer;
 
 namespace Latchkey.Cli;
@@ -133,7 +134,7 @@ public static class AppCommands
         var app = await services.GetRequiredService<OAuthApplicationManager>().FindByClientIdAsync(clientId, cancellationToken);
         if (app is null)
         {
-            await error.WriteLineAsync($"No app has the client id '{clientId}'. 'latchkey apps list --owner <e-mail>' shows them.");
+            await error.WriteLineAsync($"No app has the client id {InputEcho.Quote(clientId)}. 'latchkey apps list --owner <e-mail>' shows them.");
         }
         return app;
     }

@@ -60,7 +60,10 @@ public static class ClientRegistrationEndpoints
         }
         catch (JsonException exception)
         {
-            return Error("invalid_client_metadata", $"The body is not valid client metadata: {exception.Message}");
+            // Where, not what: the exception's own message may quote the body.
+            return Error("invalid_client_metadata",
+                $"The body is not valid client metadata at {InputEcho.Quote(exception.Path ?? "$")} (line {exception.LineNumber + 1}, byte {exception.BytePositionInLine + 1}): " +
+                "send a JSON object with the value types RFC 7591 defines.");
         }
         if (request is null)
         {
@@ -93,7 +96,7 @@ public static class ClientRegistrationEndpoints
         }
         if (request.GrantTypes?.Except([GrantTypes.AuthorizationCode, GrantTypes.RefreshToken, GrantTypes.ClientCredentials]).FirstOrDefault() is { } grant)
         {
-            return Error("invalid_client_metadata", $"The grant type '{grant}' is not supported; use authorization_code and refresh_token.");
+            return Error("invalid_client_metadata", $"The grant type {InputEcho.Quote(grant)} is not supported; use authorization_code and refresh_token.");
         }
         if (request.ResponseTypes?.Any(r => r != ResponseTypes.Code) == true)
         {

@@ -255,7 +255,7 @@ public sealed class OAuthAppService(
             }
             else if (unknown is not null)
             {
-                errors["scopes"] = [$"Unknown scope '{unknown}'. Known scopes: {string.Join(", ", catalog.All.Select(s => s.Name).Concat(AuthorizationServerSetup.OpenIdScopes))}."];
+                errors["scopes"] = [$"Unknown scope {InputEcho.Quote(unknown)}. Known scopes: {string.Join(", ", catalog.All.Select(s => s.Name).Concat(AuthorizationServerSetup.OpenIdScopes))}."];
             }
             else if (scopes.Distinct(StringComparer.Ordinal).Count() != scopes.Length)
             {
@@ -270,17 +270,17 @@ public sealed class OAuthAppService(
     {
         if (string.IsNullOrWhiteSpace(uri) || uri.Length > OAuthAppLimits.UrlMaxLength || !Uri.TryCreate(uri, UriKind.Absolute, out var parsed))
         {
-            return $"'{uri}' is not an absolute URI.";
+            return $"{InputEcho.Quote(uri)} is not an absolute URI.";
         }
         if (!string.IsNullOrEmpty(parsed.Fragment))
         {
-            return $"'{uri}' has a fragment; redirect URIs may not (RFC 6749 §3.1.2).";
+            return $"{InputEcho.Quote(uri)} has a fragment; redirect URIs may not (RFC 6749 §3.1.2).";
         }
         if (parsed.Scheme == Uri.UriSchemeHttps || (parsed.Scheme == Uri.UriSchemeHttp && parsed.IsLoopback) || IsPrivateUseScheme(parsed))
         {
             return null;
         }
-        return $"'{uri}' must use https, http on a loopback address (127.0.0.1, [::1], localhost), or a private-use scheme like com.example.app:/callback.";
+        return $"{InputEcho.Quote(uri)} must use https, http on a loopback address (127.0.0.1, [::1], localhost), or a private-use scheme like com.example.app:/callback.";
     }
 
     public static bool IsNativeRedirect(string uri) =>
