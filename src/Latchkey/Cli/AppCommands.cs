@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Latchkey.Common;
 using Latchkey.Features.AuthorizationServer;
 
 namespace Latchkey.Cli;
@@ -39,7 +40,9 @@ public static class AppCommands
             }
             var request = new OAuthAppRequest(parse.GetValue(name), parse.GetValue(description), parse.GetValue(homepage),
                 parse.GetValue(redirects), SplitList(parse.GetValue(scopes)), parse.GetValue(confidential));
-            var (created, errors) = await services.GetRequiredService<OAuthAppService>().CreateAsync(user.Id, request, ct);
+            // The operator registers first-party apps here, so the name may be the platform's own
+            // ("Latchkey Console"); apps registered by users or by themselves may not imitate it.
+            var (created, errors) = await services.GetRequiredService<OAuthAppService>().CreateFirstPartyAsync(user.Id, request, ct);
             if (created is null)
             {
                 await CliContext.WriteErrorsAsync(error, "The app was not registered:", errors);
@@ -133,7 +136,7 @@ public static class AppCommands
         var app = await services.GetRequiredService<OAuthApplicationManager>().FindByClientIdAsync(clientId, cancellationToken);
         if (app is null)
         {
-            await error.WriteLineAsync($"No app has the client id '{clientId}'. 'latchkey apps list --owner <e-mail>' shows them.");
+            await error.WriteLineAsync($"No app has the client id {InputEcho.Quote(clientId)}. 'latchkey apps list --owner <e-mail>' shows them.");
         }
         return app;
     }

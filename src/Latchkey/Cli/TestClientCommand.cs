@@ -19,7 +19,8 @@ namespace Latchkey.Cli;
 /// </summary>
 public static class TestClientCommand
 {
-    public const string ClientName = "Latchkey test client";
+    // It registers itself like any other client, so its name may not imitate the platform's.
+    public const string ClientName = "End-to-end test client";
 
     public static Command Create()
     {

@@ -31,6 +31,22 @@ public sealed class AuthorizationServerOptions
     /// <summary>Initial access tokens that permit registering confidential clients dynamically. Empty: none may.</summary>
     public List<string> InitialAccessTokens { get; set; } = [];
 
+    /// <summary>
+    /// The scopes a client that registers itself without an initial access token gets when it asks
+    /// for none, and the most it may ask for. Unset: <see cref="DefaultAnonymousRegistrationScopes"/>
+    /// (those of them the scope catalog has). Each must be a known scope.
+    /// </summary>
+    public string[]? AnonymousRegistrationScopes { get; set; }
+
+    /// <summary>
+    /// Signing in (<c>openid</c>, <c>profile</c>, <c>email</c>), reading who the user is
+    /// (<c>IDENTITY</c>, what <c>latchkey test-client</c> checks) and the MCP gateway
+    /// (<c>USE_TOOLS</c>, which an MCP client registering itself needs and which gateway tokens
+    /// limit to one server). Nothing that runs agents, reads their results, manages integrations or
+    /// reads the security log: those need an app someone answers for.
+    /// </summary>
+    public static readonly string[] DefaultAnonymousRegistrationScopes = ["openid", "profile", "email", "IDENTITY", "USE_TOOLS"];
+
     public bool UsesJwtAccessTokens => string.Equals(AccessTokenFormat, "jwt", StringComparison.OrdinalIgnoreCase);
 }
 

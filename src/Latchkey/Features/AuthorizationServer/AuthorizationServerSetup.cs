@@ -26,6 +26,7 @@ public static class AuthorizationServerSetup
     /// <summary>OpenIddict (server and EF Core stores) with Latchkey's token format, keys, and wire compatibility.</summary>
     public static WebApplicationBuilder AddAuthorizationServer(this WebApplicationBuilder builder)
     {
+        builder.Services.AddSingleton<IValidateOptions<AuthorizationServerOptions>, AuthorizationServerOptionsValidator>();
         builder.Services.AddOptions<AuthorizationServerOptions>().BindConfiguration(AuthorizationServerOptions.SectionName)
             .ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddOptions<CleanupOptions>().BindConfiguration(CleanupOptions.SectionName)
@@ -43,6 +44,8 @@ public static class AuthorizationServerSetup
         builder.Services.AddScoped<OAuthPrincipals>();
         builder.Services.AddScoped<OAuthAppService>();
         builder.Services.AddScoped<Latchkey.Features.Site.IContentSecurityPolicyContributor, AuthorizeFormTargets>();
+        builder.Services.AddSingleton<AnonymousRegistrationScopes>();
+        builder.Services.AddSingleton<PlatformNames>();
         builder.Services.AddScoped<UserGrants>();
         builder.Services.AddScoped<IAccessTokenValidator, AccessTokenValidator>();
         builder.Services.AddSnapshotCache<AccessTokenSnapshot>(CacheScope.OAuth);

@@ -34,7 +34,9 @@ public sealed class ClientRegistrationRequest
 /// Dynamic client registration (RFC 7591), so that MCP clients and other tools can register
 /// themselves. Public clients (token_endpoint_auth_method "none") with loopback, private-use or
 /// https redirect URIs may register freely when the setting allows; confidential ones need an
-/// initial access token configured by the operator.
+/// initial access token configured by the operator. Without such a token a client gets only the
+/// <see cref="AnonymousRegistrationScopes"/>; with or without one, its name may not imitate the
+/// platform's and no displayed field may hide or reorder text.
 /// </summary>
 public static class ClientRegistrationEndpoints
 {
@@ -47,7 +49,8 @@ public static class ClientRegistrationEndpoints
         return app;
     }
 
-    private static async Task<IResult> RegisterAsync(HttpContext context, OAuthAppService apps, IOptions<AuthorizationServerOptions> options, TimeProvider time)
+    private static async Task<IResult> RegisterAsync(
+        HttpContext context, OAuthAppService apps, AnonymousRegistrationScopes anonymousScopes, IOptions<AuthorizationServerOptions> options, TimeProvider time)
     {
         if (context.Request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) != true)
         {
@@ -60,27 +63,31 @@ public static class ClientRegistrationEndpoints
         }
         catch (JsonException exception)
         {
-            return Error("invalid_client_metadata", $"The body is not valid client metadata: {exception.Message}");
+            // Where, not what: the exception's own message may quote the body.
+            return Error("invalid_client_metadata",
+                $"The body is not valid client metadata at {InputEcho.Quote(exception.Path ?? "$")} (line {exception.LineNumber + 1}, byte {exception.BytePositionInLine + 1}): " +
+                "send a JSON object with the value types RFC 7591 defines.");
         }
         if (request is null)
         {
             return Error("invalid_client_metadata", "The body must be a JSON object.");
         }
 
+        var operatorApproved = HasInitialAccessToken(context, options.Value);
         var method = request.TokenEndpointAuthMethod ?? ClientAuthenticationMethods.ClientSecretBasic;
         var confidential = method is ClientAuthenticationMethods.ClientSecretBasic or ClientAuthenticationMethods.ClientSecretPost;
         if (!confidential && method != ClientAuthenticationMethods.None)
         {
             return Error("invalid_client_metadata", "token_endpoint_auth_method must be none, client_secret_basic or client_secret_post.");
         }
-        if (confidential && !HasInitialAccessToken(context, options.Value) && options.Value.AllowPublicClientRegistration && IsNativeApp(request))
+        if (confidential && !operatorApproved && options.Value.AllowPublicClientRegistration && IsNativeApp(request))
         {
             // A native app cannot keep a secret (RFC 8252 §8.5), and RFC 7591 §3.2.1 lets the server
             // replace requested metadata: it is registered as the public client it is (MCP SDKs ask for a secret).
             method = ClientAuthenticationMethods.None;
             confidential = false;
         }
-        if (confidential && !HasInitialAccessToken(context, options.Value))
+        if (confidential && !operatorApproved)
         {
             return Results.Json(new RegistrationError("invalid_token",
                     "Registering a confidential client needs an initial access token as 'Authorization: Bearer <token>'. Public clients register with token_endpoint_auth_method \"none\"."),
@@ -93,7 +100,7 @@ public static class ClientRegistrationEndpoints
         }
         if (request.GrantTypes?.Except([GrantTypes.AuthorizationCode, GrantTypes.RefreshToken, GrantTypes.ClientCredentials]).FirstOrDefault() is { } grant)
         {
-            return Error("invalid_client_metadata", $"The grant type '{grant}' is not supported; use authorization_code and refresh_token.");
+            return Error("invalid_client_metadata", $"The grant type {InputEcho.Quote(grant)} is not supported; use authorization_code and refresh_token.");
         }
         if (request.ResponseTypes?.Any(r => r != ResponseTypes.Code) == true)
         {
@@ -107,13 +114,42 @@ public static class ClientRegistrationEndpoints
             }
         }
 
+        foreach (var (field, value) in DisplayedFields(request))
+        {
+            if (DisplayedText.Problem(field, value) is { } problem)
+            {
+                return Error("invalid_client_metadata", problem);
+            }
+        }
+
         var scopes = (request.Scope ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (operatorApproved)
+        {
+            // The operator vouched for this client: without a requested scope it may ask for the
+            // whole catalog; the user still decides on the consent page.
+            scopes = scopes.Length > 0 ? scopes : apps.CatalogScopeNames();
+        }
+        else if (scopes.Length == 0)
+        {
+            scopes = [.. anonymousScopes.Allowed];
+        }
+        else if (scopes.FirstOrDefault(s => !anonymousScopes.Permits(s)) is { } outside)
+        {
+            // Refused rather than narrowed (RFC 7591 §3.2.1 would allow either): a client that
+            // silently got less would find out only at the authorization request, with the user
+            // watching; this answer names what it may have, and registering again is cheap.
+            return Error("invalid_client_metadata",
+                $"A client that registers itself may ask only for the scopes {string.Join(' ', anonymousScopes.Allowed)}; " +
+                $"{InputEcho.Quote(outside)} is not one of them. Leave out 'scope' to get all of these, or register with an initial access token from the operator.");
+        }
+
+        // An absent name gets a placeholder; a name that is given must follow the rules, even when it shows nothing.
         var (created, errors) = await apps.CreateAsync(ownerId: null, new OAuthAppRequest(
-            string.IsNullOrWhiteSpace(request.ClientName) ? "Unnamed client" : request.ClientName,
+            string.IsNullOrEmpty(request.ClientName) ? "Unnamed client" : request.ClientName,
             null,
             Uri.TryCreate(request.ClientUri, UriKind.Absolute, out _) ? request.ClientUri : null,
             request.RedirectUris,
-            scopes.Length > 0 ? scopes : DefaultScopes(apps),
+            scopes,
             confidential), context.RequestAborted);
         if (created is null)
         {
@@ -149,9 +185,12 @@ public static class ClientRegistrationEndpoints
         && request.GrantTypes?.Contains(GrantTypes.ClientCredentials) != true
         && uris.All(OAuthAppService.IsNativeRedirect);
 
-    // Without a requested scope, a self-registered client may ask for the whole catalog;
-    // the user still decides on the consent page.
-    private static string[] DefaultScopes(OAuthAppService apps) => apps.CatalogScopeNames();
+    /// <summary>The metadata people may be shown. Those not stored are checked too: a client that hides text in them is not one to register.</summary>
+    private static (string Field, string? Value)[] DisplayedFields(ClientRegistrationRequest request) =>
+    [
+        ("client_name", request.ClientName), ("client_uri", request.ClientUri), ("logo_uri", request.LogoUri),
+        ("tos_uri", request.TosUri), ("policy_uri", request.PolicyUri),
+    ];
 
     private static bool HasInitialAccessToken(HttpContext context, AuthorizationServerOptions options)
     {

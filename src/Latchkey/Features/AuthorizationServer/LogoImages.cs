@@ -59,7 +59,7 @@ public static class LogoImages
         }
         catch (XmlException exception)
         {
-            return new Result(null, null, $"The SVG is not well-formed XML: {exception.Message}");
+            return new Result(null, null, $"The SVG cannot be read (line {exception.LineNumber}, position {exception.LinePosition}): it must be well-formed XML without a DTD.");
         }
         if (document.Root is not { } root || root.Name.LocalName != "svg")
         {

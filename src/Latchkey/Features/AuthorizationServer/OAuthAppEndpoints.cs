@@ -162,7 +162,7 @@ public static class OAuthAppEndpoints
             .FirstOrDefaultAsync(cancellationToken);
         if (logo is null)
         {
-            return TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, detail: $"The app '{clientId}' has no logo.");
+            return TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, detail: $"The app {InputEcho.Quote(clientId)} has no logo.");
         }
         var headers = context.Response.Headers;
         headers.CacheControl = "public, max-age=31536000, immutable";
@@ -173,6 +173,6 @@ public static class OAuthAppEndpoints
     }
 
     private static ProblemHttpResult NotFound(string clientId) =>
-        TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, detail: $"No app '{clientId}' of yours was found.");
+        TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, detail: $"No app {InputEcho.Quote(clientId)} of yours was found.");
 
 }

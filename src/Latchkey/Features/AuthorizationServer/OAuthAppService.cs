@@ -29,6 +29,7 @@ public sealed class OAuthAppService(
     OAuthApplicationManager applications,
     LatchkeyDbContext db,
     ScopeCatalog catalog,
+    PlatformNames platformNames,
     TimeProvider time)
 {
     public static string NewClientId() => Identifiers.New("lk_client");
@@ -39,10 +40,24 @@ public sealed class OAuthAppService(
 
     public sealed record Created(OAuthApplication Application, string? ClientSecret);
 
-    /// <summary>Registers an app owned by <paramref name="ownerId"/> (null for self-registered clients).</summary>
-    public async Task<(Created? Created, Dictionary<string, string[]> Errors)> CreateAsync(string? ownerId, OAuthAppRequest request, CancellationToken cancellationToken)
+    /// <summary>
+    /// Registers an app owned by <paramref name="ownerId"/> (null for self-registered clients), for a
+    /// signed-in user or a client registering itself: its name may not imitate the platform's.
+    /// </summary>
+    public Task<(Created? Created, Dictionary<string, string[]> Errors)> CreateAsync(string? ownerId, OAuthAppRequest request, CancellationToken cancellationToken) =>
+        CreateAsync(ownerId, request, mayUsePlatformName: false, cancellationToken);
+
+    /// <summary>
+    /// Registers a first-party app for the operator (<c>latchkey apps create</c>), such as a
+    /// "Latchkey Console": the rule against imitating the platform's name is for everyone else.
+    /// </summary>
+    public Task<(Created? Created, Dictionary<string, string[]> Errors)> CreateFirstPartyAsync(string ownerId, OAuthAppRequest request, CancellationToken cancellationToken) =>
+        CreateAsync(ownerId, request, mayUsePlatformName: true, cancellationToken);
+
+    private async Task<(Created? Created, Dictionary<string, string[]> Errors)> CreateAsync(
+        string? ownerId, OAuthAppRequest request, bool mayUsePlatformName, CancellationToken cancellationToken)
     {
-        var errors = Validate(request, creating: true);
+        var errors = Validate(request, creating: true, mayUsePlatformName);
         if (errors.Count > 0)
         {
             return (null, errors);
@@ -85,7 +100,8 @@ public sealed class OAuthAppService(
 
     public async Task<Dictionary<string, string[]>> UpdateAsync(OAuthApplication app, OAuthAppRequest request, CancellationToken cancellationToken)
     {
-        var errors = Validate(request, creating: false);
+        // A name kept as it is was accepted before (perhaps from the operator); only a new name must not imitate the platform's.
+        var errors = Validate(request, creating: false, mayUsePlatformName: request.Name?.Trim() == app.DisplayName);
         if (errors.Count > 0)
         {
             return errors;
@@ -215,19 +231,37 @@ public sealed class OAuthAppService(
         return descriptor;
     }
 
-    private Dictionary<string, string[]> Validate(OAuthAppRequest request, bool creating)
+    private Dictionary<string, string[]> Validate(OAuthAppRequest request, bool creating, bool mayUsePlatformName)
     {
         var errors = new Dictionary<string, string[]>();
-        if ((creating || request.Name is not null) &&
-            (string.IsNullOrWhiteSpace(request.Name) || request.Name.Trim().Length > OAuthAppLimits.NameMaxLength || request.Name.Any(char.IsControl)))
+        if (creating || request.Name is not null)
         {
-            errors["name"] = [$"Give the app a name of 1 to {OAuthAppLimits.NameMaxLength} printable characters; people see it on the consent page."];
+            if (DisplayedText.IsBlank(request.Name) || request.Name!.Trim().Length > OAuthAppLimits.NameMaxLength)
+            {
+                errors["name"] = [$"Give the app a name of 1 to {OAuthAppLimits.NameMaxLength} visible characters; people see it on the consent page."];
+            }
+            else if (DisplayedText.Problem("name", request.Name) is { } hidden)
+            {
+                errors["name"] = [hidden];
+            }
+            else if (!mayUsePlatformName && platformNames.Imitated(request.Name) is { } imitated)
+            {
+                errors["name"] = [$"The name {InputEcho.Quote(request.Name.Trim())} looks like {imitated}'s own; people would take the app for {imitated} itself. Choose a name of your own."];
+            }
         }
         if (request.Description is { Length: > OAuthAppLimits.DescriptionMaxLength })
         {
             errors["description"] = [$"The description may have at most {OAuthAppLimits.DescriptionMaxLength} characters."];
         }
-        if (!string.IsNullOrWhiteSpace(request.HomepageUrl) &&
+        else if (DisplayedText.Problem("description", request.Description, allowLineBreaks: true) is { } hidden)
+        {
+            errors["description"] = [hidden];
+        }
+        if (DisplayedText.Problem("homepage", request.HomepageUrl) is { } hiddenInHomepage)
+        {
+            errors["homepage_url"] = [hiddenInHomepage];
+        }
+        else if (!string.IsNullOrWhiteSpace(request.HomepageUrl) &&
             (!Uri.TryCreate(request.HomepageUrl.Trim(), UriKind.Absolute, out var homepage) || homepage.Scheme is not ("https" or "http") ||
              request.HomepageUrl.Length > OAuthAppLimits.UrlMaxLength))
         {
@@ -255,7 +289,7 @@ public sealed class OAuthAppService(
             }
             else if (unknown is not null)
             {
-                errors["scopes"] = [$"Unknown scope '{unknown}'. Known scopes: {string.Join(", ", catalog.All.Select(s => s.Name).Concat(AuthorizationServerSetup.OpenIdScopes))}."];
+                errors["scopes"] = [$"Unknown scope {InputEcho.Quote(unknown)}. Known scopes: {string.Join(", ", catalog.All.Select(s => s.Name).Concat(AuthorizationServerSetup.OpenIdScopes))}."];
             }
             else if (scopes.Distinct(StringComparer.Ordinal).Count() != scopes.Length)
             {
@@ -268,19 +302,24 @@ public sealed class OAuthAppService(
     /// <summary>Why a redirect URI cannot be registered, or null when it can.</summary>
     public static string? RedirectUriProblem(string? uri)
     {
+        // Checked first: the consent page shows the redirect host, and the messages below repeat the URI.
+        if (DisplayedText.FirstHiddenCharacter(uri) is { } hidden)
+        {
+            return $"A redirect URI contains an invisible or control character ({hidden}).";
+        }
         if (string.IsNullOrWhiteSpace(uri) || uri.Length > OAuthAppLimits.UrlMaxLength || !Uri.TryCreate(uri, UriKind.Absolute, out var parsed))
         {
-            return $"'{uri}' is not an absolute URI.";
+            return $"{InputEcho.Quote(uri)} is not an absolute URI.";
         }
         if (!string.IsNullOrEmpty(parsed.Fragment))
         {
-            return $"'{uri}' has a fragment; redirect URIs may not (RFC 6749 §3.1.2).";
+            return $"{InputEcho.Quote(uri)} has a fragment; redirect URIs may not (RFC 6749 §3.1.2).";
         }
         if (parsed.Scheme == Uri.UriSchemeHttps || (parsed.Scheme == Uri.UriSchemeHttp && parsed.IsLoopback) || IsPrivateUseScheme(parsed))
         {
             return null;
         }
-        return $"'{uri}' must use https, http on a loopback address (127.0.0.1, [::1], localhost), or a private-use scheme like com.example.app:/callback.";
+        return $"{InputEcho.Quote(uri)} must use https, http on a loopback address (127.0.0.1, [::1], localhost), or a private-use scheme like com.example.app:/callback.";
     }
 
     public static bool IsNativeRedirect(string uri) =>

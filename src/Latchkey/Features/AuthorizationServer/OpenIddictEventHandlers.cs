@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Globalization;
 using System.Text.Json;
+using Latchkey.Common;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 using OpenIddict.Abstractions;
@@ -242,12 +243,12 @@ internal sealed class ExtractFormOrJsonRequest<TContext> : IOpenIddictServerHand
             {
                 if (property.Value.ValueKind is not (JsonValueKind.String or JsonValueKind.Null))
                 {
-                    context.Reject(Errors.InvalidRequest, $"The parameter '{property.Name}' must be a string.");
+                    context.Reject(Errors.InvalidRequest, $"The parameter {InputEcho.Quote(property.Name)} must be a string.");
                     return;
                 }
                 if (property.Value.GetString() is { } value && value.Contains('\0'))
                 {
-                    context.Reject(Errors.InvalidRequest, $"The parameter '{property.Name}' contains a NUL character.");
+                    context.Reject(Errors.InvalidRequest, $"The parameter {InputEcho.Quote(property.Name)} contains a NUL character.");
                     return;
                 }
                 parameters.Add(new(property.Name, property.Value.GetString()));
@@ -322,7 +323,7 @@ internal sealed class RejectUnreadableForm<TContext> : IOpenIddictServerHandler<
         {
             if (values.Any(v => v?.Contains('\0') == true))
             {
-                context.Reject(Errors.InvalidRequest, $"The parameter '{name}' contains a NUL character.");
+                context.Reject(Errors.InvalidRequest, $"The parameter {InputEcho.Quote(name)} contains a NUL character.");
                 return;
             }
         }
@@ -433,7 +434,7 @@ internal sealed class RejectRefreshScopeEscalation : IOpenIddictServerHandler<Va
             var extra = context.Request.GetScopes().Where(scope => !allowed.Contains(scope)).ToList();
             if (extra.Count > 0)
             {
-                context.Reject(Errors.InvalidScope, $"The refresh asks for scopes that were never granted: {string.Join(' ', extra)}.");
+                context.Reject(Errors.InvalidScope, $"The refresh asks for scopes that were never granted: {InputEcho.Quote(string.Join(' ', extra))}.");
             }
         }
         return ValueTask.CompletedTask;

@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using Latchkey.Common;
 using Microsoft.Extensions.Options;
 
 namespace Latchkey.Features.Scopes;
@@ -47,11 +48,11 @@ internal sealed class ScopeCatalogOptionsValidator : IValidateOptions<ScopeCatal
             var scope = options.Catalog[i];
             if (!ScopeCatalog.IsValidScopeName(scope.Name))
             {
-                failures.Add($"Scopes:Catalog:{i}:Name '{scope.Name}' is not a valid scope name (letters, digits, '_', ':', '.', '-'; at most 64 characters).");
+                failures.Add($"Scopes:Catalog:{i}:Name {InputEcho.Quote(scope.Name)} is not a valid scope name (letters, digits, '_', ':', '.', '-'; at most 64 characters).");
             }
             else if (!seen.Add(scope.Name))
             {
-                failures.Add($"Scopes:Catalog:{i}:Name '{scope.Name}' appears twice.");
+                failures.Add($"Scopes:Catalog:{i}:Name {InputEcho.Quote(scope.Name)} appears twice.");
             }
             if (string.IsNullOrWhiteSpace(scope.Description))
             {
@@ -102,12 +103,12 @@ public sealed class ScopeCatalog
         {
             if (scope is null || !_byName.ContainsKey(scope))
             {
-                error = $"Unknown scope '{scope}'. Known scopes: {string.Join(", ", All.Select(s => s.Name))}.";
+                error = $"Unknown scope {InputEcho.Quote(scope)}. Known scopes: {string.Join(", ", All.Select(s => s.Name))}.";
                 return false;
             }
             if (!set.Add(scope))
             {
-                error = $"Scope '{scope}' is listed twice.";
+                error = $"Scope {InputEcho.Quote(scope)} is listed twice.";
                 return false;
             }
         }

@@ -39,7 +39,16 @@ public sealed class AuthorizeModel(
     public string? AppHomepage { get; private set; }
     public string? LogoUrl { get; private set; }
     public string OwnerName { get; private set; } = "";
+
+    /// <summary>No one owns the app: it came through dynamic registration, and no one has vouched for it.</summary>
+    public bool SelfRegistered { get; private set; }
+
+    /// <summary>Where the browser goes after the answer: a host, or for an app on this device its loopback address or private-use scheme.</summary>
     public string RedirectHost { get; private set; } = "";
+
+    /// <summary>The redirect opens an app on the user's device (a loopback address or a private-use scheme) rather than a website.</summary>
+    public bool RedirectsToDevice { get; private set; }
+
     public string SignedInAs { get; private set; } = "";
     public IReadOnlyList<(string Name, string Description)> NewScopes { get; private set; } = [];
     public IReadOnlyList<(string Name, string Description)> GrantedScopes { get; private set; } = [];
@@ -164,15 +173,16 @@ public sealed class AuthorizeModel(
 
     private async Task DescribeAsync(LatchkeyUser user, OAuthApplication application, OpenIddictRequest request, List<string> missing, HashSet<string> granted)
     {
-        AppName = application.DisplayName ?? application.ClientId!;
-        AppDescription = application.Description;
+        // Rows stored before hidden characters were refused may still have them: they are not shown.
+        AppName = DisplayedText.ForDisplay(application.DisplayName ?? application.ClientId!);
+        AppDescription = DisplayedText.ForDisplay(application.Description);
         AppHomepage = application.HomepageUrl;
         LogoUrl = application.LogoVersion > 0 ? OAuthAppService.LogoUrl(application.ClientId!, application.LogoVersion) : null;
-        OwnerName = application.OwnerId is { } ownerId && await users.FindByIdAsync(ownerId) is { } owner
-            ? owner.DisplayName
-            : "its developer (registered itself; not reviewed)";
-        RedirectHost = Uri.TryCreate(request.RedirectUri, UriKind.Absolute, out var redirect) ? redirect.Authority : "";
-        SignedInAs = $"{user.DisplayName} ({user.Email})";
+        var owner = application.OwnerId is { } ownerId ? await users.FindByIdAsync(ownerId) : null;
+        SelfRegistered = owner is null;
+        OwnerName = owner is null ? "" : DisplayedText.ForDisplay(owner.DisplayName);
+        (RedirectHost, RedirectsToDevice) = DescribeRedirect(request.RedirectUri);
+        SignedInAs = $"{DisplayedText.ForDisplay(user.DisplayName)} ({user.Email})";
         NewScopes = missing.Select(Describe).ToList();
         GrantedScopes = request.GetScopes().Where(s => granted.Contains(s) && s != OidcScopes.OfflineAccess).Select(Describe).ToList();
         var resources = new List<string>();
@@ -191,6 +201,24 @@ public sealed class AuthorizeModel(
             .Select(p => new KeyValuePair<string, string>(p.Key, (string?)p.Value ?? ""))
             .ToList();
         SwitchAccountUrl = ReturnUrls.AppendTo(AccountsSetup.SignOutPath, null);
+    }
+
+    /// <summary>
+    /// The host the browser will be sent to, in its ASCII (punycode) form so that a look-alike in
+    /// another script shows as what it is; for a private-use scheme (RFC 8252 §7.1), the scheme.
+    /// </summary>
+    private static (string Host, bool OnThisDevice) DescribeRedirect(string? redirectUri)
+    {
+        if (!Uri.TryCreate(redirectUri, UriKind.Absolute, out var redirect))
+        {
+            return ("", false);
+        }
+        if (redirect.Scheme != Uri.UriSchemeHttp && redirect.Scheme != Uri.UriSchemeHttps)
+        {
+            return (redirect.Scheme, true);
+        }
+        var host = redirect.IsDefaultPort ? redirect.IdnHost : $"{redirect.IdnHost}:{redirect.Port}";
+        return (host, redirect.IsLoopback);
     }
 
     private static string ScopesDetail(ImmutableArray<string> scopes) => "scopes: " + string.Join(' ', scopes);

@@ -22,13 +22,25 @@ public sealed class OAuthAppEditModel(OAuthAppService apps, ScopeCatalog catalog
 
     public string? Notice { get; private set; }
 
+    // Names stored before hidden characters were refused may still have them: they are not shown,
+    // and saving the form stores the name as shown.
+    private OAuthAppView ViewOf(OAuthApplication app)
+    {
+        var view = apps.View(app);
+        return view with
+        {
+            Name = DisplayedText.ForDisplay(view.Name),
+            Description = view.Description is null ? null : DisplayedText.ForDisplay(view.Description, keepLineBreaks: true),
+        };
+    }
+
     public async Task<IActionResult> OnGetAsync(string clientId, CancellationToken cancellationToken)
     {
         if (await apps.FindOwnedAsync(User.UserId(), clientId, cancellationToken) is not { } app)
         {
             return NotFound();
         }
-        App = apps.View(app);
+        App = ViewOf(app);
         Input = OAuthAppInput.From(App);
         return Page();
     }
@@ -41,7 +53,7 @@ public sealed class OAuthAppEditModel(OAuthAppService apps, ScopeCatalog catalog
         }
         var errors = await apps.UpdateAsync(app, Input.ToRequest(includeClientType: false), cancellationToken);
         ModelState.AddErrors(errors, OAuthAppInput.FormFields);
-        App = apps.View(app);
+        App = ViewOf(app);
         if (errors.Count > 0)
         {
             Response.StatusCode = StatusCodes.Status400BadRequest;
@@ -83,7 +95,7 @@ public sealed class OAuthAppEditModel(OAuthAppService apps, ScopeCatalog catalog
         {
             Notice = "The new logo is saved.";
         }
-        App = apps.View(app);
+        App = ViewOf(app);
         Input = OAuthAppInput.From(App);
         return Page();
     }

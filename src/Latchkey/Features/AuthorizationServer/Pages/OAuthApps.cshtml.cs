@@ -52,14 +52,14 @@ public sealed class OAuthAppsModel(OAuthAppService apps, ScopeCatalog catalog) :
         ChangeAsync(clientId, async app =>
         {
             await apps.SetEnabledAsync(app, false, cancellationToken);
-            Notice = $"{app.DisplayName} is disabled: its tokens stopped working and it cannot sign anyone in until you enable it.";
+            Notice = $"{NameOf(app)} is disabled: its tokens stopped working and it cannot sign anyone in until you enable it.";
         }, cancellationToken);
 
     public Task<IActionResult> OnPostEnableAsync(string clientId, CancellationToken cancellationToken) =>
         ChangeAsync(clientId, async app =>
         {
             await apps.SetEnabledAsync(app, true, cancellationToken);
-            Notice = $"{app.DisplayName} is enabled again.";
+            Notice = $"{NameOf(app)} is enabled again.";
         }, cancellationToken);
 
     public Task<IActionResult> OnPostRotateAsync(string clientId, CancellationToken cancellationToken) =>
@@ -68,10 +68,10 @@ public sealed class OAuthAppsModel(OAuthAppService apps, ScopeCatalog catalog) :
             var secret = await apps.RotateSecretAsync(app, cancellationToken);
             if (secret is null)
             {
-                Notice = $"{app.DisplayName} is a public app: it has no client secret.";
+                Notice = $"{NameOf(app)} is a public app: it has no client secret.";
                 return;
             }
-            Shown = (app.DisplayName!, app.ClientId!, secret);
+            Shown = (NameOf(app), app.ClientId!, secret);
             Notice = "The old secret stopped working. Put the new one in your app's configuration now.";
         }, cancellationToken);
 
@@ -79,7 +79,7 @@ public sealed class OAuthAppsModel(OAuthAppService apps, ScopeCatalog catalog) :
         ChangeAsync(clientId, async app =>
         {
             await apps.DeleteAsync(app, cancellationToken);
-            Notice = $"Deleted {app.DisplayName}, with every grant and token it had.";
+            Notice = $"Deleted {NameOf(app)}, with every grant and token it had.";
         }, cancellationToken);
 
     private async Task<IActionResult> ChangeAsync(string clientId, Func<OAuthApplication, Task> change, CancellationToken cancellationToken)
@@ -97,8 +97,11 @@ public sealed class OAuthAppsModel(OAuthAppService apps, ScopeCatalog catalog) :
         return Page();
     }
 
+    // Names stored before hidden characters were refused may still have them: they are not shown.
     private async Task LoadAsync(CancellationToken cancellationToken) =>
-        Apps = await apps.ListOwnedAsync(User.UserId(), cancellationToken);
+        Apps = (await apps.ListOwnedAsync(User.UserId(), cancellationToken)).Select(a => a with { Name = DisplayedText.ForDisplay(a.Name) }).ToList();
+
+    private static string NameOf(OAuthApplication app) => DisplayedText.ForDisplay(app.DisplayName);
 }
 
 /// <summary>The register and edit form of an app.</summary>
