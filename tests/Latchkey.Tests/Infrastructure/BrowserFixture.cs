@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Deque.AxeCore.Commons;
 using Deque.AxeCore.Playwright;
 using Microsoft.Playwright;
@@ -14,6 +16,8 @@ public sealed class BrowserFixture : IAsyncLifetime
 
     public static readonly ViewportSize Desktop = new() { Width = 1280, Height = 800 };
     public static readonly ViewportSize Phone = new() { Width = 390, Height = 844 };
+
+    private static readonly ConditionalWeakTable<IBrowserContext, ConcurrentQueue<string>> PolicyViolations = new();
 
     private IPlaywright? _playwright;
 
@@ -48,12 +52,33 @@ public sealed class BrowserFixture : IAsyncLifetime
             Locale = "en-GB",
         });
         context.SetDefaultTimeout(15_000);
+        // Chromium reports every Content-Security-Policy violation on the console, on every page the context visits.
+        var violations = PolicyViolations.GetOrCreateValue(context);
+        context.Console += (_, message) =>
+        {
+            if (message.Text.Contains("Content Security Policy", StringComparison.Ordinal))
+            {
+                violations.Enqueue($"{message.Location}: {message.Text}");
+            }
+        };
         return await context.NewPageAsync();
     }
 
-    /// <summary>A screenshot of the whole page at desktop and phone widths, and an axe-core check at both.</summary>
+    /// <summary>The Content-Security-Policy violations Chromium reported in this page's context so far.</summary>
+    public static IReadOnlyList<string> PolicyViolationsOf(IPage page) =>
+        PolicyViolations.TryGetValue(page.Context, out var violations) ? [.. violations] : [];
+
+    /// <summary>No page this context visited broke its Content-Security-Policy.</summary>
+    public static void AssertNoPolicyViolations(IPage page, string what)
+    {
+        var violations = PolicyViolationsOf(page);
+        Assert.True(violations.Count == 0, $"{what}: Content-Security-Policy violations:\n{string.Join("\n", violations)}");
+    }
+
+    /// <summary>A screenshot of the whole page at desktop and phone widths, an axe-core check at both, and no CSP violation.</summary>
     public static async Task CaptureAndCheckAsync(IPage page, string name)
     {
+        AssertNoPolicyViolations(page, name);
         var original = page.ViewportSize;
         foreach (var (label, size) in new[] { ("desktop", Desktop), ("phone", Phone) })
         {

@@ -440,4 +440,80 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Newcomer App wants to access your account" })).ToBeVisibleAsync();
         await Assertions.Expect(page.GetByText("Signed in as")).ToContainTextAsync("Nina Newcomer");
     }
+
+    [Fact]
+    public async Task The_consent_page_does_not_render_inside_another_sites_frame()
+    {
+        var (ownerPage, _) = await SignUpAsync("Olivia Owner");
+        var app = await RegisterAppInPageAsync(ownerPage, "Framed App");
+        var (page, _) = await SignUpAsync("Fay Framed");
+        var (_, challenge) = NewPkce();
+        var consent = new Uri(server.BaseAddress, AuthorizeUrl(app, "IDENTITY", challenge)).AbsoluteUri;
+        // The attacker's page, on another origin: the consent page in a frame, under something that
+        // invites a click; beside it, as a control, a response that may be framed (JSON, no page).
+        // Both hosts are 127.0.0.1, so the frame is same-site and the browser would even send the
+        // session cookie (SameSite=Lax): the worst case, a signed-in consent page ready to approve.
+        var control = new Uri(server.BaseAddress, "/healthz").AbsoluteUri;
+        await using var attacker = await AttackerSite.StartAsync(
+            "<!DOCTYPE html><title>Win a prize</title><h1>Click to win</h1>" +
+            $"<iframe id=\"victim\" src=\"{System.Net.WebUtility.HtmlEncode(consent)}\" width=\"800\" height=\"600\"></iframe>" +
+            $"<iframe id=\"control\" src=\"{System.Net.WebUtility.HtmlEncode(control)}\"></iframe>");
+
+        // GotoAsync waits for the load event, which waits for both frames.
+        await page.GotoAsync(attacker.Address.AbsoluteUri);
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Click to win" })).ToBeVisibleAsync();
+        var shown = await (await page.QuerySelectorAsync("#control"))!.ContentFrameAsync();
+        Assert.True(shown?.Url == control, $"The control frame shows {shown?.Url}");
+        Assert.Contains("Healthy", await shown!.ContentAsync());
+
+        // Chromium refuses the consent frame (frame-ancestors 'none'; X-Frame-Options: DENY): it
+        // shows its own error page in its place, with nothing of Latchkey's to click.
+        var victim = await (await page.QuerySelectorAsync("#victim"))!.ContentFrameAsync();
+        Assert.NotNull(victim);
+        Assert.StartsWith("chrome-error://", victim.Url);
+        Assert.Equal(0, await victim.GetByRole(AriaRole.Button, new() { Name = "Approve" }).CountAsync());
+        Assert.DoesNotContain("Framed App", await victim.ContentAsync());
+
+        // The same page, opened directly, renders.
+        await page.GotoAsync(consent);
+        await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Approve" })).ToBeVisibleAsync();
+    }
+
+    [Fact]
+    public async Task A_script_injected_into_a_page_does_not_run_and_the_refusal_is_reported()
+    {
+        var page = await browser.NewPageAsync(server);
+        await page.GotoAsync("/account/sign-in");
+
+        // What an injection flaw would add: an inline script, and an image that carries data away.
+        await page.EvaluateAsync("""
+            () => {
+              const script = document.createElement('script');
+              script.textContent = 'window.injected = true';
+              document.body.appendChild(script);
+              const image = document.createElement('img');
+              image.src = 'https://collector.example/leak.png';
+              document.body.appendChild(image);
+            }
+            """);
+
+        await Eventually.TrueAsync(() => BrowserFixture.PolicyViolationsOf(page).Count >= 2, TimeSpan.FromSeconds(10), "Chromium reports both refusals");
+        Assert.False(await page.EvaluateAsync<bool>("() => window.injected === true"));
+        var violations = BrowserFixture.PolicyViolationsOf(page);
+        Assert.Contains(violations, v => v.Contains("script-src"));
+        Assert.Contains(violations, v => v.Contains("img-src") && v.Contains("collector.example"));
+    }
+
+    [Fact]
+    public async Task The_api_reference_renders_under_its_policy_with_only_the_known_eval_probe_refused()
+    {
+        var page = await browser.NewPageAsync(server);
+        await page.GotoAsync("/docs/");
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Latchkey API" }).First).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByText("The scope catalog").First).ToBeVisibleAsync();
+
+        // Scalar's bundle (its Zod schemas) probes once whether eval is allowed, and works without it.
+        var unexpected = BrowserFixture.PolicyViolationsOf(page).Where(v => !v.Contains("'unsafe-eval'")).ToList();
+        Assert.True(unexpected.Count == 0, string.Join("\n", unexpected));
+    }
 }
