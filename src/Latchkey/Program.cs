@@ -1,4 +1,5 @@
 using Latchkey.Cli;
+using Latchkey.Cluster;
 using Latchkey.Features.Accounts;
 using Latchkey.Features.ApiDocs;
 using Latchkey.Features.ApiKeys;
@@ -41,6 +42,7 @@ public static class Program
         builder.AddRateLimits();
         builder.AddSite();
         builder.AddStorage();
+        builder.AddCluster();
         builder.AddKeyProtection();
         builder.AddScopeCatalog();
         builder.AddSecurityEvents();
@@ -68,7 +70,6 @@ public static class Program
         app.MapExternalApi();
         app.MapAuthorizationServer();
         app.MapBroker();
-        app.MapIntegrationsApi();
         app.MapMcp();
         app.MapSecurityEvents();
         app.MapApiDocs();

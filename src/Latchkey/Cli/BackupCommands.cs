@@ -121,7 +121,7 @@ public static class BackupCommands
             }
             try
             {
-                var sqlite = new SqliteBackup(services.GetRequiredService<LatchkeyDbContext>(), services.GetRequiredService<TimeProvider>());
+                var sqlite = new SqliteBackup(services.GetRequiredService<LatchkeyDbContext>(), services.GetRequiredService<TimeProvider>(), services.GetServices<SummarizedTable>());
                 return await command(sqlite, services, output, ct);
             }
             catch (Exception exception) when (exception is SqliteBackupException or IOException or UnauthorizedAccessException)

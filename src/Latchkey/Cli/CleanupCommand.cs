@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Latchkey.Features.AuthorizationServer;
+using Latchkey.Features.Operations;
 
 namespace Latchkey.Cli;
 
@@ -8,11 +8,11 @@ public static class CleanupCommand
 {
     public static Command Create(CliContext context)
     {
-        var cleanup = new Command("cleanup", "Remove expired and revoked tokens and codes, authorizations left without tokens, and old broker flow states, once.");
+        var cleanup = new Command("cleanup", "Remove expired and revoked tokens and codes, authorizations left without tokens, old broker flow states and security events past their retention, once.");
         cleanup.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
         {
-            var (tokens, authorizations, flows) = await services.GetRequiredService<TokenCleanup>().RunAsync(ct);
-            await output.WriteLineAsync($"Removed {tokens} tokens, {authorizations} authorizations and {flows} finished broker flows.");
+            var removed = await services.GetRequiredService<Cleanup>().RunAsync(ct);
+            await output.WriteLineAsync($"Removed {Cleanup.Describe(removed)}.");
             return CliContext.Success;
         }, cancellationToken));
         return cleanup;

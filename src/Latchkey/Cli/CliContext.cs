@@ -1,3 +1,4 @@
+using Latchkey.Cluster;
 using System.CommandLine;
 using System.Data.Common;
 using Latchkey.Storage;

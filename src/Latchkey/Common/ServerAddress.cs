@@ -1,7 +1,13 @@
-using Latchkey.Features.AuthorizationServer;
 using Microsoft.Extensions.Options;
 
 namespace Latchkey.Common;
+
+/// <summary>The address this server is known by, when it is configured (the authorization server sets it from its issuer).</summary>
+public sealed class ServerAddressOptions
+{
+    /// <summary>The issuer URL, e.g. <c>https://id.example.com/</c>; null means the address of each request.</summary>
+    public string? Issuer { get; set; }
+}
 
 /// <summary>The address this server is known by: the configured issuer, or the address of the request.</summary>
 public static class ServerAddress
@@ -9,7 +15,7 @@ public static class ServerAddress
     /// <summary>The base URL without a trailing slash, e.g. <c>https://id.example.com</c>.</summary>
     public static string Base(HttpContext context)
     {
-        var issuer = context.RequestServices.GetRequiredService<IOptions<AuthorizationServerOptions>>().Value.Issuer;
+        var issuer = context.RequestServices.GetRequiredService<IOptions<ServerAddressOptions>>().Value.Issuer;
         if (!string.IsNullOrEmpty(issuer))
         {
             return issuer.TrimEnd('/');

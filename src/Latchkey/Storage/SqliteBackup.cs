@@ -1,11 +1,4 @@
 using Latchkey.Common;
-using Latchkey.Features.Accounts;
-using Latchkey.Features.ApiKeys;
-using Latchkey.Features.AuthorizationServer;
-using Latchkey.Features.Broker.Credentials;
-using Latchkey.Features.Broker.Providers;
-using Latchkey.Features.Broker.Vault;
-using Latchkey.Features.Mcp;
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
@@ -34,11 +27,13 @@ public sealed class SqliteBackup
 
     private readonly LatchkeyDbContext _db;
     private readonly TimeProvider _time;
+    private readonly IReadOnlyList<SummarizedTable> _summarized;
 
-    public SqliteBackup(LatchkeyDbContext db, TimeProvider time)
+    public SqliteBackup(LatchkeyDbContext db, TimeProvider time, IEnumerable<SummarizedTable> summarized)
     {
         _db = db;
         _time = time;
+        _summarized = [.. summarized];
         DatabasePath = StorageOptions.SqliteFileOf(db.Database.GetConnectionString())
             ?? throw new SqliteBackupException("The configured SQLite database is in memory: there is no file to back up or restore.");
     }
@@ -255,24 +250,10 @@ public sealed class SqliteBackup
         }
     }
 
-    /// <summary>The tables an operator checks after a backup or restore, by the names the model gives them.</summary>
+    /// <summary>The tables an operator checks after a backup or restore (features declare them), by the names the model gives them.</summary>
     private IEnumerable<(string Label, string Table)> MainTables()
     {
-        (string, Type)[] entities =
-        [
-            ("users", typeof(LatchkeyUser)),
-            ("API keys", typeof(ApiKey)),
-            ("OAuth apps", typeof(OAuthApplication)),
-            ("OAuth authorizations", typeof(OAuthAuthorization)),
-            ("OAuth tokens", typeof(OAuthToken)),
-            ("server keys", typeof(ServerKey)),
-            ("broker providers", typeof(ProviderInstance)),
-            ("broker credentials", typeof(Credential)),
-            ("vault data keys", typeof(VaultDataKey)),
-            ("MCP servers", typeof(McpServer)),
-            ("Data Protection keys", typeof(DataProtectionKey)),
-        ];
-        foreach (var (label, type) in entities)
+        foreach (var (label, type) in _summarized)
         {
             if (_db.Model.FindEntityType(type)?.GetTableName() is { } table)
             {

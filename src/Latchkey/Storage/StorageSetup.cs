@@ -1,5 +1,6 @@
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Migrations;
 using Microsoft.Extensions.Options;
@@ -20,47 +21,36 @@ public static class StorageSetup
 
         // The provider is chosen from configuration before the container is built, because EF Core
         // needs the context type at registration time.
-        var storage = new StorageOptions();
-        builder.Configuration.GetSection(StorageOptions.SectionName).Bind(storage);
-        storage.ConnectionString = builder.Configuration.GetConnectionString(StorageOptions.ConnectionStringName);
+        var storage = ConfiguredStorage(builder.Configuration);
 
-        builder.Services.AddOptions<CachingOptions>().BindConfiguration(CachingOptions.SectionName)
-            .ValidateDataAnnotations().ValidateOnStart();
-        builder.Services.AddSingleton<CacheRevisions>();
-        builder.Services.AddSingleton<UsageStamps>();
-        builder.Services.AddSingleton<CacheInvalidationInterceptor>();
-
+        // Interceptors other parts register (the cluster's cache invalidation) go on every context.
         if (storage.IsPostgres)
         {
-            builder.Services.AddOptions<ClusterOptions>().BindConfiguration(ClusterOptions.SectionName)
-                .ValidateDataAnnotations().ValidateOnStart();
-            builder.Services.AddSingleton<ClusterLink>();
-            builder.Services.AddSingleton<ICacheAnnouncer>(services => services.GetRequiredService<ClusterLink>());
-            builder.Services.AddSingleton<ICacheAnnouncementSender>(services => services.GetRequiredService<ClusterLink>());
-            builder.Services.AddSingleton<IJobLeadership>(services => services.GetRequiredService<ClusterLink>());
-            builder.Services.AddHostedService(services => services.GetRequiredService<ClusterLink>());
             builder.Services.AddDbContextPool<LatchkeyDbContext, PostgresLatchkeyDbContext>((services, options) =>
                 options.UseNpgsql(storage.PostgresConnectionString)
-                    .AddInterceptors(services.GetRequiredService<CacheInvalidationInterceptor>()));
+                    .AddInterceptors(services.GetServices<IInterceptor>()));
         }
         else
         {
             builder.Services.AddHostedService<SqliteFilePermissions>();
-            builder.Services.AddSingleton<SqliteChangeFeed>();
-            builder.Services.AddSingleton<ICacheAnnouncer>(services => services.GetRequiredService<SqliteChangeFeed>());
-            builder.Services.AddSingleton<ICacheAnnouncementSender>(services => services.GetRequiredService<SqliteChangeFeed>());
-            builder.Services.AddHostedService(services => services.GetRequiredService<SqliteChangeFeed>());
-            builder.Services.AddHostedService<SqliteServerPresence>();
-            builder.Services.AddSingleton<IJobLeadership, SingleNodeLeadership>();
             var pragmas = new SqliteConnectionPragmas(storage.SqliteSynchronous);
             builder.Services.AddSingleton<SqliteWriteGate>();
             builder.Services.AddDbContextPool<LatchkeyDbContext, SqliteLatchkeyDbContext>((services, options) =>
                 options.UseSqlite(storage.EffectiveConnectionString)
-                    .AddInterceptors(pragmas, services.GetRequiredService<SqliteWriteGate>(), services.GetRequiredService<CacheInvalidationInterceptor>()));
+                    .AddInterceptors([pragmas, services.GetRequiredService<SqliteWriteGate>(), .. services.GetServices<IInterceptor>()]));
         }
 
         builder.Services.AddScoped<DatabaseMigrator>();
         return builder;
+    }
+
+    /// <summary>The storage settings as configured, read before the container is built.</summary>
+    public static StorageOptions ConfiguredStorage(IConfiguration configuration)
+    {
+        var storage = new StorageOptions();
+        configuration.GetSection(StorageOptions.SectionName).Bind(storage);
+        storage.ConnectionString = configuration.GetConnectionString(StorageOptions.ConnectionStringName);
+        return storage;
     }
 }
 

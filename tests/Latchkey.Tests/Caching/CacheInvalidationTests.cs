@@ -36,19 +36,19 @@ public abstract class CacheInvalidationTests(LatchkeyServerFixture server)
     {
         var account = await TestAccounts.SignUpAsync(server);
         var (key, id) = await TestAccounts.CreateKeyAsync(account, "IDENTITY");
-        var revisions = server.Services.GetRequiredService<Latchkey.Storage.CacheRevisions>();
-        var invalidated = new System.Collections.Concurrent.ConcurrentQueue<Latchkey.Storage.CacheScope>();
-        void Heard(Latchkey.Storage.CacheScope scope) => invalidated.Enqueue(scope);
+        var revisions = server.Services.GetRequiredService<Latchkey.Cluster.CacheRevisions>();
+        var invalidated = new System.Collections.Concurrent.ConcurrentQueue<Latchkey.Cluster.CacheScope>();
+        void Heard(Latchkey.Cluster.CacheScope scope) => invalidated.Enqueue(scope);
         revisions.Invalidated += Heard;
         try
         {
             // The first use stamps the key's "last used" time.
             Assert.Equal(HttpStatusCode.OK, await MeWithKeyAsync(server, key));
             Assert.NotNull(await server.WithDbAsync(db => db.ApiKeys.Where(k => k.Id == id).Select(k => k.LastUsedAt).SingleAsync()));
-            Assert.DoesNotContain(Latchkey.Storage.CacheScope.ApiKeys, invalidated);
+            Assert.DoesNotContain(Latchkey.Cluster.CacheScope.ApiKeys, invalidated);
 
             Assert.Equal(HttpStatusCode.NoContent, (await account.Session.DeleteAsync($"/api/keys/{id}")).StatusCode);
-            Assert.Contains(Latchkey.Storage.CacheScope.ApiKeys, invalidated);
+            Assert.Contains(Latchkey.Cluster.CacheScope.ApiKeys, invalidated);
             Assert.Equal(HttpStatusCode.Unauthorized, await MeWithKeyAsync(server, key));
         }
         finally

@@ -1,3 +1,4 @@
+using Latchkey.Cluster;
 using System.Collections.Concurrent;
 using Latchkey.Storage;
 using Latchkey.Tests.Infrastructure;

@@ -1,3 +1,4 @@
+using Latchkey.Cluster;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;

@@ -1,3 +1,4 @@
+using Latchkey.Features.Operations;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
@@ -364,7 +365,7 @@ public abstract class SecurityEventTests(LatchkeyServerFixture server) : IAsyncL
 
         await using (var scope = server.Services.CreateAsyncScope())
         {
-            await scope.ServiceProvider.GetRequiredService<TokenCleanup>().RunAsync(CancellationToken.None);
+            await scope.ServiceProvider.GetRequiredService<Cleanup>().RunAsync(CancellationToken.None);
         }
 
         var left = await EventsAsync(accountId);

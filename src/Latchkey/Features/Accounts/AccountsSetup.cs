@@ -1,3 +1,4 @@
+using Latchkey.Cluster;
 using Latchkey.Common;
 using Latchkey.Storage;
 using Microsoft.AspNetCore.Identity;
@@ -25,6 +26,8 @@ public static class AccountsSetup
 
         builder.Services.AddScoped<UserProfiles>();
         builder.Services.AddSnapshotCache<UserProfile>(CacheScope.Users);
+        builder.Services.AddCacheInvalidation<LatchkeyUser>(CacheScope.Users);
+        builder.Services.AddSummarizedTable<LatchkeyUser>("users");
 
         builder.Services.AddIdentity<LatchkeyUser, IdentityRole>(options =>
             {

@@ -1,4 +1,3 @@
-using Latchkey.Storage;
 using Latchkey.Common;
 using System.Security.Claims;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -24,17 +23,10 @@ public sealed record CreatedApiKeyResponse(
 
 public sealed record ApiKeyList(IReadOnlyList<ApiKeyView> Keys);
 
-public static class ApiKeyEndpoints
+internal static class ApiKeyEndpoints
 {
-    public static WebApplicationBuilder AddApiKeys(this WebApplicationBuilder builder)
-    {
-        builder.Services.AddScoped<ApiKeyService>();
-        builder.Services.AddSnapshotCache<ApiKeySnapshot>(CacheScope.ApiKeys);
-        return builder;
-    }
-
     /// <summary>Key management for the signed-in user (browser session cookie).</summary>
-    public static WebApplication MapApiKeys(this WebApplication app)
+    public static void MapApiKeyEndpoints(this IEndpointRouteBuilder app)
     {
         var keys = app.MapGroup("/api/keys")
             .WithTags("API keys")
@@ -46,7 +38,6 @@ public static class ApiKeyEndpoints
         keys.MapGet("/", ListAsync).WithSummary("List your active API keys");
         keys.MapGet("/{id}", GetAsync).WithSummary("Show one API key");
         keys.MapDelete("/{id}", RevokeAsync).WithSummary("Revoke an API key");
-        return app;
     }
 
     private static async Task<Results<Created<CreatedApiKeyResponse>, ValidationProblem>> CreateAsync(
@@ -81,5 +72,4 @@ public static class ApiKeyEndpoints
 
     private static ProblemHttpResult NotFound(string id) =>
         TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, detail: $"You have no active API key {InputEcho.Quote(id)}.");
-
 }

@@ -1,3 +1,4 @@
+using Latchkey.Cluster;
 using Latchkey.Common;
 using Latchkey.Features.Scopes;
 using Latchkey.Features.SecurityEvents;

@@ -1,3 +1,4 @@
+using Latchkey.Cluster;
 using System.Text.Json;
 using Latchkey.Features.ExternalApi;
 using Latchkey.Storage;

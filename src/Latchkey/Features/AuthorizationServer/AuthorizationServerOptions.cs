@@ -49,15 +49,3 @@ public sealed class AuthorizationServerOptions
 
     public bool UsesJwtAccessTokens => string.Equals(AccessTokenFormat, "jwt", StringComparison.OrdinalIgnoreCase);
 }
-
-/// <summary>The background clean-up of expired and revoked tokens. Bound from <c>Cleanup</c>.</summary>
-public sealed class CleanupOptions
-{
-    public const string SectionName = "Cleanup";
-
-    [Range(0.01, 24 * 7)]
-    public double IntervalHours { get; set; } = 1;
-
-    /// <summary>Turn off on all but one node if you prefer to run <c>latchkey cleanup</c> from a scheduler.</summary>
-    public bool Enabled { get; set; } = true;
-}

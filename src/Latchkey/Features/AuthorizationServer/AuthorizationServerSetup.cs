@@ -1,4 +1,7 @@
+using Latchkey.Cluster;
+using Latchkey.Common;
 using Latchkey.Features.ExternalApi;
+using Latchkey.Features.Operations;
 using Latchkey.Features.Scopes;
 using Latchkey.Storage;
 using Microsoft.Extensions.Options;
@@ -29,8 +32,9 @@ public static class AuthorizationServerSetup
         builder.Services.AddSingleton<IValidateOptions<AuthorizationServerOptions>, AuthorizationServerOptionsValidator>();
         builder.Services.AddOptions<AuthorizationServerOptions>().BindConfiguration(AuthorizationServerOptions.SectionName)
             .ValidateDataAnnotations().ValidateOnStart();
-        builder.Services.AddOptions<CleanupOptions>().BindConfiguration(CleanupOptions.SectionName)
-            .ValidateDataAnnotations().ValidateOnStart();
+        // Common's ServerAddress answers with the issuer when one is configured.
+        builder.Services.AddOptions<ServerAddressOptions>().Configure<IOptions<AuthorizationServerOptions>>((address, server) =>
+            address.Issuer = server.Value.Issuer);
         var settings = builder.Configuration.GetSection(AuthorizationServerOptions.SectionName).Get<AuthorizationServerOptions>() ?? new();
         var catalog = builder.Configuration.GetSection(ScopeCatalogOptions.SectionName).Get<ScopeCatalogOptions>() ?? new();
         var scopeNames = (catalog.Catalog.Count > 0 ? catalog.Catalog : ScopeCatalogOptions.Defaults).Select(s => s.Name);
@@ -51,6 +55,16 @@ public static class AuthorizationServerSetup
         builder.Services.AddSnapshotCache<AccessTokenSnapshot>(CacheScope.OAuth);
         builder.Services.AddSnapshotCache<IntrospectionAnswer>(CacheScope.OAuth);
         builder.Services.AddSnapshotCache<OAuthApplicationSnapshot>(CacheScope.OAuth);
+        // Issuing a token updates its row (and its authorization's) while it stays valid: no cached answer changes.
+        builder.Services.AddCacheInvalidation<OAuthToken>(CacheScope.OAuth, unchangedWhenModified: token => token.Status == Statuses.Valid);
+        builder.Services.AddCacheInvalidation<OAuthAuthorization>(CacheScope.OAuth, unchangedWhenModified: authorization => authorization.Status == Statuses.Valid);
+        builder.Services.AddCacheInvalidation<OAuthApplication>(CacheScope.OAuth);
+        // A new server key is a rotation, which every node must load.
+        builder.Services.AddCacheInvalidation<ServerKey>(CacheScope.ServerKeys, onInsert: true);
+        builder.Services.AddSummarizedTable<OAuthApplication>("OAuth apps");
+        builder.Services.AddSummarizedTable<OAuthAuthorization>("OAuth authorizations");
+        builder.Services.AddSummarizedTable<OAuthToken>("OAuth tokens");
+        builder.Services.AddSummarizedTable<ServerKey>("server keys");
 
         builder.Services.AddOpenIddict()
             .AddCore(core =>
@@ -146,8 +160,7 @@ public static class AuthorizationServerSetup
                     .DisableTransportSecurityRequirement();
             });
 
-        builder.Services.AddHostedService<TokenCleanupService>();
-        builder.Services.AddScoped<TokenCleanup>();
+        builder.Services.AddCleanupTask<TokenCleanup>();
         return builder;
     }
 

@@ -1,3 +1,4 @@
+using Latchkey.Cluster;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;

@@ -20,6 +20,9 @@ public sealed record OAuthAppView(
     string ClientId, string Name, string? Description, string? HomepageUrl, string? LogoUrl,
     IReadOnlyList<string> RedirectUris, IReadOnlyList<string> Scopes, string ClientType, bool Enabled, DateTimeOffset CreatedAt);
 
+/// <summary>An app's name, whether it is enabled and where it may send people back to (for pages that return a user to it).</summary>
+public sealed record OAuthAppReturnAddresses(string ClientId, string Name, bool Enabled, IReadOnlyList<string> RedirectUris);
+
 /// <summary>What anyone may know about an app (shown on the consent page).</summary>
 public sealed record OAuthAppPublicInfo(
     string ClientId, string Name, string? Description, string? HomepageUrl, string? LogoUrl, string? Owner, IReadOnlyList<string> Scopes);
@@ -87,6 +90,12 @@ public sealed class OAuthAppService(
     /// <summary>The owner's app, or null when there is none with that client id (or someone else owns it).</summary>
     public async Task<OAuthApplication?> FindOwnedAsync(string ownerId, string clientId, CancellationToken cancellationToken) =>
         await applications.FindByClientIdAsync(clientId, cancellationToken) is { } app && app.OwnerId == ownerId ? app : null;
+
+    public async Task<OAuthAppReturnAddresses?> FindReturnAddressesAsync(string clientId, CancellationToken cancellationToken) =>
+        await applications.FindByClientIdAsync(clientId, cancellationToken) is { } app
+            ? new OAuthAppReturnAddresses(app.ClientId!, app.DisplayName ?? app.ClientId!, app.Enabled,
+                [.. await applications.GetRedirectUrisAsync(app, cancellationToken)])
+            : null;
 
     public async Task<OAuthAppPublicInfo?> GetPublicInfoAsync(string clientId, CancellationToken cancellationToken)
     {

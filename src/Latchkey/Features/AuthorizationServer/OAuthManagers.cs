@@ -1,3 +1,4 @@
+using Latchkey.Cluster;
 using System.ComponentModel.DataAnnotations;
 using System.Reflection;
 using System.Runtime.CompilerServices;

@@ -1,3 +1,4 @@
+using Latchkey.Cluster;
 using System.Security.Cryptography;
 using Latchkey.Storage;
 using Microsoft.AspNetCore.DataProtection;

@@ -1,6 +1,6 @@
+using Latchkey.Features.Operations;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.Options;
 using OpenIddict.Abstractions;
 
 namespace Latchkey.Features.AuthorizationServer;
@@ -9,9 +9,8 @@ namespace Latchkey.Features.AuthorizationServer;
 /// Removes expired and revoked tokens and codes, then authorizations left without tokens
 /// (OpenIddict's pruning, which deletes in batches so the token endpoint is never blocked for long).
 /// </summary>
-public sealed partial class TokenCleanup(
-    LatchkeyDbContext db, IOpenIddictTokenManager tokens, IOpenIddictAuthorizationManager authorizations,
-    Broker.Flows.FlowService flows, SecurityEvents.SecurityEventHistory securityEvents, TimeProvider time, ILogger<TokenCleanup> logger)
+public sealed class TokenCleanup(
+    LatchkeyDbContext db, IOpenIddictTokenManager tokens, IOpenIddictAuthorizationManager authorizations, TimeProvider time) : ICleanupTask
 {
     /// <summary>Rows per delete statement: short enough that token writes wait only briefly between batches.</summary>
     public const int BatchSize = 10_000;
@@ -21,7 +20,7 @@ public sealed partial class TokenCleanup(
     /// <summary>Entries younger than this are kept even when invalid, so recent reuse can still be detected and audited.</summary>
     public static readonly TimeSpan MinimumAge = TimeSpan.FromMinutes(30);
 
-    public async Task<(long Tokens, long Authorizations, int Flows)> RunAsync(CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<CleanupCount>> RunAsync(CancellationToken cancellationToken)
     {
         var threshold = time.GetUtcNow() - MinimumAge;
         var prunedTokens = await PruneExpiredTokensAsync(threshold, cancellationToken);
@@ -35,12 +34,7 @@ public sealed partial class TokenCleanup(
         }
         while (pruned > 0);
         var prunedAuthorizations = await authorizations.PruneAsync(threshold, cancellationToken);
-        // The credential broker's flow states, a day after they expired.
-        var prunedFlows = await flows.PruneAsync(cancellationToken);
-        // Security events past their retention (SecurityEvents:RetentionDays); logged by the history itself.
-        await securityEvents.PruneAsync(cancellationToken);
-        LogPruned(logger, prunedTokens, prunedAuthorizations, prunedFlows);
-        return (prunedTokens, prunedAuthorizations, prunedFlows);
+        return [new("tokens", prunedTokens), new("authorizations", prunedAuthorizations)];
     }
 
     /// <summary>
@@ -94,23 +88,5 @@ public sealed partial class TokenCleanup(
             await db.Database.CloseConnectionAsync();
         }
         return total;
-    }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Clean-up removed {Tokens} tokens, {Authorizations} authorizations and {Flows} broker flows")]
-    private static partial void LogPruned(ILogger logger, long tokens, long authorizations, int flows);
-}
-
-/// <summary>Runs <see cref="TokenCleanup"/> every <c>Cleanup:IntervalHours</c> on the node that leads the jobs.</summary>
-internal sealed class TokenCleanupService(IServiceScopeFactory scopes, IOptions<CleanupOptions> options, IJobLeadership leadership, TimeProvider time, ILogger<TokenCleanupService> logger)
-    : Operations.LeaderJob(leadership, time, logger)
-{
-    protected override TimeSpan Interval => options.Value.Enabled ? TimeSpan.FromHours(options.Value.IntervalHours) : TimeSpan.Zero;
-
-    protected override string Name => "clean-up";
-
-    protected override async Task RunOnceAsync(CancellationToken cancellationToken)
-    {
-        await using var scope = scopes.CreateAsyncScope();
-        await scope.ServiceProvider.GetRequiredService<TokenCleanup>().RunAsync(cancellationToken);
     }
 }

@@ -1,12 +1,11 @@
-using Latchkey.Storage;
-using Latchkey.Common;
 using System.Security.Claims;
+using Latchkey.Common;
+using Latchkey.Features.AgentApi;
 using Latchkey.Features.Broker.Credentials;
 using Latchkey.Features.Broker.Flows;
 using Latchkey.Features.Broker.Providers;
-using Latchkey.Features.Broker.Vault;
 using Latchkey.Features.ExternalApi;
-using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Latchkey.Features.Broker;
 
@@ -20,157 +19,122 @@ public sealed record CredentialList(IReadOnlyList<CredentialView> Credentials);
 public sealed record CatalogList(IReadOnlyList<ProviderDefinition> Providers);
 
 /// <summary>The credential broker's wire contract (<c>/mcp/oauth/*</c>, <c>/mcp/providers</c>, <c>/mcp/credentials</c>), for API keys.</summary>
-public static class BrokerEndpoints
+internal static class BrokerEndpoints
 {
-    public static WebApplicationBuilder AddBroker(this WebApplicationBuilder builder)
+    public static void MapBrokerEndpoints(this IEndpointRouteBuilder app)
     {
-        builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        builder.Services.AddSingleton<ProviderCatalog>();
-        builder.Services.AddSingleton<SecretVault>();
-        builder.Services.AddAuditLog<CredentialAudit, CredentialAuditEvent>();
-        builder.Services.AddSingleton<CredentialRefresher>();
-        builder.Services.AddHostedService<ProactiveRefresh>();
-        builder.Services.AddProviderHttpClient();
-        builder.Services.AddScoped<ProviderClient>();
-        builder.Services.AddScoped<ProviderService>();
-        builder.Services.AddScoped<FlowService>();
-        builder.Services.AddScoped<CredentialService>();
-        builder.Services.AddSnapshotCache<Credential>(CacheScope.Credentials);
-        return builder;
-    }
+        var oauth = app.MapAgentApi("/mcp/oauth", "Credential broker");
+        oauth.MapPost("/init", async (AgentBody<InitRequest> body, ClaimsPrincipal caller, FlowService flows, CancellationToken ct) =>
+                (await flows.InitAsync(caller.UserId(), body.Value.ProviderId, body.Value.RedirectUri, body.Value.Scopes, ct)).ToOk())
+            .WithSummary("Start an OAuth flow with a provider; returns the URL the user visits");
+        oauth.MapPost("/callback", async (AgentBody<CallbackRequest> body, ClaimsPrincipal caller, FlowService flows, CancellationToken ct) =>
+                (await flows.CallbackAsync(caller.UserId(), body.Value.Code, body.Value.State, ct)).ToOk())
+            .WithSummary("Hand over the code and state the provider sent to your redirect URI");
+        oauth.MapPost("/exchange-token", async (AgentBody<StateRequest> body, ClaimsPrincipal caller, FlowService flows, CancellationToken ct) =>
+                (await flows.ExchangeAsync(caller.UserId(), body.Value.State, ct)).ToOk())
+            .WithSummary("Exchange the code at the provider and store the credential");
+        oauth.MapPost("/status", async (AgentBody<StatusRequest> body, ClaimsPrincipal caller, FlowService flows, CancellationToken ct) =>
+                (await flows.StatusAsync(caller.UserId(), body.Value.State, body.Value.CredentialId, ct)).ToOk())
+            .WithSummary("Where a flow or credential stands");
+        oauth.MapPost("/refresh-token", async (AgentBody<CredentialRequest> body, ClaimsPrincipal caller, CredentialService credentials, CancellationToken ct) =>
+                (await credentials.RefreshAsync(caller.UserId(), body.Value.CredentialId ?? "", ct))
+                    .ToOk(credential => new RefreshResponse(credential.Id, credential.Status, credential.ExpiresAt)))
+            .WithSummary("Refresh a credential's tokens at the provider now");
+        oauth.MapPost("/cancel", async (AgentBody<StateRequest> body, ClaimsPrincipal caller, FlowService flows, CancellationToken ct) =>
+                (await flows.CancelAsync(caller.UserId(), body.Value.State, ct)).ToOk())
+            .WithSummary("Cancel a flow that has not finished");
 
-    /// <summary>The broker's callers: an API key of the account (its scopes do not matter; the key is the account's).</summary>
-    public static readonly AuthorizationPolicy ApiKeyOnly = new AuthorizationPolicyBuilder(ExternalApiAuthenticationHandler.SchemeName)
-        .RequireAuthenticatedUser()
-        .RequireClaim(ExternalApiClaims.CredentialType, ExternalApiClaims.ApiKey)
-        .RequireClaim(ClaimTypes.NameIdentifier)
-        .Build();
-
-    public static WebApplication MapBroker(this WebApplication app)
-    {
-        var mcp = app.MapGroup("/mcp").WithTags("Credential broker").RequireAuthorization(ApiKeyOnly).WithMetadata(new BrokerErrorShape());
-
-        var oauth = mcp.MapGroup("/oauth");
-        oauth.MapPost("/init", async (HttpRequest request, ClaimsPrincipal caller, FlowService flows) =>
-            await HandleAsync<InitRequest, InitResponse>(request, body => flows.InitAsync(caller.UserId(), body.ProviderId, body.RedirectUri, body.Scopes, request.HttpContext.RequestAborted)))
-            .WithSummary("Start an OAuth flow with a provider; returns the URL the user visits").Accepts<InitRequest>("application/json").Produces<InitResponse>();
-        oauth.MapPost("/callback", async (HttpRequest request, ClaimsPrincipal caller, FlowService flows) =>
-            await HandleAsync<CallbackRequest, CallbackResponse>(request, body => flows.CallbackAsync(caller.UserId(), body.Code, body.State, request.HttpContext.RequestAborted)))
-            .WithSummary("Hand over the code and state the provider sent to your redirect URI").Accepts<CallbackRequest>("application/json").Produces<CallbackResponse>();
-        oauth.MapPost("/exchange-token", async (HttpRequest request, ClaimsPrincipal caller, FlowService flows) =>
-            await HandleAsync<StateRequest, ExchangeResponse>(request, body => flows.ExchangeAsync(caller.UserId(), body.State, request.HttpContext.RequestAborted)))
-            .WithSummary("Exchange the code at the provider and store the credential").Accepts<StateRequest>("application/json").Produces<ExchangeResponse>();
-        oauth.MapPost("/status", async (HttpRequest request, ClaimsPrincipal caller, FlowService flows) =>
-            await HandleAsync<StatusRequest, StatusResponse>(request, body => flows.StatusAsync(caller.UserId(), body.State, body.CredentialId, request.HttpContext.RequestAborted)))
-            .WithSummary("Where a flow or credential stands").Accepts<StatusRequest>("application/json").Produces<StatusResponse>();
-        oauth.MapPost("/refresh-token", async (HttpRequest request, ClaimsPrincipal caller, CredentialService credentials) =>
-            await HandleAsync<CredentialRequest, RefreshResponse>(request, async body =>
-            {
-                var (credential, error) = await credentials.RefreshAsync(caller.UserId(), body.CredentialId ?? "", request.HttpContext.RequestAborted);
-                return credential is null ? (null, error) : (new RefreshResponse(credential.Id, credential.Status, credential.ExpiresAt), null);
-            }))
-            .WithSummary("Refresh a credential's tokens at the provider now").Accepts<CredentialRequest>("application/json").Produces<RefreshResponse>();
-        oauth.MapPost("/cancel", async (HttpRequest request, ClaimsPrincipal caller, FlowService flows) =>
-            await HandleAsync<StateRequest, CancelResponse>(request, body => flows.CancelAsync(caller.UserId(), body.State, request.HttpContext.RequestAborted)))
-            .WithSummary("Cancel a flow that has not finished").Accepts<StateRequest>("application/json").Produces<CancelResponse>();
-
-        var providers = mcp.MapGroup("/providers");
-        providers.MapGet("/catalog", (ProviderCatalog catalog) => Results.Json(new CatalogList(catalog.All), BrokerJson.Options))
+        var providers = app.MapAgentApi("/mcp/providers", "Credential broker");
+        providers.MapGet("/catalog", (ProviderCatalog catalog) => AgentResults.Ok(new CatalogList(catalog.All)))
             .WithSummary("The built-in provider catalog");
         providers.MapGet("/", async (ClaimsPrincipal caller, ProviderService service, CancellationToken ct) =>
-            Results.Json(new ProviderList((await service.ListVisibleAsync(caller.UserId(), ct)).ConvertAll(ProviderService.View)), BrokerJson.Options))
+                AgentResults.Ok(new ProviderList((await service.ListVisibleAsync(caller.UserId(), ct)).ConvertAll(ProviderService.View))))
             .WithSummary("Providers you can connect to");
-        providers.MapPost("/", async (HttpRequest request, ClaimsPrincipal caller, ProviderService service) =>
-            await HandleAsync<ProviderRequest, ProviderView>(request, async body =>
-            {
-                var (created, error) = await service.CreateAsync(caller.UserId(), body, request.HttpContext.RequestAborted);
-                return created is null ? (null, BrokerError.BadRequest(error!)) : (ProviderService.View(created), null);
-            }, StatusCodes.Status201Created))
-            .WithSummary("Add a provider instance (catalog entry or custom OAuth 2.0 server) with your client id and secret").Accepts<ProviderRequest>("application/json");
-        providers.MapGet("/{id}", async (string id, ClaimsPrincipal caller, ProviderService service, CancellationToken ct) =>
+        providers.MapPost("/", CreateProviderAsync)
+            .WithSummary("Add a provider instance (catalog entry or custom OAuth 2.0 server) with your client id and secret");
+        providers.MapGet("/{id}", async Task<Results<AgentOk<ProviderView>, AgentError>> (string id, ClaimsPrincipal caller, ProviderService service, CancellationToken ct) =>
             await service.FindVisibleAsync(caller.UserId(), id, ct) is { } found
-                ? Results.Json(ProviderService.View(found), BrokerJson.Options)
-                : BrokerError.NotFound("provider", $"There is no provider {InputEcho.Quote(id)}.").ToResult());
-        providers.MapPatch("/{id}", async (string id, HttpRequest request, ClaimsPrincipal caller, ProviderService service) =>
-            await HandleAsync<ProviderRequest, ProviderView>(request, async body =>
-            {
-                var found = await service.FindVisibleAsync(caller.UserId(), id, request.HttpContext.RequestAborted);
-                if (found is null || found.OwnerId != caller.UserId())
-                {
-                    return (null, BrokerError.NotFound("provider", $"You have no provider {InputEcho.Quote(id)} you may change."));
-                }
-                var error = await service.UpdateAsync(found, body, request.HttpContext.RequestAborted);
-                return error is null ? (ProviderService.View(found), null) : (null, BrokerError.BadRequest(error));
-            }));
-        providers.MapDelete("/{id}", async (string id, ClaimsPrincipal caller, ProviderService service, CancellationToken ct) =>
+                ? AgentResults.Ok(ProviderService.View(found))
+                : AgentError.NotFound("provider", $"There is no provider {InputEcho.Quote(id)}."));
+        providers.MapPatch("/{id}", UpdateProviderAsync);
+        providers.MapDelete("/{id}", async Task<Results<NoContent, AgentError>> (string id, ClaimsPrincipal caller, ProviderService service, CancellationToken ct) =>
         {
             var found = await service.FindVisibleAsync(caller.UserId(), id, ct);
             if (found is null || found.OwnerId != caller.UserId())
             {
-                return BrokerError.NotFound("provider", $"You have no provider {InputEcho.Quote(id)} you may delete.").ToResult();
+                return AgentError.NotFound("provider", $"You have no provider {InputEcho.Quote(id)} you may delete.");
             }
             await service.DeleteAsync(found, ct);
-            return Results.NoContent();
+            return TypedResults.NoContent();
         });
 
-        var credentials = mcp.MapGroup("/credentials");
+        var credentials = app.MapAgentApi("/mcp/credentials", "Credential broker");
         credentials.MapGet("/", async (ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
-            Results.Json(new CredentialList((await service.ListAsync(caller.UserId(), ct)).ConvertAll(CredentialService.View)), BrokerJson.Options))
+                AgentResults.Ok(new CredentialList((await service.ListAsync(caller.UserId(), ct)).ConvertAll(CredentialService.View))))
             .WithSummary("Your stored credentials (metadata only)");
-        credentials.MapGet("/{id}", async (string id, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
+        credentials.MapGet("/{id}", async Task<Results<AgentOk<CredentialView>, AgentError>> (string id, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
             await service.FindAsync(caller.UserId(), id, ct) is { } found
-                ? Results.Json(CredentialService.View(found), BrokerJson.Options)
-                : BrokerError.NotFound("credential", $"You have no credential {InputEcho.Quote(id)}.").ToResult());
+                ? AgentResults.Ok(CredentialService.View(found))
+                : NoCredential(id));
         credentials.MapPost("/{id}/access-token", async (string id, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
-        {
-            var (token, error) = await service.AccessTokenAsync(caller.UserId(), id, ct);
-            return token is null ? error!.ToResult() : Results.Json(token, BrokerJson.Options);
-        }).WithSummary("A current access token for a tool (refreshed first when it expires soon; every read is audited)");
-        credentials.MapDelete("/{id}", async (string id, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
-            await service.DeleteAsync(caller.UserId(), id, ct)
-                ? Results.NoContent()
-                : BrokerError.NotFound("credential", $"You have no credential {InputEcho.Quote(id)}.").ToResult())
+                (await service.AccessTokenAsync(caller.UserId(), id, ct)).ToOk())
+            .WithSummary("A current access token for a tool (refreshed first when it expires soon; every read is audited)");
+        credentials.MapDelete("/{id}", async Task<Results<NoContent, AgentError>> (string id, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
+                await service.DeleteAsync(caller.UserId(), id, ct) ? TypedResults.NoContent() : NoCredential(id))
             .WithSummary("Revoke at the provider where possible, then remove");
-        return app;
     }
 
     /// <summary>
     /// <c>/external-api/v1/integrations</c>: OAuth apps (or API keys) acting for a user list, start and
     /// remove the user's third-party connections, each with its scope.
     /// </summary>
-    public static WebApplication MapIntegrationsApi(this WebApplication app)
+    public static void MapIntegrationsApi(this IEndpointRouteBuilder app)
     {
         var integrations = app.MapGroup("/external-api/v1/integrations").WithTags("External API")
             .ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
-        integrations.MapGet("/", async (ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
+        integrations.MapGet("/", async Task<Results<AgentOk<CredentialList>, ProblemHttpResult>> (ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
                 caller.FindFirstValue(ClaimTypes.NameIdentifier) is { } user
-                    ? Results.Json(new CredentialList((await service.ListAsync(user, ct)).ConvertAll(CredentialService.View)), BrokerJson.Options)
+                    ? AgentResults.Ok(new CredentialList((await service.ListAsync(user, ct)).ConvertAll(CredentialService.View)))
                     : NoUser())
             .RequireScope("READ_INTEGRATIONS").WithSummary("The user's connected integrations (metadata only)");
-        integrations.MapPost("/", async (HttpRequest request, ClaimsPrincipal caller, FlowService flows) =>
-                caller.FindFirstValue(ClaimTypes.NameIdentifier) is { } user
-                    ? await HandleAsync<InitRequest, InitResponse>(request, body => flows.InitAsync(user, body.ProviderId, body.RedirectUri, body.Scopes, request.HttpContext.RequestAborted))
-                    : NoUser())
-            .RequireScope("MANAGE_INTEGRATIONS").WithSummary("Start connecting a provider for the user (as /mcp/oauth/init)").Accepts<InitRequest>("application/json");
-        integrations.MapDelete("/{credentialId}", async (string credentialId, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
+        integrations.MapPost("/", async Task<Results<AgentOk<InitResponse>, AgentError, ProblemHttpResult>> (AgentBody<InitRequest> body, ClaimsPrincipal caller, FlowService flows, CancellationToken ct) =>
+            {
+                if (caller.FindFirstValue(ClaimTypes.NameIdentifier) is not { } user)
+                {
+                    return NoUser();
+                }
+                var (started, error) = await flows.InitAsync(user, body.Value.ProviderId, body.Value.RedirectUri, body.Value.Scopes, ct);
+                return started is null ? error! : AgentResults.Ok(started);
+            })
+            .ReadsAgentBody()
+            .RequireScope("MANAGE_INTEGRATIONS").WithSummary("Start connecting a provider for the user (as /mcp/oauth/init)");
+        integrations.MapDelete("/{credentialId}", async Task<Results<NoContent, AgentError, ProblemHttpResult>> (string credentialId, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
                 caller.FindFirstValue(ClaimTypes.NameIdentifier) is not { } user ? NoUser()
-                : await service.DeleteAsync(user, credentialId, ct) ? Results.NoContent()
-                : BrokerError.NotFound("credential", $"There is no integration {InputEcho.Quote(credentialId)}.").ToResult())
+                : await service.DeleteAsync(user, credentialId, ct) ? TypedResults.NoContent()
+                : AgentError.NotFound("credential", $"There is no integration {InputEcho.Quote(credentialId)}."))
             .RequireScope("DELETE_INTEGRATIONS").WithSummary("Remove one of the user's integrations (revoked at the provider where possible)");
-        return app;
     }
 
-    private static IResult NoUser() => Results.Problem(statusCode: StatusCodes.Status403Forbidden, detail: ExternalApiClaims.NoUserDetail);
-
-    internal static async Task<IResult> HandleAsync<TRequest, TResponse>(HttpRequest request, Func<TRequest, Task<(TResponse?, BrokerError?)>> handle, int successStatus = StatusCodes.Status200OK)
-        where TRequest : class
+    private static async Task<Results<AgentCreated<ProviderView>, AgentError>> CreateProviderAsync(
+        AgentBody<ProviderRequest> body, ClaimsPrincipal caller, ProviderService service, CancellationToken ct)
     {
-        var (body, invalid) = await BrokerJson.ReadAsync<TRequest>(request);
-        if (body is null)
-        {
-            return invalid!.ToResult();
-        }
-        var (response, error) = await handle(body);
-        return response is null ? error!.ToResult() : Results.Json(response, BrokerJson.Options, statusCode: successStatus);
+        var (created, error) = await service.CreateAsync(caller.UserId(), body.Value, ct);
+        return created is null ? AgentError.BadRequest(error!) : AgentResults.Created(ProviderService.View(created));
     }
+
+    private static async Task<Results<AgentOk<ProviderView>, AgentError>> UpdateProviderAsync(
+        string id, AgentBody<ProviderRequest> body, ClaimsPrincipal caller, ProviderService service, CancellationToken ct)
+    {
+        var found = await service.FindVisibleAsync(caller.UserId(), id, ct);
+        if (found is null || found.OwnerId != caller.UserId())
+        {
+            return AgentError.NotFound("provider", $"You have no provider {InputEcho.Quote(id)} you may change.");
+        }
+        var error = await service.UpdateAsync(found, body.Value, ct);
+        return error is null ? AgentResults.Ok(ProviderService.View(found)) : AgentError.BadRequest(error);
+    }
+
+    private static AgentError NoCredential(string id) => AgentError.NotFound("credential", $"You have no credential {InputEcho.Quote(id)}.");
+
+    private static ProblemHttpResult NoUser() => TypedResults.Problem(statusCode: StatusCodes.Status403Forbidden, detail: ExternalApiClaims.NoUserDetail);
 }

@@ -155,11 +155,11 @@ public sealed class ExternalApiAuthenticationHandler(
             ? "Bearer realm=\"latchkey\""
             : $"Bearer realm=\"latchkey\", error=\"invalid_token\", error_description=\"{error.Replace('"', '\'')}\"");
         Response.Headers.Append(HeaderNames.WWWAuthenticate, $"ApiKey realm=\"latchkey\", header=\"{ApiKeyHeader}\"");
-        if (Context.GetEndpoint()?.Metadata.GetMetadata<Broker.BrokerErrorShape>() is not null)
+        if (Context.GetEndpoint()?.Metadata.GetMetadata<IErrorShape>() is { } shape)
         {
-            // The broker contract answers errors as { error, message }.
-            return new Broker.BrokerError(StatusCodes.Status401Unauthorized, "unauthorized",
-                error ?? $"Send your API key in the {ApiKeyHeader} header.").ToResult().ExecuteAsync(Context);
+            // An API with an error shape of its own (the agent API's { error, message }).
+            return shape.WriteAsync(Context, StatusCodes.Status401Unauthorized, "unauthorized",
+                error ?? $"Send your API key in the {ApiKeyHeader} header.");
         }
         return Problems.WriteAsync(Context, StatusCodes.Status401Unauthorized,
             error ?? $"Authenticate with an API key in the {ApiKeyHeader} header or an access token as 'Authorization: Bearer <token>'.",

@@ -1,3 +1,4 @@
+using Latchkey.Features.AgentApi;
 using System.Diagnostics;
 using System.Net;
 using System.Security.Claims;
@@ -320,7 +321,7 @@ public sealed partial class McpGateway(
     }
 
     /// <summary>The mapped credential cannot give a token: a tool call gets a tool error that says how to fix it.</summary>
-    private static Task RefuseForCredentialAsync(HttpContext context, GatewayRoute route, CredentialBinding binding, RelayedMessage message, BrokerError error, string baseUrl)
+    private static Task RefuseForCredentialAsync(HttpContext context, GatewayRoute route, CredentialBinding binding, RelayedMessage message, AgentError error, string baseUrl)
     {
         var fix = error.Status == StatusCodes.Status404NotFound
             ? $"Map an existing credential (PUT {baseUrl}/mcp/servers/{route.ServerId}/tools/{{tool}}/credential) or connect the account at {baseUrl}{Site.ProfileNavigation.Connections}."
@@ -338,7 +339,7 @@ public sealed partial class McpGateway(
         });
     }
 
-    private static string CredentialOutcome(BrokerError error) =>
+    private static string CredentialOutcome(AgentError error) =>
         error.Error.StartsWith("credential_", StringComparison.Ordinal) ? error.Error : "credential_" + error.Error;
 
     /// <summary>The upstream refused: never hand its challenge to the agent (whose token is Latchkey's, not the upstream's).</summary>

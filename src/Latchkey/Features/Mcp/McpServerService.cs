@@ -1,3 +1,5 @@
+using Latchkey.Cluster;
+using Latchkey.Features.AgentApi;
 using System.Collections.Frozen;
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -92,16 +94,16 @@ public sealed partial class McpServerService(
     public Task<McpServer?> FindAsync(string ownerId, string id, CancellationToken cancellationToken) =>
         db.McpServers.Include(s => s.ToolMappings).FirstOrDefaultAsync(s => s.Id == id && s.OwnerId == ownerId, cancellationToken);
 
-    public async Task<(McpServer? Server, BrokerError? Error)> CreateAsync(string ownerId, McpServerRequest request, CancellationToken cancellationToken)
+    public async Task<Outcome<McpServer>> CreateAsync(string ownerId, McpServerRequest request, CancellationToken cancellationToken)
     {
         var name = request.Name?.Trim();
         if (string.IsNullOrEmpty(name) || name.Length > 200)
         {
-            return (null, BrokerError.BadRequest("name is required (at most 200 characters)."));
+            return AgentError.BadRequest("name is required (at most 200 characters).");
         }
         if (await CheckUrlAsync(request.Url, cancellationToken) is { } urlError)
         {
-            return (null, urlError);
+            return urlError;
         }
         var now = time.GetUtcNow();
         var server = new McpServer
@@ -118,36 +120,36 @@ public sealed partial class McpServerService(
             var (header, error) = await CheckBindingAsync(ownerId, request.DefaultCredentialId, request.DefaultHeader, cancellationToken);
             if (error is not null)
             {
-                return (null, error);
+                return error;
             }
             server.DefaultCredentialId = request.DefaultCredentialId;
             server.DefaultHeader = header;
         }
         else if (request.DefaultHeader is not null)
         {
-            return (null, BrokerError.BadRequest("default_header needs a default_credential_id."));
+            return AgentError.BadRequest("default_header needs a default_credential_id.");
         }
         db.McpServers.Add(server);
         await db.SaveChangesAsync(cancellationToken);
-        return (server, null);
+        return server;
     }
 
     /// <summary>
     /// Changes the fields present in <paramref name="patch"/>: <c>name</c>, <c>url</c>,
     /// <c>default_credential_id</c> (null removes the default) and <c>default_header</c>.
     /// </summary>
-    public async Task<BrokerError?> UpdateAsync(McpServer server, McpServerPatch body, CancellationToken cancellationToken)
+    public async Task<AgentError?> UpdateAsync(McpServer server, McpServerPatch body, CancellationToken cancellationToken)
     {
         var patch = body.Fields;
         foreach (var (name, value) in patch)
         {
             if (name is not ("name" or "url" or "default_credential_id" or "default_header"))
             {
-                return BrokerError.BadRequest($"{InputEcho.Quote(name)} cannot be changed; send name, url, default_credential_id or default_header.");
+                return AgentError.BadRequest($"{InputEcho.Quote(name)} cannot be changed; send name, url, default_credential_id or default_header.");
             }
             if (value.ValueKind is not (JsonValueKind.String or JsonValueKind.Null))
             {
-                return BrokerError.BadRequest($"{InputEcho.Quote(name)} must be a string or null.");
+                return AgentError.BadRequest($"{InputEcho.Quote(name)} must be a string or null.");
             }
         }
 
@@ -156,7 +158,7 @@ public sealed partial class McpServerService(
             var name = nameValue.GetString()?.Trim();
             if (string.IsNullOrEmpty(name) || name.Length > 200)
             {
-                return BrokerError.BadRequest("name must not be empty (at most 200 characters).");
+                return AgentError.BadRequest("name must not be empty (at most 200 characters).");
             }
             server.Name = name;
         }
@@ -181,7 +183,7 @@ public sealed partial class McpServerService(
                 var (header, error) = await CheckBindingAsync(server.OwnerId, credentialValue.GetString(), hasHeader ? headerValue.GetString() : null, cancellationToken);
                 if (error is not null)
                 {
-                    return error;
+                    return error!;
                 }
                 server.DefaultCredentialId = credentialValue.GetString();
                 server.DefaultHeader = header;
@@ -191,7 +193,7 @@ public sealed partial class McpServerService(
         {
             if (server.DefaultCredentialId is null)
             {
-                return BrokerError.BadRequest("default_header needs a default_credential_id.");
+                return AgentError.BadRequest("default_header needs a default_credential_id.");
             }
             var (header, error) = CheckHeader(headerValue.GetString());
             if (error is not null)
@@ -212,7 +214,7 @@ public sealed partial class McpServerService(
     }
 
     /// <summary>Saves, answering a row changed or removed by a concurrent request as a conflict rather than a failure.</summary>
-    private async Task<BrokerError?> SaveAsync(string serverId, CancellationToken cancellationToken)
+    private async Task<AgentError?> SaveAsync(string serverId, CancellationToken cancellationToken)
     {
         try
         {
@@ -222,20 +224,20 @@ public sealed partial class McpServerService(
         catch (DbUpdateException)
         {
             db.ChangeTracker.Clear();
-            return BrokerError.Conflict("concurrent_change", $"The MCP server '{serverId}' was changed or removed by another request at the same time; read it again and retry.");
+            return AgentError.Conflict("concurrent_change", $"The MCP server '{serverId}' was changed or removed by another request at the same time; read it again and retry.");
         }
     }
 
-    public async Task<(McpToolMapping? Mapping, BrokerError? Error)> MapToolAsync(McpServer server, string tool, ToolCredentialRequest request, CancellationToken cancellationToken)
+    public async Task<Outcome<McpToolMapping>> MapToolAsync(McpServer server, string tool, ToolCredentialRequest request, CancellationToken cancellationToken)
     {
         if (!IsToolName(tool))
         {
-            return (null, BrokerError.BadRequest($"{InputEcho.Quote(tool)} is not a tool name: 1 to 128 letters, digits, '_', '-' or '.'."));
+            return AgentError.BadRequest($"{InputEcho.Quote(tool)} is not a tool name: 1 to 128 letters, digits, '_', '-' or '.'.");
         }
         var (header, error) = await CheckBindingAsync(server.OwnerId, request.CredentialId, request.Header, cancellationToken);
         if (error is not null)
         {
-            return (null, error);
+            return error;
         }
         var now = time.GetUtcNow();
         var mapping = server.ToolMappings.Find(m => m.ToolName == tool);
@@ -252,7 +254,7 @@ public sealed partial class McpServerService(
         }
         // A new mapping row changes what the server's cached route holds; touching the server says so.
         server.UpdatedAt = now;
-        return await SaveAsync(server.Id, cancellationToken) is { } conflict ? (null, conflict) : (mapping, null);
+        return await SaveAsync(server.Id, cancellationToken) is { } conflict ? conflict : mapping;
     }
 
     public async Task<bool> UnmapToolAsync(McpServer server, string tool, CancellationToken cancellationToken)
@@ -280,35 +282,35 @@ public sealed partial class McpServerService(
 
     public static bool IsToolName(string tool) => ToolNamePattern().IsMatch(tool);
 
-    private async Task<BrokerError?> CheckUrlAsync(string? url, CancellationToken cancellationToken)
+    private async Task<AgentError?> CheckUrlAsync(string? url, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(url) || url.Length > 2000)
         {
-            return BrokerError.BadRequest("url is required: the upstream server's Streamable HTTP MCP endpoint, e.g. https://tools.example.com/mcp.");
+            return AgentError.BadRequest("url is required: the upstream server's Streamable HTTP MCP endpoint, e.g. https://tools.example.com/mcp.");
         }
         if (Uri.TryCreate(url.Trim(), UriKind.Absolute, out var absolute) && absolute.Fragment.Length > 0)
         {
-            return BrokerError.BadRequest("url must not have a fragment.");
+            return AgentError.BadRequest("url must not have a fragment.");
         }
         return await guard.CheckAsync(url.Trim(), options.Value.AllowPrivateNetworks, cancellationToken) is { } problem
-            ? BrokerError.BadRequest(problem + (options.Value.AllowPrivateNetworks ? "" : " (Mcp:AllowPrivateNetworks permits private and loopback upstreams, and plain http.)"))
+            ? AgentError.BadRequest(problem + (options.Value.AllowPrivateNetworks ? "" : " (Mcp:AllowPrivateNetworks permits private and loopback upstreams, and plain http.)"))
             : null;
     }
 
-    private async Task<(string? Header, BrokerError? Error)> CheckBindingAsync(string ownerId, string? credentialId, string? header, CancellationToken cancellationToken)
+    private async Task<(string? Header, AgentError? Error)> CheckBindingAsync(string ownerId, string? credentialId, string? header, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(credentialId))
         {
-            return (null, BrokerError.BadRequest("credential_id is required (GET /mcp/credentials lists yours)."));
+            return (null, AgentError.BadRequest("credential_id is required (GET /mcp/credentials lists yours)."));
         }
         if (!await db.BrokerCredentials.AnyAsync(c => c.Id == credentialId && c.AccountId == ownerId, cancellationToken))
         {
-            return (null, BrokerError.NotFound("credential", $"You have no credential {InputEcho.Quote(credentialId)}."));
+            return (null, AgentError.NotFound("credential", $"You have no credential {InputEcho.Quote(credentialId)}."));
         }
         return CheckHeader(header);
     }
 
-    private static (string? Header, BrokerError? Error) CheckHeader(string? header)
+    private static (string? Header, AgentError? Error) CheckHeader(string? header)
     {
         if (string.IsNullOrWhiteSpace(header) || string.Equals(header.Trim(), AuthorizationHeader, StringComparison.OrdinalIgnoreCase))
         {
@@ -317,11 +319,11 @@ public sealed partial class McpServerService(
         header = header.Trim();
         if (!HeaderNamePattern().IsMatch(header))
         {
-            return (null, BrokerError.BadRequest($"{InputEcho.Quote(header)} is not an HTTP header name."));
+            return (null, AgentError.BadRequest($"{InputEcho.Quote(header)} is not an HTTP header name."));
         }
         if (ReservedHeaders.Contains(header) || header.StartsWith("Mcp-", StringComparison.OrdinalIgnoreCase) || header.StartsWith("Content-", StringComparison.OrdinalIgnoreCase))
         {
-            return (null, BrokerError.BadRequest($"{InputEcho.Quote(header)} carries the protocol itself and cannot carry a credential; pick another header."));
+            return (null, AgentError.BadRequest($"{InputEcho.Quote(header)} carries the protocol itself and cannot carry a credential; pick another header."));
         }
         return (header, null);
     }

@@ -1,3 +1,4 @@
+using Latchkey.Features.AgentApi;
 using Latchkey.Features.Broker;
 using Latchkey.Features.Broker.Credentials;
 using Microsoft.Extensions.Options;
@@ -15,7 +16,7 @@ public sealed record ToolList(string ServerId, IReadOnlyList<ToolView> Tools, IR
 /// <summary>Lists an upstream's tools with the SDK's MCP client, presenting the server's default credential as the gateway would.</summary>
 public sealed class UpstreamTools(CredentialService credentials, IHttpClientFactory httpClients, IOptions<McpOptions> options, ILoggerFactory loggers)
 {
-    public async Task<(ToolList? Tools, BrokerError? Error)> ListAsync(McpServer server, string baseUrl, CancellationToken cancellationToken)
+    public async Task<Outcome<ToolList>> ListAsync(McpServer server, string baseUrl, CancellationToken cancellationToken)
     {
         var headers = new Dictionary<string, string>();
         if (server.DefaultCredentialId is { } credentialId)
@@ -23,9 +24,9 @@ public sealed class UpstreamTools(CredentialService credentials, IHttpClientFact
             var (token, error) = await credentials.AccessTokenAsync(server.OwnerId, credentialId, cancellationToken);
             if (token is null)
             {
-                return (null, error!.Status == StatusCodes.Status404NotFound
-                    ? BrokerError.Conflict("credential_not_found", $"The server's default credential '{credentialId}' no longer exists; set another with PATCH.")
-                    : new BrokerError(StatusCodes.Status409Conflict, error.Error, $"The server's default credential cannot be used: {error.Message} Reconnect it at {McpServerService.ReconnectUrl(baseUrl, credentialId)}."));
+                return error!.Status == StatusCodes.Status404NotFound
+                    ? AgentError.Conflict("credential_not_found", $"The server's default credential '{credentialId}' no longer exists; set another with PATCH.")
+                    : new AgentError(StatusCodes.Status409Conflict, error.Error, $"The server's default credential cannot be used: {error.Message} Reconnect it at {McpServerService.ReconnectUrl(baseUrl, credentialId)}.");
             }
             var binding = server.DefaultBinding!;
             headers[binding.HeaderName] = binding.HeaderValue(token.AccessToken);
@@ -51,12 +52,12 @@ public sealed class UpstreamTools(CredentialService credentials, IHttpClientFact
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return (null, new BrokerError(StatusCodes.Status504GatewayTimeout, "upstream_timeout",
-                $"The upstream MCP server did not list its tools within {options.Value.ToolListTimeoutSeconds} s."));
+            return new AgentError(StatusCodes.Status504GatewayTimeout, "upstream_timeout",
+                $"The upstream MCP server did not list its tools within {options.Value.ToolListTimeoutSeconds} s.");
         }
         catch (Exception exception) when (exception is HttpRequestException or McpException or InvalidOperationException or IOException)
         {
-            return (null, new BrokerError(StatusCodes.Status502BadGateway, "upstream_error", $"The upstream MCP server could not list its tools: {exception.Message}"));
+            return new AgentError(StatusCodes.Status502BadGateway, "upstream_error", $"The upstream MCP server could not list its tools: {exception.Message}");
         }
 
         var byTool = server.ToolMappings.ToDictionary(m => m.ToolName, StringComparer.Ordinal);
@@ -64,6 +65,6 @@ public sealed class UpstreamTools(CredentialService credentials, IHttpClientFact
             ? new ToolView(tool.Name, tool.Title, tool.Description, mapped.Binding.View(), "mapped")
             : new ToolView(tool.Name, tool.Title, tool.Description, server.DefaultBinding?.View(), server.DefaultBinding is null ? null : "default")).ToList();
         var names = tools.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
-        return (new ToolList(server.Id, listed, McpServerService.View(server, baseUrl).ToolMappings.Where(m => !names.Contains(m.Tool)).ToList()), null);
+        return new ToolList(server.Id, listed, McpServerService.View(server, baseUrl).ToolMappings.Where(m => !names.Contains(m.Tool)).ToList());
     }
 }

@@ -69,6 +69,10 @@ public static class OperationsSetup
         builder.Services.AddDataProtection()
             .SetApplicationName("Latchkey")
             .PersistKeysToDbContext<LatchkeyDbContext>();
+        builder.Services.AddSummarizedTable<Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey>("Data Protection keys");
+
+        // Features add what they clean up; the leading node runs it all every Cleanup:IntervalHours.
+        builder.Services.AddCleanup();
 
         if (string.Equals(builder.Configuration["Logging:Format"], "json", StringComparison.OrdinalIgnoreCase))
         {

@@ -192,9 +192,9 @@ public sealed partial class RequestRateLimiter : IAsyncDisposable
                     ["error_description"] = message,
                 });
                 break;
-            case Area.Broker:
-                context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
-                await context.Response.WriteAsJsonAsync(new Broker.BrokerError(StatusCodes.Status429TooManyRequests, "rate_limited", message));
+            case Area.Broker when context.GetEndpoint()?.Metadata.GetMetadata<Common.IErrorShape>() is { } shape:
+                // The agent API answers in its own shape.
+                await shape.WriteAsync(context, StatusCodes.Status429TooManyRequests, "rate_limited", message);
                 break;
             default:
                 await Common.Problems.WriteAsync(context, StatusCodes.Status429TooManyRequests, message);

@@ -20,18 +20,7 @@ public static class SecurityEventEndpoints
     public const string Scope = "READ_SECURITY_EVENTS";
     public const string Path = "/external-api/v1/security-events";
 
-    public static WebApplicationBuilder AddSecurityEvents(this WebApplicationBuilder builder)
-    {
-        builder.Services.AddOptions<SecurityEventOptions>().BindConfiguration(SecurityEventOptions.SectionName)
-            .ValidateDataAnnotations().ValidateOnStart();
-        // Events name the address and user agent of the request that caused them, wherever they are recorded.
-        builder.Services.AddHttpContextAccessor();
-        builder.Services.AddAuditLog<SecurityEventLog, SecurityEvent>();
-        builder.Services.AddScoped<SecurityEventHistory>();
-        return builder;
-    }
-
-    public static WebApplication MapSecurityEvents(this WebApplication app)
+    internal static void MapSecurityEventEndpoints(this IEndpointRouteBuilder app)
     {
         var events = app.MapGroup(Path).WithTags("Security events")
             .RequireScope(Scope)
@@ -48,7 +37,6 @@ public static class SecurityEventEndpoints
             .WithDescription($"Needs the {Scope} scope. format=jsonl (default) or csv; the type, since and until filters as for the list. Streamed as an attachment, newest first.")
             // One event per line (as the list's events) or one per CSV row under a header row.
             .Produces<string>(StatusCodes.Status200OK, "application/x-ndjson", "text/csv");
-        return app;
     }
 
     private static async Task<Results<Ok<SecurityEventList>, ValidationProblem, ProblemHttpResult>> ListAsync(

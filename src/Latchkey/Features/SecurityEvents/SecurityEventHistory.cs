@@ -48,6 +48,7 @@ public readonly record struct SecurityEventCursor(DateTimeOffset OccurredAt, lon
 
 /// <summary>Reading an account's security events (pages and whole exports) and pruning old ones.</summary>
 public sealed partial class SecurityEventHistory(LatchkeyDbContext db, IOptions<SecurityEventOptions> options, TimeProvider time, ILogger<SecurityEventHistory> logger)
+    : Operations.ICleanupTask
 {
     public const int DefaultPageSize = 50;
     public const int MaxPageSize = 500;
@@ -140,6 +141,9 @@ public sealed partial class SecurityEventHistory(LatchkeyDbContext db, IOptions<
         LogPruned(logger, total, options.Value.RetentionDays);
         return total;
     }
+
+    async Task<IReadOnlyList<Operations.CleanupCount>> Operations.ICleanupTask.RunAsync(CancellationToken cancellationToken) =>
+        [new("security events past their retention", await PruneAsync(cancellationToken))];
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Clean-up removed {Count} security events older than {RetentionDays} days")]
     private static partial void LogPruned(ILogger logger, long count, int retentionDays);

@@ -1,3 +1,4 @@
+using Latchkey.Cluster;
 using System.Security.Claims;
 using Latchkey.Features.ExternalApi;
 using Latchkey.Storage;

@@ -1,3 +1,5 @@
+using Latchkey.Cluster;
+using Latchkey.Features.AgentApi;
 using System.Collections.Concurrent;
 using Latchkey.Common;
 using Latchkey.Features.Broker.Providers;
@@ -59,17 +61,17 @@ public sealed class CredentialService(
     /// A current access token: one indexed read and one decryption when the token is fresh;
     /// a (single-flight) refresh first when it expires within the margin.
     /// </summary>
-    public async Task<(AccessTokenResponse? Token, BrokerError? Error)> AccessTokenAsync(string accountId, string id, CancellationToken cancellationToken)
+    public async Task<Outcome<AccessTokenResponse>> AccessTokenAsync(string accountId, string id, CancellationToken cancellationToken)
     {
         var credential = await FindForReadAsync(accountId, id, cancellationToken);
         if (credential is null)
         {
-            return (null, BrokerError.NotFound("credential", $"You have no credential {InputEcho.Quote(id)}."));
+            return AgentError.NotFound("credential", $"You have no credential {InputEcho.Quote(id)}.");
         }
         if (credential.Status != CredentialStatus.Active)
         {
             audit.Record(credential.Id, accountId, "read", credential.Status);
-            return (null, NeedsReauth(credential));
+            return NeedsReauth(credential);
         }
 
         var now = time.GetUtcNow();
@@ -80,7 +82,7 @@ public sealed class CredentialService(
                 if (expiresAt <= now)
                 {
                     audit.Record(credential.Id, accountId, "read", "expired");
-                    return (null, BrokerError.Conflict("needs_reauth", $"The {credential.ProviderKey} token has expired and cannot be refreshed; connect the account again."));
+                    return AgentError.Conflict("needs_reauth", $"The {credential.ProviderKey} token has expired and cannot be refreshed; connect the account again.");
                 }
             }
             else
@@ -89,9 +91,9 @@ public sealed class CredentialService(
                 if (refreshed.Error is not null)
                 {
                     audit.Record(credential.Id, accountId, "read", refreshed.Error.Error);
-                    return (null, refreshed.Error);
+                    return refreshed.Error;
                 }
-                credential = refreshed.Credential!;
+                credential = refreshed.Value!;
             }
         }
 
@@ -102,19 +104,19 @@ public sealed class CredentialService(
                 .ExecuteUpdateAsync(s => s.SetProperty(c => c.LastUsedAt, now), cancellationToken));
         }
         audit.Record(credential.Id, accountId, "read");
-        return (new AccessTokenResponse(credential.Id, token, "Bearer", credential.ExpiresAt), null);
+        return new AccessTokenResponse(credential.Id, token, "Bearer", credential.ExpiresAt);
     }
 
-    public async Task<(Credential? Credential, BrokerError? Error)> RefreshAsync(string accountId, string id, CancellationToken cancellationToken)
+    public async Task<Outcome<Credential>> RefreshAsync(string accountId, string id, CancellationToken cancellationToken)
     {
         var credential = await FindAsync(accountId, id, cancellationToken);
         if (credential is null)
         {
-            return (null, BrokerError.NotFound("credential", $"You have no credential {InputEcho.Quote(id)}."));
+            return AgentError.NotFound("credential", $"You have no credential {InputEcho.Quote(id)}.");
         }
         if (credential.RefreshTokenCiphertext is null)
         {
-            return (null, BrokerError.Conflict("not_refreshable", $"The {credential.ProviderKey} credential has no refresh token; its access token does not expire or must be re-authorized."));
+            return AgentError.Conflict("not_refreshable", $"The {credential.ProviderKey} credential has no refresh token; its access token does not expire or must be re-authorized.");
         }
         return await refresher.RefreshAsync(id, force: true, cancellationToken);
     }
@@ -146,7 +148,7 @@ public sealed class CredentialService(
 
     internal static string RefreshContext(string credentialId) => $"credential:{credentialId}:refresh_token";
 
-    internal static BrokerError NeedsReauth(Credential credential) => BrokerError.Conflict(CredentialStatus.NeedsReauth,
+    internal static AgentError NeedsReauth(Credential credential) => AgentError.Conflict(CredentialStatus.NeedsReauth,
         $"The {credential.ProviderKey} credential needs to be authorized again ({credential.LastError ?? credential.Status}); start a new flow with /mcp/oauth/init.");
 }
 
@@ -159,28 +161,28 @@ public sealed class CredentialService(
 /// </summary>
 public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOptions<BrokerOptions> options, TimeProvider time, CredentialAudit audit, ILogger<CredentialRefresher> logger)
 {
-    private readonly ConcurrentDictionary<string, Lazy<Task<(Credential?, BrokerError?)>>> _inFlight = new();
+    private readonly ConcurrentDictionary<string, Lazy<Task<Outcome<Credential>>>> _inFlight = new();
 
     /// <summary>
     /// Refreshes the credential when <paramref name="force"/> is set or its token expires within
     /// <paramref name="margin"/> (by default <c>Broker:RefreshMarginSeconds</c>); otherwise returns it as stored.
     /// </summary>
-    public async Task<(Credential? Credential, BrokerError? Error)> RefreshAsync(string credentialId, bool force, CancellationToken cancellationToken, TimeSpan? margin = null)
+    public async Task<Outcome<Credential>> RefreshAsync(string credentialId, bool force, CancellationToken cancellationToken, TimeSpan? margin = null)
     {
         var within = margin ?? TimeSpan.FromSeconds(options.Value.RefreshMarginSeconds);
-        var flight = _inFlight.GetOrAdd(credentialId, id => new Lazy<Task<(Credential?, BrokerError?)>>(() => RunAsync(id, force, within)));
+        var flight = _inFlight.GetOrAdd(credentialId, id => new Lazy<Task<Outcome<Credential>>>(() => RunAsync(id, force, within)));
         try
         {
             return await flight.Value.WaitAsync(cancellationToken);
         }
         finally
         {
-            _inFlight.TryRemove(new KeyValuePair<string, Lazy<Task<(Credential?, BrokerError?)>>>(credentialId, flight));
+            _inFlight.TryRemove(new KeyValuePair<string, Lazy<Task<Outcome<Credential>>>>(credentialId, flight));
         }
     }
 
     // Not tied to any one caller's cancellation: the others waiting on it still want the result.
-    private async Task<(Credential?, BrokerError?)> RunAsync(string credentialId, bool force, TimeSpan margin)
+    private async Task<Outcome<Credential>> RunAsync(string credentialId, bool force, TimeSpan margin)
     {
         await using var scope = scopes.CreateAsyncScope();
         var services = scope.ServiceProvider;
@@ -189,26 +191,26 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
         await using var rowLock = await LockAsync(db, credentialId);
         if (!rowLock.Obtained)
         {
-            return (null, BrokerError.Unavailable("Another node has been refreshing this credential for too long; try again shortly."));
+            return AgentError.Unavailable("Another node has been refreshing this credential for too long; try again shortly.");
         }
         var credential = await db.BrokerCredentials.Include(c => c.Provider).FirstOrDefaultAsync(c => c.Id == credentialId);
         if (credential?.Provider is not { } provider)
         {
-            return (null, BrokerError.NotFound("credential", $"The credential {InputEcho.Quote(credentialId)} no longer exists."));
+            return AgentError.NotFound("credential", $"The credential {InputEcho.Quote(credentialId)} no longer exists.");
         }
         var now = time.GetUtcNow();
         if (!force && credential.ExpiresAt is { } expiresAt && expiresAt - now > margin)
         {
             // Fresh: nothing to do, or another node refreshed it while this one waited for the lock.
-            return (credential, null);
+            return credential;
         }
         if (credential.Status != CredentialStatus.Active)
         {
-            return (null, CredentialService.NeedsReauth(credential));
+            return CredentialService.NeedsReauth(credential);
         }
         if (credential.RefreshTokenCiphertext is null)
         {
-            return (null, BrokerError.Conflict("not_refreshable", "The credential has no refresh token."));
+            return AgentError.Conflict("not_refreshable", "The credential has no refresh token.");
         }
 
         var refreshToken = await vault.DecryptAsync(credential.RefreshTokenCiphertext, CredentialService.RefreshContext(credential.Id));
@@ -233,7 +235,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
             credential.LastError = null;
             await SaveRefreshedAsync(db, rowLock, credential);
             audit.Record(credential.Id, credential.AccountId, "refreshed");
-            return (credential, null);
+            return credential;
         }
         catch (ProviderCallException exception)
         {
@@ -247,7 +249,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
             await rowLock.CommitAsync();
             audit.Record(credential.Id, credential.AccountId, "refresh_failed", exception.Kind.ToString());
             LogRefreshFailed(logger, credential.Id, exception.Kind);
-            return (null, exception.Kind == ProviderFailureKind.InvalidGrant ? CredentialService.NeedsReauth(credential) : BrokerError.Provider(exception.Message));
+            return exception.Kind == ProviderFailureKind.InvalidGrant ? CredentialService.NeedsReauth(credential) : AgentError.Provider(exception.Message);
         }
     }
 

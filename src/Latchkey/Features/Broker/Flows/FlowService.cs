@@ -1,3 +1,4 @@
+using Latchkey.Features.AgentApi;
 using System.Security.Cryptography;
 using Latchkey.Common;
 using Latchkey.Features.Broker.Credentials;
@@ -40,25 +41,25 @@ public sealed partial class FlowService(
 {
     private const int StateLength = 43;
 
-    public async Task<(InitResponse? Response, BrokerError? Error)> InitAsync(string accountId, string? providerId, string? redirectUri, string[]? scopes, CancellationToken cancellationToken)
+    public async Task<Outcome<InitResponse>> InitAsync(string accountId, string? providerId, string? redirectUri, string[]? scopes, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(providerId))
         {
-            return (null, BrokerError.BadRequest("provider_id is required (GET /mcp/providers lists them)."));
+            return AgentError.BadRequest("provider_id is required (GET /mcp/providers lists them).");
         }
         if (string.IsNullOrWhiteSpace(redirectUri) || redirectUri.Length > 2000 || !Uri.TryCreate(redirectUri, UriKind.Absolute, out var redirect) ||
             redirect.Scheme is not ("https" or "http") || !string.IsNullOrEmpty(redirect.Fragment))
         {
-            return (null, BrokerError.BadRequest("redirect_uri must be an absolute http(s) URL without a fragment."));
+            return AgentError.BadRequest("redirect_uri must be an absolute http(s) URL without a fragment.");
         }
         if (scopes is not null && (scopes.Length > 100 || scopes.Any(s => string.IsNullOrWhiteSpace(s) || s.Length > 300 || s.Any(char.IsWhiteSpace))))
         {
-            return (null, BrokerError.BadRequest("scopes must be an array of non-empty scope names without spaces."));
+            return AgentError.BadRequest("scopes must be an array of non-empty scope names without spaces.");
         }
         var provider = await providers.FindVisibleAsync(accountId, providerId, cancellationToken);
         if (provider is null)
         {
-            return (null, BrokerError.NotFound("provider", $"There is no provider {InputEcho.Quote(providerId)}."));
+            return AgentError.NotFound("provider", $"There is no provider {InputEcho.Quote(providerId)}.");
         }
 
         var definition = provider.Definition;
@@ -102,50 +103,50 @@ public sealed partial class FlowService(
         {
             parameters[name] = value;
         }
-        return (new InitResponse(QueryHelpers.AddQueryString(definition.AuthorizeUrl, parameters), state, options.Value.StateLifetimeSeconds), null);
+        return new InitResponse(QueryHelpers.AddQueryString(definition.AuthorizeUrl, parameters), state, options.Value.StateLifetimeSeconds);
     }
 
-    public async Task<(CallbackResponse? Response, BrokerError? Error)> CallbackAsync(string accountId, string? code, string? state, CancellationToken cancellationToken)
+    public async Task<Outcome<CallbackResponse>> CallbackAsync(string accountId, string? code, string? state, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(code) || code.Length > 4096)
         {
-            return (null, BrokerError.BadRequest("code is required: the value the provider added to the redirect."));
+            return AgentError.BadRequest("code is required: the value the provider added to the redirect.");
         }
         var (flow, error) = await FindUsableAsync(accountId, state, cancellationToken);
         if (flow is null)
         {
-            return (null, error);
+            return error!;
         }
         if (flow.Status != FlowStatus.Pending)
         {
-            return (null, OutOfOrder(flow, "callback"));
+            return OutOfOrder(flow, "callback");
         }
         var ciphertext = await vault.EncryptAsync(code, CodeContext(flow.Id), cancellationToken);
         // Conditional on the status, so two concurrent callbacks cannot both succeed.
         var updated = await db.BrokerFlows.Where(f => f.Id == flow.Id && f.Status == FlowStatus.Pending)
             .ExecuteUpdateAsync(s => s.SetProperty(f => f.Status, FlowStatus.CodeReceived).SetProperty(f => f.CodeCiphertext, ciphertext), cancellationToken);
         return updated == 1
-            ? (new CallbackResponse(FlowStatus.CodeReceived, "The code was received. Call /mcp/oauth/exchange-token with the same state to store the credential."), null)
-            : (null, BrokerError.Conflict("state_already_used", "This state has already been used."));
+            ? new CallbackResponse(FlowStatus.CodeReceived, "The code was received. Call /mcp/oauth/exchange-token with the same state to store the credential.")
+            : AgentError.Conflict("state_already_used", "This state has already been used.");
     }
 
-    public async Task<(ExchangeResponse? Response, BrokerError? Error)> ExchangeAsync(string accountId, string? state, CancellationToken cancellationToken)
+    public async Task<Outcome<ExchangeResponse>> ExchangeAsync(string accountId, string? state, CancellationToken cancellationToken)
     {
         var (flow, error) = await FindUsableAsync(accountId, state, cancellationToken);
         if (flow is null)
         {
-            return (null, error);
+            return error!;
         }
         if (flow.Status != FlowStatus.CodeReceived || flow.CodeCiphertext is null)
         {
-            return (null, OutOfOrder(flow, "exchange-token"));
+            return OutOfOrder(flow, "exchange-token");
         }
         // Claim the code: only one exchange may take it.
         var claimed = await db.BrokerFlows.Where(f => f.Id == flow.Id && f.CodeCiphertext == flow.CodeCiphertext)
             .ExecuteUpdateAsync(s => s.SetProperty(f => f.CodeCiphertext, (string?)null), cancellationToken);
         if (claimed != 1)
         {
-            return (null, BrokerError.Conflict("state_already_used", "This state's code is already being exchanged."));
+            return AgentError.Conflict("state_already_used", "This state's code is already being exchanged.");
         }
 
         var provider = await db.BrokerProviders.AsNoTracking().FirstAsync(p => p.Id == flow.ProviderInstanceId, cancellationToken);
@@ -163,7 +164,7 @@ public sealed partial class FlowService(
         {
             await SetStatusAsync(flow.Id, FlowStatus.Failed, exception.Message, null, cancellationToken);
             LogExchangeFailed(logger, provider.Id, exception.Kind);
-            return (null, BrokerError.Provider(exception.Message));
+            return AgentError.Provider(exception.Message);
         }
 
         var userInfo = definition.UserinfoUrl is null ? tokens.Raw : await client.UserInfoAsync(definition, tokens.AccessToken, cancellationToken);
@@ -188,7 +189,7 @@ public sealed partial class FlowService(
         await db.SaveChangesAsync(cancellationToken);
         await SetStatusAsync(flow.Id, FlowStatus.Active, null, credential.Id, cancellationToken);
         audit.Record(credential.Id, accountId, "created");
-        return (new ExchangeResponse(credential.Id, CredentialStatus.Active, provider.Id, CredentialService.View(credential).Scopes, credential.ExpiresAt), null);
+        return new ExchangeResponse(credential.Id, CredentialStatus.Active, provider.Id, CredentialService.View(credential).Scopes, credential.ExpiresAt);
     }
 
     /// <summary>
@@ -207,48 +208,48 @@ public sealed partial class FlowService(
                 : $"The service refused the connection ({InputEcho.Quote(providerError)}); nothing changed.");
         }
         var (_, error) = await CallbackAsync(accountId, code, state, cancellationToken);
-        var (exchanged, exchangeError) = error is null ? await ExchangeAsync(accountId, state, cancellationToken) : (null, error);
+        var (exchanged, exchangeError) = error is null ? await ExchangeAsync(accountId, state, cancellationToken) : error;
         return exchanged is not null ? (exchanged, null) : (null, $"The connection could not be completed: {exchangeError!.Message} Try again.");
     }
 
-    public async Task<(StatusResponse? Response, BrokerError? Error)> StatusAsync(string accountId, string? state, string? credentialId, CancellationToken cancellationToken)
+    public async Task<Outcome<StatusResponse>> StatusAsync(string accountId, string? state, string? credentialId, CancellationToken cancellationToken)
     {
         if (!string.IsNullOrWhiteSpace(credentialId))
         {
             var credential = await db.BrokerCredentials.AsNoTracking().FirstOrDefaultAsync(c => c.Id == credentialId && c.AccountId == accountId, cancellationToken);
             return credential is null
-                ? (null, BrokerError.NotFound("credential", $"You have no credential {InputEcho.Quote(credentialId)}."))
-                : (Describe(CredentialStatusOf(credential), credential), null);
+                ? AgentError.NotFound("credential", $"You have no credential {InputEcho.Quote(credentialId)}.")
+                : Describe(CredentialStatusOf(credential), credential);
         }
         if (string.IsNullOrWhiteSpace(state))
         {
-            return (null, BrokerError.BadRequest("Send state or credential_id."));
+            return AgentError.BadRequest("Send state or credential_id.");
         }
         var flow = await FindAsync(accountId, state, cancellationToken);
         if (flow is null)
         {
-            return (null, BrokerError.NotFound("state", "There is no flow with this state."));
+            return AgentError.NotFound("state", "There is no flow with this state.");
         }
         var status = flow.Status is FlowStatus.Pending or FlowStatus.CodeReceived && flow.ExpiresAt <= time.GetUtcNow() ? FlowStatus.Expired : flow.Status;
         if (flow.CredentialId is { } id && await db.BrokerCredentials.AsNoTracking().FirstOrDefaultAsync(c => c.Id == id, cancellationToken) is { } created)
         {
-            return (Describe(CredentialStatusOf(created), created), null);
+            return Describe(CredentialStatusOf(created), created);
         }
-        return (new StatusResponse(status, null, flow.ProviderInstanceId, null, null), null);
+        return new StatusResponse(status, null, flow.ProviderInstanceId, null, null);
     }
 
-    public async Task<(CancelResponse? Response, BrokerError? Error)> CancelAsync(string accountId, string? state, CancellationToken cancellationToken)
+    public async Task<Outcome<CancelResponse>> CancelAsync(string accountId, string? state, CancellationToken cancellationToken)
     {
         var (flow, error) = await FindUsableAsync(accountId, state, cancellationToken);
         if (flow is null)
         {
-            return (null, error);
+            return error!;
         }
         var canceled = await db.BrokerFlows.Where(f => f.Id == flow.Id && (f.Status == FlowStatus.Pending || f.Status == FlowStatus.CodeReceived))
             .ExecuteUpdateAsync(s => s.SetProperty(f => f.Status, FlowStatus.Canceled).SetProperty(f => f.CodeCiphertext, (string?)null), cancellationToken);
         return canceled == 1
-            ? (new CancelResponse(FlowStatus.Canceled, "The flow was canceled; its state can no longer be used."), null)
-            : (null, OutOfOrder(flow, "cancel"));
+            ? new CancelResponse(FlowStatus.Canceled, "The flow was canceled; its state can no longer be used.")
+            : OutOfOrder(flow, "cancel");
     }
 
     /// <summary>Removes flows that ended or expired more than a day ago.</summary>
@@ -258,27 +259,27 @@ public sealed partial class FlowService(
         return db.BrokerFlows.Where(f => f.ExpiresAt < threshold).ExecuteDeleteAsync(cancellationToken);
     }
 
-    private async Task<(OAuthFlowState? Flow, BrokerError? Error)> FindUsableAsync(string accountId, string? state, CancellationToken cancellationToken)
+    private async Task<Outcome<OAuthFlowState>> FindUsableAsync(string accountId, string? state, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(state) || state.Length > 200)
         {
-            return (null, BrokerError.BadRequest("state is required: the value /mcp/oauth/init returned."));
+            return AgentError.BadRequest("state is required: the value /mcp/oauth/init returned.");
         }
         var flow = await FindAsync(accountId, state, cancellationToken);
         if (flow is null)
         {
-            return (null, BrokerError.NotFound("state", "There is no flow with this state."));
+            return AgentError.NotFound("state", "There is no flow with this state.");
         }
         if (flow.Status is FlowStatus.Pending or FlowStatus.CodeReceived && flow.ExpiresAt <= time.GetUtcNow())
         {
             await SetStatusAsync(flow.Id, FlowStatus.Expired, "The state expired.", null, cancellationToken);
-            return (null, BrokerError.Gone($"The state expired after {options.Value.StateLifetimeSeconds} seconds; start again with /mcp/oauth/init."));
+            return AgentError.Gone($"The state expired after {options.Value.StateLifetimeSeconds} seconds; start again with /mcp/oauth/init.");
         }
         if (flow.Status == FlowStatus.Expired)
         {
-            return (null, BrokerError.Gone("The state expired; start again with /mcp/oauth/init."));
+            return AgentError.Gone("The state expired; start again with /mcp/oauth/init.");
         }
-        return (flow, null);
+        return flow;
     }
 
     // Another account's state is "not found": its existence is not revealed.
@@ -288,12 +289,12 @@ public sealed partial class FlowService(
         return db.BrokerFlows.AsNoTracking().FirstOrDefaultAsync(f => f.StateHash == hash && f.AccountId == accountId, cancellationToken);
     }
 
-    private static BrokerError OutOfOrder(OAuthFlowState flow, string call) => flow.Status switch
+    private static AgentError OutOfOrder(OAuthFlowState flow, string call) => flow.Status switch
     {
-        FlowStatus.Canceled => BrokerError.Conflict("flow_canceled", $"The flow was canceled; {call} is no longer possible."),
-        FlowStatus.Pending => BrokerError.Conflict("callback_required", "No code has been received yet: call /mcp/oauth/callback with the code first."),
-        FlowStatus.Failed => BrokerError.Conflict("flow_failed", $"The flow failed ({flow.Error}); start again with /mcp/oauth/init."),
-        _ => BrokerError.Conflict("state_already_used", "This state has already been used."),
+        FlowStatus.Canceled => AgentError.Conflict("flow_canceled", $"The flow was canceled; {call} is no longer possible."),
+        FlowStatus.Pending => AgentError.Conflict("callback_required", "No code has been received yet: call /mcp/oauth/callback with the code first."),
+        FlowStatus.Failed => AgentError.Conflict("flow_failed", $"The flow failed ({flow.Error}); start again with /mcp/oauth/init."),
+        _ => AgentError.Conflict("state_already_used", "This state has already been used."),
     };
 
     private Task<int> SetStatusAsync(string flowId, string status, string? error, string? credentialId, CancellationToken cancellationToken) =>

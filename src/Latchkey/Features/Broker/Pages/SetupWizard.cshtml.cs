@@ -20,7 +20,7 @@ namespace Latchkey.Features.Broker.Pages;
 /// </summary>
 [Authorize]
 public sealed class SetupWizardModel(
-    OAuthApplicationManager applications,
+    OAuthAppService apps,
     ProviderService providers,
     CredentialService credentials,
     FlowService flows) : PageModel
@@ -130,15 +130,14 @@ public sealed class SetupWizardModel(
 
     private async Task LoadAsync(CancellationToken cancellationToken)
     {
-        var app = string.IsNullOrEmpty(ClientId) ? null : await applications.FindByClientIdAsync(ClientId, cancellationToken);
+        var app = string.IsNullOrEmpty(ClientId) ? null : await apps.FindReturnAddressesAsync(ClientId, cancellationToken);
         if (app is null || !app.Enabled)
         {
             Fatal = "The app that sent you here is not known to Latchkey, or it is disabled.";
             return;
         }
-        AppName = app.DisplayName ?? app.ClientId!;
-        var registered = await applications.GetRedirectUrisAsync(app, cancellationToken);
-        if (string.IsNullOrEmpty(RedirectUri) || !registered.Contains(RedirectUri, StringComparer.Ordinal))
+        AppName = app.Name;
+        if (string.IsNullOrEmpty(RedirectUri) || !app.RedirectUris.Contains(RedirectUri, StringComparer.Ordinal))
         {
             Fatal = $"{AppName} asked to send you back to an address it has not registered, so Latchkey will not send you there.";
             return;

@@ -1,7 +1,9 @@
 using System.Text;
 using Microsoft.Extensions.Options;
 
-namespace Latchkey.Storage;
+using Latchkey.Storage;
+
+namespace Latchkey.Cluster;
 
 /// <summary>
 /// How a command-line change reaches a running server on SQLite, where there is no LISTEN/NOTIFY:

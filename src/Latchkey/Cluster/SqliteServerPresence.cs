@@ -1,7 +1,9 @@
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 
-namespace Latchkey.Storage;
+using Latchkey.Storage;
+
+namespace Latchkey.Cluster;
 
 /// <summary>
 /// Keeps one connection to the SQLite database open for as long as the server runs, so that

@@ -4,7 +4,9 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
-namespace Latchkey.Storage;
+using Latchkey.Storage;
+
+namespace Latchkey.Cluster;
 
 /// <summary>Bound from <c>Cluster</c>: how the nodes on one PostgreSQL keep in touch.</summary>
 public sealed class ClusterOptions

@@ -1,17 +1,11 @@
 using System.Collections.Concurrent;
 using System.ComponentModel.DataAnnotations;
-using System.Data.Common;
-using System.Runtime.CompilerServices;
-using Latchkey.Features.Accounts;
-using Latchkey.Features.ApiKeys;
-using Latchkey.Features.AuthorizationServer;
-using Latchkey.Features.Broker.Credentials;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.EntityFrameworkCore.ChangeTracking;
-using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.Options;
 
-namespace Latchkey.Storage;
+using Latchkey.Storage;
+
+namespace Latchkey.Cluster;
 
 /// <summary>Bound from <c>Caching</c>: the in-memory caches in front of the hot-path look-ups.</summary>
 public sealed class CachingOptions
@@ -79,12 +73,6 @@ public static class LastUseStamp
             db.OnlyStampingLastUse = false;
         }
     }
-}
-
-/// <summary>Tells other nodes, or on SQLite a running server, that a scope changed here (<see cref="ClusterLink"/> on PostgreSQL, <see cref="SqliteChangeFeed"/> on SQLite).</summary>
-public interface ICacheAnnouncer
-{
-    void Announce(CacheScope scope);
 }
 
 /// <summary>
@@ -187,192 +175,6 @@ public sealed class SnapshotCache<TValue>(CacheRevisions revisions, CacheScope s
             _entries.Clear();
         }
         _entries[key] = new Entry(value, revision, Environment.TickCount64);
-    }
-}
-
-/// <summary>
-/// Moves cache revisions on when rows that cached answers depend on change: tracked saves,
-/// bulk updates and deletes, after their transaction commits. Token and authorization rows that
-/// stay <c>valid</c> (a token being issued) change nothing a cache holds and are ignored.
-/// </summary>
-internal sealed class CacheInvalidationInterceptor(CacheRevisions revisions, ICacheAnnouncer announcer)
-    : ISaveChangesInterceptor, IDbCommandInterceptor, IDbTransactionInterceptor
-{
-    private const string ValidStatus = "valid";
-
-    private static readonly (string Table, CacheScope Scope)[] Tables =
-    [
-        ("OpenIddictTokens", CacheScope.OAuth),
-        ("OpenIddictAuthorizations", CacheScope.OAuth),
-        ("OpenIddictApplications", CacheScope.OAuth),
-        ("api_keys", CacheScope.ApiKeys),
-        ("AspNetUsers", CacheScope.Users),
-        ("broker_credentials", CacheScope.Credentials),
-        ("mcp_servers", CacheScope.McpServers),
-        ("mcp_tool_mappings", CacheScope.McpServers),
-        ("server_keys", CacheScope.ServerKeys),
-    ];
-
-    // Scopes changed inside a transaction that has not committed yet, per context.
-    private readonly ConditionalWeakTable<DbContext, HashSet<CacheScope>> _pending = [];
-
-    public InterceptionResult<int> SavingChanges(DbContextEventData eventData, InterceptionResult<int> result)
-    {
-        Collect(eventData.Context);
-        return result;
-    }
-
-    public ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
-    {
-        Collect(eventData.Context);
-        return ValueTask.FromResult(result);
-    }
-
-    public int SavedChanges(SaveChangesCompletedEventData eventData, int result)
-    {
-        FlushUnlessInTransaction(eventData.Context);
-        return result;
-    }
-
-    public ValueTask<int> SavedChangesAsync(SaveChangesCompletedEventData eventData, int result, CancellationToken cancellationToken = default)
-    {
-        FlushUnlessInTransaction(eventData.Context);
-        return ValueTask.FromResult(result);
-    }
-
-    public void SaveChangesFailed(DbContextErrorEventData eventData) => Discard(eventData.Context);
-
-    public Task SaveChangesFailedAsync(DbContextErrorEventData eventData, CancellationToken cancellationToken = default)
-    {
-        Discard(eventData.Context);
-        return Task.CompletedTask;
-    }
-
-    public int NonQueryExecuted(DbCommand command, CommandExecutedEventData eventData, int result)
-    {
-        Bulk(command, eventData);
-        return result;
-    }
-
-    public ValueTask<int> NonQueryExecutedAsync(DbCommand command, CommandExecutedEventData eventData, int result, CancellationToken cancellationToken = default)
-    {
-        Bulk(command, eventData);
-        return ValueTask.FromResult(result);
-    }
-
-    public void TransactionCommitted(DbTransaction transaction, TransactionEndEventData eventData) => Flush(eventData.Context);
-
-    public Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
-    {
-        Flush(eventData.Context);
-        return Task.CompletedTask;
-    }
-
-    public void TransactionRolledBack(DbTransaction transaction, TransactionEndEventData eventData) => Discard(eventData.Context);
-
-    public Task TransactionRolledBackAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
-    {
-        Discard(eventData.Context);
-        return Task.CompletedTask;
-    }
-
-    private void Collect(DbContext? context)
-    {
-        if (context is null)
-        {
-            return;
-        }
-        foreach (var entry in context.ChangeTracker.Entries())
-        {
-            // New rows change no cached answer, except new server keys (a rotation), which every node must load.
-            if ((entry.State is EntityState.Modified or EntityState.Deleted || entry is { State: EntityState.Added, Entity: ServerKey })
-                && ScopeOf(entry) is { } scope)
-            {
-                Pending(context).Add(scope);
-            }
-        }
-    }
-
-    private static CacheScope? ScopeOf(EntityEntry entry) => entry.Entity switch
-    {
-        // Issuing a token updates its row while it stays valid; only a change of status matters.
-        OAuthToken token when entry.State == EntityState.Modified && token.Status == ValidStatus => null,
-        OAuthAuthorization authorization when entry.State == EntityState.Modified && authorization.Status == ValidStatus => null,
-        OAuthToken or OAuthAuthorization or OAuthApplication => CacheScope.OAuth,
-        ApiKey => CacheScope.ApiKeys,
-        LatchkeyUser => CacheScope.Users,
-        Credential => CacheScope.Credentials,
-        Features.Mcp.McpServer or Features.Mcp.McpToolMapping => CacheScope.McpServers,
-        ServerKey => CacheScope.ServerKeys,
-        _ => null,
-    };
-
-    private void Bulk(DbCommand command, CommandExecutedEventData eventData)
-    {
-        if (eventData.CommandSource is not (CommandSource.ExecuteUpdate or CommandSource.ExecuteDelete or CommandSource.ExecuteSqlRaw))
-        {
-            return;
-        }
-        if (eventData.Context is LatchkeyDbContext { OnlyStampingLastUse: true })
-        {
-            return;
-        }
-        foreach (var (table, scope) in Tables)
-        {
-            if (command.CommandText.Contains(table, StringComparison.OrdinalIgnoreCase))
-            {
-                if (eventData.Context is { } context && context.Database.CurrentTransaction is not null)
-                {
-                    Pending(context).Add(scope);
-                }
-                else
-                {
-                    Changed(scope);
-                }
-            }
-        }
-    }
-
-    private HashSet<CacheScope> Pending(DbContext context) => _pending.GetValue(context, _ => []);
-
-    private void FlushUnlessInTransaction(DbContext? context)
-    {
-        if (context is not null && context.Database.CurrentTransaction is null)
-        {
-            Flush(context);
-        }
-    }
-
-    private void Flush(DbContext? context)
-    {
-        if (context is null || !_pending.TryGetValue(context, out var scopes))
-        {
-            return;
-        }
-        foreach (var scope in scopes)
-        {
-            Changed(scope);
-        }
-        scopes.Clear();
-    }
-
-    private void Changed(CacheScope scope)
-    {
-        revisions.Invalidate(scope);
-        announcer.Announce(scope);
-    }
-
-    private void Discard(DbContext? context)
-    {
-        if (context is not null && _pending.TryGetValue(context, out var scopes))
-        {
-            // A failed save or rolled-back transaction changed nothing; invalidating anyway is harmless and safer.
-            foreach (var scope in scopes)
-            {
-                revisions.Invalidate(scope);
-            }
-            scopes.Clear();
-        }
     }
 }
 

@@ -1,0 +1,44 @@
+using Latchkey.Cluster;
+using Latchkey.Common;
+using Latchkey.Features.Operations;
+using Latchkey.Features.Broker.Credentials;
+using Latchkey.Features.Broker.Flows;
+using Latchkey.Features.Broker.Providers;
+using Latchkey.Features.Broker.Vault;
+using Latchkey.Storage;
+
+namespace Latchkey.Features.Broker;
+
+/// <summary>The credential broker: providers, OAuth flows on a caller's behalf, stored credentials and their refresh.</summary>
+public static class BrokerSetup
+{
+    public static WebApplicationBuilder AddBroker(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<BrokerOptions>().BindConfiguration(BrokerOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<ProviderCatalog>();
+        builder.Services.AddSingleton<SecretVault>();
+        builder.Services.AddAuditLog<CredentialAudit, CredentialAuditEvent>();
+        builder.Services.AddSingleton<CredentialRefresher>();
+        builder.Services.AddHostedService<ProactiveRefresh>();
+        builder.Services.AddProviderHttpClient();
+        builder.Services.AddScoped<ProviderClient>();
+        builder.Services.AddScoped<ProviderService>();
+        builder.Services.AddScoped<FlowService>();
+        builder.Services.AddScoped<CredentialService>();
+        builder.Services.AddSnapshotCache<Credential>(CacheScope.Credentials);
+        builder.Services.AddCacheInvalidation<Credential>(CacheScope.Credentials);
+        builder.Services.AddCleanupTask<FlowCleanup>();
+        builder.Services.AddSummarizedTable<ProviderInstance>("broker providers");
+        builder.Services.AddSummarizedTable<Credential>("broker credentials");
+        builder.Services.AddSummarizedTable<VaultDataKey>("vault data keys");
+        return builder;
+    }
+
+    /// <summary>The agent API of the broker (<c>/mcp/oauth</c>, <c>/mcp/providers</c>, <c>/mcp/credentials</c>) and the integrations of the external API.</summary>
+    public static WebApplication MapBroker(this WebApplication app)
+    {
+        app.MapBrokerEndpoints();
+        app.MapIntegrationsApi();
+        return app;
+    }
+}

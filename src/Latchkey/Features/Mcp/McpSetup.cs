@@ -1,0 +1,42 @@
+using Latchkey.Cluster;
+using Latchkey.Common;
+using Latchkey.Features.AuthorizationServer;
+using Latchkey.Storage;
+using Microsoft.Extensions.Options;
+
+namespace Latchkey.Features.Mcp;
+
+/// <summary>
+/// MCP servers and tool-to-credential mappings (<c>/mcp/servers</c>, agent API), the gateway
+/// (<c>/mcp/servers/{id}/mcp</c>, API key or access token for the gateway), and its protected
+/// resource metadata (RFC 9728).
+/// </summary>
+public static class McpSetup
+{
+    public static WebApplicationBuilder AddMcp(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<McpOptions>().BindConfiguration(McpOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddScoped<McpServerService>();
+        builder.Services.AddScoped<McpGateway>();
+        builder.Services.AddScoped<UpstreamTools>();
+        builder.Services.AddScoped<IResourceNames, McpResourceNames>();
+        builder.Services.AddAuditLog<ToolCallAudit, McpToolCall>();
+        builder.Services.AddSnapshotCache<GatewayRoute>(CacheScope.McpServers);
+        builder.Services.AddCacheInvalidation<McpServer>(CacheScope.McpServers);
+        builder.Services.AddCacheInvalidation<McpToolMapping>(CacheScope.McpServers);
+        builder.Services.AddSummarizedTable<McpServer>("MCP servers");
+        builder.Services.AddOutboundAddressGuard();
+        builder.Services.AddHttpClient(McpGateway.HttpClientName)
+            .ConfigurePrimaryHttpMessageHandler(services => services.GetRequiredService<OutboundAddressGuard>()
+                .CreateHandler(services.GetRequiredService<IOptions<McpOptions>>().Value.AllowPrivateNetworks))
+            // Streams stay open as long as the agent keeps them; the gateway times the wait for headers itself.
+            .ConfigureHttpClient(client => client.Timeout = Timeout.InfiniteTimeSpan);
+        return builder;
+    }
+
+    public static WebApplication MapMcp(this WebApplication app)
+    {
+        app.MapMcpEndpoints();
+        return app;
+    }
+}
