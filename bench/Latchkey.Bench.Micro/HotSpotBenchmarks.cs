@@ -3,7 +3,7 @@ using System.Text;
 using BenchmarkDotNet.Attributes;
 using Latchkey.Common;
 using Latchkey.Features.ApiKeys;
-using Latchkey.Features.AuthorizationServer;
+using Latchkey.Features.AuthorizationServer.Tokens;
 using Latchkey.Features.Broker.Vault;
 
 namespace Latchkey.Bench.Micro;

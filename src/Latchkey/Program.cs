@@ -44,7 +44,7 @@ public static class Program
         builder.AddStorage();
         builder.AddCluster();
         builder.AddKeyProtection();
-        builder.AddScopeCatalog();
+        builder.AddScopes();
         builder.AddSecurityEvents();
         builder.AddAccounts();
         builder.AddApiKeys();
@@ -55,15 +55,15 @@ public static class Program
         builder.AddApiDocs();
 
         var app = builder.Build();
-        app.UseBrowserHardening();
+        app.UseSite();
         app.UseOperations();
         app.UseRateLimits();
-        app.UseIntrospectionCache();
+        app.UseAuthorizationServer();
         app.UseAuthentication();
         app.UseAuthorization();
 
         app.MapOperations();
-        app.MapSiteAssets();
+        app.MapSite();
         app.MapAccounts();
         app.MapScopes();
         app.MapApiKeys();

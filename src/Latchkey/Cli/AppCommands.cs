@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Latchkey.Common;
-using Latchkey.Features.AuthorizationServer;
+using Latchkey.Features.AuthorizationServer.Apps;
+using Latchkey.Features.AuthorizationServer.Stores;
 
 namespace Latchkey.Cli;
 

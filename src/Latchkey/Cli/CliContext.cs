@@ -1,6 +1,6 @@
-using Latchkey.Cluster;
 using System.CommandLine;
 using System.Data.Common;
+using Latchkey.Cluster;
 using Latchkey.Storage;
 using Microsoft.Extensions.Options;
 

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Latchkey.Features.AuthorizationServer;
+using Latchkey.Features.AuthorizationServer.Keys;
 
 namespace Latchkey.Cli;
 

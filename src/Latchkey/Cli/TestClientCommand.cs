@@ -8,7 +8,6 @@ using System.Text;
 using System.Text.Json;
 using Duende.IdentityModel;
 using Duende.IdentityModel.Client;
-using Latchkey.Features.AuthorizationServer;
 
 namespace Latchkey.Cli;
 

@@ -1,9 +1,7 @@
 using System.Collections.Concurrent;
 using System.ComponentModel.DataAnnotations;
-using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.Options;
-
 using Latchkey.Storage;
+using Microsoft.Extensions.Options;
 
 namespace Latchkey.Cluster;
 

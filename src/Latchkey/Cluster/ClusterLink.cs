@@ -1,10 +1,9 @@
 using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 using System.Security.Cryptography;
+using Latchkey.Storage;
 using Microsoft.Extensions.Options;
 using Npgsql;
-
-using Latchkey.Storage;
 
 namespace Latchkey.Cluster;
 

@@ -1,7 +1,6 @@
 using System.Text;
-using Microsoft.Extensions.Options;
-
 using Latchkey.Storage;
+using Microsoft.Extensions.Options;
 
 namespace Latchkey.Cluster;
 

@@ -1,7 +1,6 @@
+using Latchkey.Storage;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
-
-using Latchkey.Storage;
 
 namespace Latchkey.Cluster;
 

@@ -1,6 +1,7 @@
 using Latchkey.Features.Accounts;
 using Latchkey.Features.ApiKeys;
-using Latchkey.Features.AuthorizationServer;
+using Latchkey.Features.AuthorizationServer.Keys;
+using Latchkey.Features.AuthorizationServer.Stores;
 using Latchkey.Features.Broker.Credentials;
 using Latchkey.Features.Broker.Flows;
 using Latchkey.Features.Broker.Providers;

@@ -1,4 +1,5 @@
 using Latchkey.Features.AuthorizationServer;
+using Latchkey.Features.AuthorizationServer.Apps;
 using Latchkey.Features.Operations;
 using Latchkey.Features.Scopes;
 using Microsoft.Extensions.Options;

@@ -281,7 +281,7 @@ public abstract class AuthorizationCodeFlowTests(LatchkeyServerFixture server)
         var (app, user) = await AppAndUserAsync();
         var (code, verifier) = await GetCodeAsync(user, app);
         var parameters = CodeParameters(app, code, verifier);
-        parameters["client_secret"] = Latchkey.Features.AuthorizationServer.OAuthApplicationManager.SecretFormat.Generate();
+        parameters["client_secret"] = Latchkey.Features.AuthorizationServer.Stores.OAuthApplicationManager.SecretFormat.Generate();
 
         var response = await TokenAsync(server.CreateClient(), parameters);
 

@@ -3,7 +3,6 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
-using Latchkey.Features.AuthorizationServer;
 using Latchkey.Tests.Infrastructure;
 using Microsoft.EntityFrameworkCore;
 using static Latchkey.Tests.AuthorizationServer.AuthorizationCodeFlowTests;

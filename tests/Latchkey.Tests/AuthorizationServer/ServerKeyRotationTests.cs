@@ -2,7 +2,6 @@ using System.Net;
 using System.Text.Json;
 using Latchkey.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
-using static Latchkey.Tests.AuthorizationServer.AuthorizationCodeFlowTests;
 using static Latchkey.Tests.Infrastructure.OAuthClient;
 
 namespace Latchkey.Tests.AuthorizationServer;
@@ -15,7 +14,7 @@ public abstract class ServerKeyRotationTests(LatchkeyServerFixture server)
         var (node, _) = await server.StartAnotherNodeAsync();
         await using (node)
         {
-            Assert.True(node.Services.GetRequiredService<Latchkey.Features.AuthorizationServer.ServerKeySet>().IsLoaded);
+            Assert.True(node.Services.GetRequiredService<Latchkey.Features.AuthorizationServer.Keys.ServerKeySet>().IsLoaded);
             await node.StopAsync();
         }
     }

@@ -1,9 +1,7 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
-using Latchkey.Features.AuthorizationServer;
 using Latchkey.Tests.Infrastructure;
 using Microsoft.EntityFrameworkCore;
 using static Latchkey.Tests.AuthorizationServer.AuthorizationCodeFlowTests;

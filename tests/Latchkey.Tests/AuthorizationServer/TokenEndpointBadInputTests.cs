@@ -1,4 +1,3 @@
-using System.Net;
 using System.Text;
 using Latchkey.Tests.Infrastructure;
 using static Latchkey.Tests.AuthorizationServer.AuthorizationCodeFlowTests;

@@ -2,13 +2,10 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
-using Latchkey.Features.Broker;
-using Latchkey.Features.Broker.Providers;
 using Latchkey.Tests.Infrastructure;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
-
 using static Latchkey.Tests.Infrastructure.TestBroker;
 
 namespace Latchkey.Tests.Broker;

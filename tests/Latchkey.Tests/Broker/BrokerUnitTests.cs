@@ -1,4 +1,3 @@
-using Latchkey.Features.Broker;
 using Latchkey.Features.Broker.Providers;
 
 namespace Latchkey.Tests.Broker;

@@ -1,5 +1,4 @@
 using Latchkey.Cluster;
-using Latchkey.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Latchkey.Tests.Caching;

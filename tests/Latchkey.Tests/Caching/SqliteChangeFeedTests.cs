@@ -1,5 +1,5 @@
-using Latchkey.Cluster;
 using System.Collections.Concurrent;
+using Latchkey.Cluster;
 using Latchkey.Storage;
 using Latchkey.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -69,14 +69,14 @@ public sealed class OpaqueSecretFormatTests
     [Fact]
     public void Tokens_lead_with_their_issue_minute_so_stored_reference_ids_sort_by_issue_time()
     {
-        var format = Latchkey.Features.AuthorizationServer.TokenFormats.AccessToken;
-        var earlier = Latchkey.Features.AuthorizationServer.TokenFormats.New(format, new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
-        var later = Latchkey.Features.AuthorizationServer.TokenFormats.New(format, new DateTimeOffset(2026, 1, 1, 0, 1, 0, TimeSpan.Zero));
+        var format = Latchkey.Features.AuthorizationServer.Tokens.TokenFormats.AccessToken;
+        var earlier = Latchkey.Features.AuthorizationServer.Tokens.TokenFormats.New(format, new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var later = Latchkey.Features.AuthorizationServer.Tokens.TokenFormats.New(format, new DateTimeOffset(2026, 1, 1, 0, 1, 0, TimeSpan.Zero));
 
         Assert.True(format.IsWellFormed(earlier));
         Assert.True(format.IsWellFormed(later));
-        var storedEarlier = Latchkey.Features.AuthorizationServer.TokenFormats.StoredReferenceId(earlier);
-        var storedLater = Latchkey.Features.AuthorizationServer.TokenFormats.StoredReferenceId(later);
+        var storedEarlier = Latchkey.Features.AuthorizationServer.Tokens.TokenFormats.StoredReferenceId(earlier);
+        var storedLater = Latchkey.Features.AuthorizationServer.Tokens.TokenFormats.StoredReferenceId(later);
         Assert.True(string.CompareOrdinal(storedEarlier, storedLater) < 0);
         Assert.EndsWith(Convert.ToBase64String(SecretHash.Compute(earlier)), storedEarlier);
         Assert.DoesNotContain(earlier[6..], storedEarlier);

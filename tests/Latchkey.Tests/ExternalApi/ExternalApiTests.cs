@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
-using Latchkey.Common;
 using Latchkey.Features.ApiKeys;
 using Latchkey.Tests.Infrastructure;
 using Microsoft.EntityFrameworkCore;
@@ -58,7 +57,7 @@ public abstract class ExternalApiTests(LatchkeyServerFixture server)
         { "X-API-Key", ApiKeyService.Format.Generate(), "not valid" },
         { "Authorization", "Bearer " + ApiKeyService.Format.Generate(), "not valid" },
         { "Authorization", "Bearer lk_at_someAccessTokenThatDoesNotExist", "malformed" },
-        { "Authorization", "Bearer " + Latchkey.Features.AuthorizationServer.TokenFormats.AccessToken.Generate(), "not valid" },
+        { "Authorization", "Bearer " + Latchkey.Features.AuthorizationServer.Tokens.TokenFormats.AccessToken.Generate(), "not valid" },
         { "Authorization", "Bearer some.unknown.jwt", "not valid" },
         { "Authorization", "Basic dXNlcjpwYXNz", "must be 'Bearer <token>'" },
         { "Authorization", "Bearer", "must be 'Bearer <token>'" },

@@ -2,7 +2,6 @@ using Latchkey.Cli;
 using Latchkey.Features.KeyProtection;
 using Latchkey.Storage;
 using Latchkey.Tests.Infrastructure;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;

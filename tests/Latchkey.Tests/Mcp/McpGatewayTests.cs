@@ -532,7 +532,9 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
             db2.McpServers.Remove(await db2.McpServers.SingleAsync(s => s.Id == againId));
             await db1.SaveChangesAsync();
             await Assert.ThrowsAsync<DbUpdateConcurrencyException>(() => db2.SaveChangesAsync());
-            Assert.Equal(1, gate.Available);
+            // The server's own background writers (audit rows of the calls above) may hold the
+            // queue for a moment; what matters is that it comes back, not that it is free this instant.
+            await Eventually.TrueAsync(() => gate.Available == 1, TimeSpan.FromSeconds(10), "the SQLite write queue is free again");
         }
     }
 

@@ -1,10 +1,9 @@
-using Latchkey.Cluster;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Latchkey.Cluster;
 using Latchkey.Features.Broker.Credentials;
-using Latchkey.Storage;
 using Latchkey.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;

@@ -1,15 +1,12 @@
-using Latchkey.Features.Operations;
 using System.Net;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json;
-using Latchkey.Features.AuthorizationServer;
+using Latchkey.Features.Operations;
 using Latchkey.Features.SecurityEvents;
 using Latchkey.Tests.Infrastructure;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using OpenIddict.Abstractions;
-
 using static Latchkey.Tests.Infrastructure.OAuthClient;
 using static Latchkey.Tests.Infrastructure.TestBroker;
 

@@ -1,5 +1,4 @@
 using System.Security.Claims;
-using Latchkey.Common;
 using Latchkey.Features.ExternalApi;
 using Microsoft.AspNetCore.Authorization;
 

@@ -1,7 +1,7 @@
-using Latchkey.Common;
 using System.Security.Claims;
-using Microsoft.AspNetCore.Http.HttpResults;
+using Latchkey.Common;
 using Latchkey.Features.Accounts;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Latchkey.Features.ApiKeys;
 

@@ -1,14 +1,18 @@
 using Latchkey.Cluster;
 using Latchkey.Common;
+using Latchkey.Features.AuthorizationServer.Apps;
+using Latchkey.Features.AuthorizationServer.Grants;
+using Latchkey.Features.AuthorizationServer.Handlers;
+using Latchkey.Features.AuthorizationServer.Keys;
+using Latchkey.Features.AuthorizationServer.Stores;
+using Latchkey.Features.AuthorizationServer.Tokens;
 using Latchkey.Features.ExternalApi;
 using Latchkey.Features.Operations;
 using Latchkey.Features.Scopes;
 using Latchkey.Storage;
 using Microsoft.Extensions.Options;
 using OpenIddict.Server;
-using OpenIddict.Server.AspNetCore;
 using static OpenIddict.Abstractions.OpenIddictConstants;
-using static OpenIddict.Server.OpenIddictServerEvents;
 
 using OidcScopes = OpenIddict.Abstractions.OpenIddictConstants.Scopes;
 
@@ -113,43 +117,9 @@ public static class AuthorizationServerSetup
                     server.SetIssuer(settings.Issuer);
                 }
 
-                // One insert per access or refresh token instead of an insert and an update.
-                server.RemoveEventHandler(OpenIddictServerHandlers.Protection.CreateTokenEntry.Descriptor)
-                    .AddEventHandler(CreateTokenEntryOnce.Descriptor);
-                server.AddEventHandler(AttachPrefixedReferenceIdentifier.Descriptor)
-                    .AddEventHandler(RejectMalformedPrefixedTokens.Descriptor)
-                    .AddEventHandler(RejectDisabledClients.Descriptor)
-                    .AddEventHandler(RejectTokensOfDisabledClients.Descriptor)
-                    .AddEventHandler(AttachReferenceTokenResponseFields.Descriptor)
-                    .AddEventHandler(AttachReferenceIntrospectionFields.Descriptor)
-                    .AddEventHandler(AttachRegistrationEndpoint.Descriptor)
-                    .AddEventHandler(RejectRefreshScopeEscalation.Descriptor)
-                    .AddEventHandler(RequireTokenOwnership.IntrospectionDescriptor)
-                    .AddEventHandler(RequireTokenOwnership.RevocationDescriptor)
-                    .AddEventHandler(AttachScopesForOwner.Descriptor)
-                    .AddEventHandler(IntrospectionCache.RememberAnswer.Descriptor)
-                    // The account's security log: tokens issued, revoked, and revoked for reuse.
-                    .AddEventHandler(RecordIssuedTokens.Descriptor)
-                    .AddEventHandler(RecordRevokedTokens.Descriptor)
-                    .AddEventHandler(NotePresentedGrantToken.Descriptor)
-                    .AddEventHandler(RecordReuseRevocation.Descriptor);
-
-                // Token, introspection and revocation requests: form-encoded or JSON.
-                server.RemoveEventHandler(OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractTokenRequestContext>.Descriptor)
-                    .AddEventHandler(ExtractFormOrJsonRequest<ExtractTokenRequestContext>.Descriptor(
-                        OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractTokenRequestContext>.Descriptor.Order));
-                server.RemoveEventHandler(OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractIntrospectionRequestContext>.Descriptor)
-                    .AddEventHandler(ExtractFormOrJsonRequest<ExtractIntrospectionRequestContext>.Descriptor(
-                        OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractIntrospectionRequestContext>.Descriptor.Order));
-                server.RemoveEventHandler(OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractRevocationRequestContext>.Descriptor)
-                    .AddEventHandler(ExtractFormOrJsonRequest<ExtractRevocationRequestContext>.Descriptor(
-                        OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractRevocationRequestContext>.Descriptor.Order));
-
-                // Authorization and userinfo form posts: an unreadable form is invalid_request, not a 500.
-                server.AddEventHandler(RejectUnreadableForm<ExtractAuthorizationRequestContext>.Descriptor(
-                        OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractAuthorizationRequestContext>.Descriptor.Order - 1))
-                    .AddEventHandler(RejectUnreadableForm<ExtractUserInfoRequestContext>.Descriptor(
-                        OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractUserInfoRequestContext>.Descriptor.Order - 1));
+                // Latchkey's handlers in OpenIddict's pipeline (Handlers/): token storage, request
+                // parsing, client policy, wire compatibility, the security log.
+                server.AddLatchkeyHandlers();
 
                 server.UseAspNetCore()
                     .EnableAuthorizationEndpointPassthrough()
@@ -163,6 +133,9 @@ public static class AuthorizationServerSetup
         builder.Services.AddCleanupTask<TokenCleanup>();
         return builder;
     }
+
+    /// <summary>Before authentication: repeated introspection questions are answered from the cache (see IntrospectionCache).</summary>
+    public static WebApplication UseAuthorizationServer(this WebApplication app) => app.UseIntrospectionCache();
 
     public static WebApplication MapAuthorizationServer(this WebApplication app)
     {

@@ -1,10 +1,9 @@
 using Latchkey.Cluster;
-using Latchkey.Common;
-using Latchkey.Features.Operations;
 using Latchkey.Features.Broker.Credentials;
 using Latchkey.Features.Broker.Flows;
 using Latchkey.Features.Broker.Providers;
 using Latchkey.Features.Broker.Vault;
+using Latchkey.Features.Operations;
 using Latchkey.Storage;
 
 namespace Latchkey.Features.Broker;

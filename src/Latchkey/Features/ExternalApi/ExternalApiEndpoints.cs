@@ -1,6 +1,5 @@
 using System.Security.Claims;
 using Latchkey.Features.Accounts;
-using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Latchkey.Features.ExternalApi;
@@ -8,24 +7,13 @@ namespace Latchkey.Features.ExternalApi;
 /// <summary>The signed-in user's identity, as <c>GET /external-api/v1/me</c> answers it.</summary>
 public sealed record MeResponse(string Id, string Name, string? Email, string Timezone);
 
-public static class ExternalApiEndpoints
+internal static class ExternalApiEndpoints
 {
-    public static WebApplicationBuilder AddExternalApi(this WebApplicationBuilder builder)
-    {
-        builder.Services.AddAuthentication()
-            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ExternalApiAuthenticationHandler>(
-                ExternalApiAuthenticationHandler.SchemeName, displayName: "API key or access token", _ => { });
-        builder.Services.AddSingleton<IAuthorizationHandler, ScopeRequirementHandler>();
-        builder.Services.AddSingleton<IAuthorizationHandler, OwnAudienceRequirementHandler>();
-        builder.Services.AddSingleton<IAuthorizationMiddlewareResultHandler, InsufficientScopeResultHandler>();
-        return builder;
-    }
-
     /// <summary>
     /// The API third parties call with an API key or an access token. Each endpoint names the
     /// scope it needs with <see cref="ScopeAuthorizationExtensions.RequireScope{TBuilder}"/>.
     /// </summary>
-    public static WebApplication MapExternalApi(this WebApplication app)
+    public static void MapExternalApiEndpoints(this IEndpointRouteBuilder app)
     {
         var v1 = app.MapGroup("/external-api/v1").WithTags("External API")
             .ProducesProblem(StatusCodes.Status401Unauthorized)
@@ -35,7 +23,6 @@ public static class ExternalApiEndpoints
             .RequireScope("IDENTITY")
             .WithSummary("The user the credential acts for")
             .WithDescription("Needs the IDENTITY scope. Authenticate with X-API-Key or Authorization: Bearer.");
-        return app;
     }
 
     private static async Task<Results<Ok<MeResponse>, ProblemHttpResult>> GetMeAsync(ClaimsPrincipal caller, UserProfiles users, CancellationToken cancellationToken)

@@ -1,9 +1,9 @@
 using System.Security.Claims;
-using System.Text.Json;
 using Latchkey.Common;
 using Latchkey.Features.AgentApi;
-using Microsoft.AspNetCore.Http.HttpResults;
+using Latchkey.Features.Mcp.Gateway;
 using Latchkey.Storage;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using ModelContextProtocol;
@@ -129,7 +129,7 @@ internal static class McpEndpoints
             {
                 Resource = McpServerService.GatewayUrl(baseUrl, id),
                 AuthorizationServers = [ServerAddress.Issuer(context)],
-                ScopesSupported = [McpGateway.RequiredScope],
+                ScopesSupported = [GatewayAuthentication.RequiredScope],
                 BearerMethodsSupported = ["header"],
                 ResourceName = "Latchkey MCP gateway",
                 ResourceDocumentation = baseUrl + "/docs",

@@ -1,12 +1,11 @@
-using Latchkey.Cluster;
-using Latchkey.Features.AgentApi;
 using System.Collections.Frozen;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
+using Latchkey.Cluster;
 using Latchkey.Common;
-using Latchkey.Features.Broker;
+using Latchkey.Features.AgentApi;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;

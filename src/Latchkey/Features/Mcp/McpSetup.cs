@@ -1,6 +1,7 @@
 using Latchkey.Cluster;
 using Latchkey.Common;
 using Latchkey.Features.AuthorizationServer;
+using Latchkey.Features.Mcp.Gateway;
 using Latchkey.Storage;
 using Microsoft.Extensions.Options;
 

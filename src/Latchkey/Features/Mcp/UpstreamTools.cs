@@ -1,6 +1,6 @@
 using Latchkey.Features.AgentApi;
-using Latchkey.Features.Broker;
 using Latchkey.Features.Broker.Credentials;
+using Latchkey.Features.Mcp.Gateway;
 using Microsoft.Extensions.Options;
 using ModelContextProtocol;
 using ModelContextProtocol.Client;

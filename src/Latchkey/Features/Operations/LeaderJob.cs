@@ -1,5 +1,4 @@
 using Latchkey.Cluster;
-using Latchkey.Storage;
 
 namespace Latchkey.Features.Operations;
 

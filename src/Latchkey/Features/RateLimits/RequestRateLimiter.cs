@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Threading.RateLimiting;
+using Latchkey.Common;
 using Latchkey.Features.Accounts;
 using Latchkey.Features.AuthorizationServer;
 using Microsoft.Extensions.Options;
@@ -204,33 +205,4 @@ public sealed partial class RequestRateLimiter : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rate limit reached on the {Area} endpoints; told to retry after {Seconds:F0} s")]
     private static partial void LogRefused(ILogger logger, Area area, double seconds);
-}
-
-public static class RateLimitSetup
-{
-    public static WebApplicationBuilder AddRateLimits(this WebApplicationBuilder builder)
-    {
-        builder.Services.AddOptions<RateLimitOptions>().BindConfiguration(RateLimitOptions.SectionName)
-            .ValidateDataAnnotations()
-            .Validate(options => new[]
-                {
-                    options.TokenPerClient, options.TokenPerAddress, options.AuthorizePerAddress,
-                    options.SignInPerAddress, options.BrokerPerApiKey, options.BrokerPerAddress,
-                }.All(limit => limit.PerMinute > 0 && limit.Burst > 0),
-                "Every RateLimits entry needs PerMinute and Burst of at least 1.")
-            .ValidateOnStart();
-        builder.Services.AddSingleton<RequestRateLimiter>();
-        return builder;
-    }
-
-    /// <summary>After forwarded headers (so the source address is the client's), before authentication and OpenIddict.</summary>
-    public static WebApplication UseRateLimits(this WebApplication app)
-    {
-        if (app.Services.GetRequiredService<IOptions<RateLimitOptions>>().Value.Enabled)
-        {
-            var limiter = app.Services.GetRequiredService<RequestRateLimiter>();
-            app.Use(limiter.InvokeAsync);
-        }
-        return app;
-    }
 }

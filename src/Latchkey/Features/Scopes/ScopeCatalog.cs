@@ -126,27 +126,3 @@ public sealed class ScopeCatalog
         !string.IsNullOrEmpty(name) && name.Length <= 64 &&
         name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or ':' or '.' or '-');
 }
-
-public static class ScopeCatalogSetup
-{
-    public static WebApplicationBuilder AddScopeCatalog(this WebApplicationBuilder builder)
-    {
-        builder.Services.AddSingleton<IValidateOptions<ScopeCatalogOptions>, ScopeCatalogOptionsValidator>();
-        builder.Services.AddOptions<ScopeCatalogOptions>().BindConfiguration(ScopeCatalogOptions.SectionName).ValidateOnStart();
-        builder.Services.AddSingleton<ScopeCatalog>();
-        return builder;
-    }
-}
-
-public static class ScopeEndpoints
-{
-    public sealed record ScopeList(IReadOnlyList<ScopeDefinition> Scopes);
-
-    public static WebApplication MapScopes(this WebApplication app)
-    {
-        app.MapGet("/api/scopes", (ScopeCatalog catalog) => TypedResults.Ok(new ScopeList(catalog.All)))
-            .WithTags("Scopes")
-            .WithSummary("The scope catalog: every scope a key or app may be granted, in plain words");
-        return app;
-    }
-}

@@ -1,7 +1,6 @@
 using System.Security.Claims;
 using Latchkey.Common;
 using Latchkey.Features.ExternalApi;
-using Latchkey.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;

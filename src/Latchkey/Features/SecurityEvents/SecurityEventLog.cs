@@ -1,5 +1,5 @@
-using Latchkey.Cluster;
 using System.Security.Claims;
+using Latchkey.Cluster;
 using Latchkey.Features.ExternalApi;
 using Latchkey.Storage;
 

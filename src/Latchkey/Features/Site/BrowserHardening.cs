@@ -26,7 +26,7 @@ public sealed class SiteOptions
 /// </summary>
 public static class BrowserHardening
 {
-    public static WebApplication UseBrowserHardening(this WebApplication app)
+    internal static WebApplication UseBrowserHardening(this WebApplication app)
     {
         var hstsDays = app.Services.GetRequiredService<IOptions<SiteOptions>>().Value.HstsMaxAgeDays;
         var hsts = hstsDays > 0 ? $"max-age={hstsDays * 86_400}" : null;

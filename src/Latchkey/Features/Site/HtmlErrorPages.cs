@@ -62,14 +62,3 @@ internal sealed class HtmlErrorPages : IProblemDetailsWriter
         _ => ("This request could not be completed", "Go back and try again."),
     };
 }
-
-public static class SiteSetup
-{
-    /// <summary>Browser-facing error pages; registered first so they win over the JSON writer for text/html requests.</summary>
-    public static WebApplicationBuilder AddSite(this WebApplicationBuilder builder)
-    {
-        builder.Services.AddOptions<SiteOptions>().BindConfiguration(SiteOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        builder.Services.Insert(0, ServiceDescriptor.Singleton<IProblemDetailsWriter, HtmlErrorPages>());
-        return builder;
-    }
-}

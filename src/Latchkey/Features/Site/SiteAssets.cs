@@ -38,7 +38,7 @@ public static class SiteAssets
         return assets.ToFrozenDictionary(StringComparer.Ordinal);
     }
 
-    public static WebApplication MapSiteAssets(this WebApplication app)
+    internal static WebApplication MapSiteAssets(this WebApplication app)
     {
         app.MapGet("/assets/{name}", (string name, string? v, HttpContext context) =>
         {

@@ -1,6 +1,10 @@
 using System.Collections.Immutable;
 using Latchkey.Common;
 using Latchkey.Features.Accounts;
+using Latchkey.Features.AuthorizationServer.Apps;
+using Latchkey.Features.AuthorizationServer.Grants;
+using Latchkey.Features.AuthorizationServer.Stores;
+using Latchkey.Features.AuthorizationServer.Tokens;
 using Latchkey.Features.Scopes;
 using Latchkey.Features.SecurityEvents;
 using Microsoft.AspNetCore;

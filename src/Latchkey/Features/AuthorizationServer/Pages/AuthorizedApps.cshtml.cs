@@ -1,4 +1,6 @@
 using Latchkey.Common;
+using Latchkey.Features.AuthorizationServer.Apps;
+using Latchkey.Features.AuthorizationServer.Grants;
 using Latchkey.Features.Scopes;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;

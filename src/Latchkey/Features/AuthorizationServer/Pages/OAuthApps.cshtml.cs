@@ -1,4 +1,6 @@
 using Latchkey.Common;
+using Latchkey.Features.AuthorizationServer.Apps;
+using Latchkey.Features.AuthorizationServer.Stores;
 using Latchkey.Features.Scopes;
 using Latchkey.Features.Site;
 using Microsoft.AspNetCore.Authorization;

@@ -1,6 +1,6 @@
-using Latchkey.Features.AgentApi;
 using System.Security.Cryptography;
 using Latchkey.Common;
+using Latchkey.Features.AgentApi;
 using Latchkey.Features.Broker.Credentials;
 using Latchkey.Features.Broker.Providers;
 using Latchkey.Features.Broker.Vault;

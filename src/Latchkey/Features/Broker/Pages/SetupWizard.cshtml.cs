@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Latchkey.Common;
-using Latchkey.Features.AuthorizationServer;
+using Latchkey.Features.AuthorizationServer.Apps;
 using Latchkey.Features.Broker.Credentials;
 using Latchkey.Features.Broker.Flows;
 using Latchkey.Features.Broker.Providers;

@@ -1,0 +1,218 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Latchkey.Common;
+using Microsoft.Extensions.Options;
+using Microsoft.Net.Http.Headers;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+
+namespace Latchkey.Features.AuthorizationServer.Apps;
+
+/// <summary>RFC 7591 client metadata, as a registering client sends it.</summary>
+public sealed class ClientRegistrationRequest
+{
+    [JsonPropertyName("redirect_uris")] public string[]? RedirectUris { get; set; }
+    [JsonPropertyName("client_name")] public string? ClientName { get; set; }
+    [JsonPropertyName("client_uri")] public string? ClientUri { get; set; }
+    [JsonPropertyName("logo_uri")] public string? LogoUri { get; set; }
+    [JsonPropertyName("token_endpoint_auth_method")] public string? TokenEndpointAuthMethod { get; set; }
+    [JsonPropertyName("grant_types")] public string[]? GrantTypes { get; set; }
+    [JsonPropertyName("response_types")] public string[]? ResponseTypes { get; set; }
+    [JsonPropertyName("scope")] public string? Scope { get; set; }
+    [JsonPropertyName("contacts")] public string[]? Contacts { get; set; }
+    [JsonPropertyName("software_id")] public string? SoftwareId { get; set; }
+    [JsonPropertyName("software_version")] public string? SoftwareVersion { get; set; }
+    [JsonPropertyName("application_type")] public string? ApplicationType { get; set; }
+    [JsonPropertyName("tos_uri")] public string? TosUri { get; set; }
+    [JsonPropertyName("policy_uri")] public string? PolicyUri { get; set; }
+
+    /// <summary>Other metadata is accepted and ignored, as RFC 7591 §2 asks.</summary>
+    [JsonExtensionData] public Dictionary<string, JsonElement>? Other { get; set; }
+}
+
+/// <summary>
+/// Dynamic client registration (RFC 7591), so that MCP clients and other tools can register
+/// themselves. Public clients (token_endpoint_auth_method "none") with loopback, private-use or
+/// https redirect URIs may register freely when the setting allows; confidential ones need an
+/// initial access token configured by the operator. Without such a token a client gets only the
+/// <see cref="AnonymousRegistrationScopes"/>; with or without one, its name may not imitate the
+/// platform's and no displayed field may hide or reorder text.
+/// </summary>
+public static class ClientRegistrationEndpoints
+{
+    public static WebApplication MapClientRegistrationEndpoints(this WebApplication app)
+    {
+        app.MapPost(AuthorizationServerSetup.RegisterPath, RegisterAsync)
+            .WithTags("OAuth")
+            .WithSummary("Dynamic client registration (RFC 7591)")
+            .AllowAnonymous();
+        return app;
+    }
+
+    private static async Task<IResult> RegisterAsync(
+        HttpContext context, OAuthAppService apps, AnonymousRegistrationScopes anonymousScopes, IOptions<AuthorizationServerOptions> options, TimeProvider time)
+    {
+        if (context.Request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) != true)
+        {
+            return Error("invalid_client_metadata", "Send the client metadata as a JSON object with 'Content-Type: application/json'.");
+        }
+        ClientRegistrationRequest? request;
+        try
+        {
+            request = await JsonSerializer.DeserializeAsync<ClientRegistrationRequest>(context.Request.Body, cancellationToken: context.RequestAborted);
+        }
+        catch (JsonException exception)
+        {
+            // Where, not what: the exception's own message may quote the body.
+            return Error("invalid_client_metadata",
+                $"The body is not valid client metadata at {InputEcho.Quote(exception.Path ?? "$")} (line {exception.LineNumber + 1}, byte {exception.BytePositionInLine + 1}): " +
+                "send a JSON object with the value types RFC 7591 defines.");
+        }
+        if (request is null)
+        {
+            return Error("invalid_client_metadata", "The body must be a JSON object.");
+        }
+
+        var operatorApproved = HasInitialAccessToken(context, options.Value);
+        var method = request.TokenEndpointAuthMethod ?? ClientAuthenticationMethods.ClientSecretBasic;
+        var confidential = method is ClientAuthenticationMethods.ClientSecretBasic or ClientAuthenticationMethods.ClientSecretPost;
+        if (!confidential && method != ClientAuthenticationMethods.None)
+        {
+            return Error("invalid_client_metadata", "token_endpoint_auth_method must be none, client_secret_basic or client_secret_post.");
+        }
+        if (confidential && !operatorApproved && options.Value.AllowPublicClientRegistration && IsNativeApp(request))
+        {
+            // A native app cannot keep a secret (RFC 8252 §8.5), and RFC 7591 §3.2.1 lets the server
+            // replace requested metadata: it is registered as the public client it is (MCP SDKs ask for a secret).
+            method = ClientAuthenticationMethods.None;
+            confidential = false;
+        }
+        if (confidential && !operatorApproved)
+        {
+            return Results.Json(new RegistrationError("invalid_token",
+                    "Registering a confidential client needs an initial access token as 'Authorization: Bearer <token>'. Public clients register with token_endpoint_auth_method \"none\"."),
+                statusCode: StatusCodes.Status401Unauthorized);
+        }
+        if (!confidential && !options.Value.AllowPublicClientRegistration)
+        {
+            return Results.Json(new RegistrationError("access_denied", "This server does not allow public clients to register themselves."),
+                statusCode: StatusCodes.Status403Forbidden);
+        }
+        if (request.GrantTypes?.Except([GrantTypes.AuthorizationCode, GrantTypes.RefreshToken, GrantTypes.ClientCredentials]).FirstOrDefault() is { } grant)
+        {
+            return Error("invalid_client_metadata", $"The grant type {InputEcho.Quote(grant)} is not supported; use authorization_code and refresh_token.");
+        }
+        if (request.ResponseTypes?.Any(r => r != ResponseTypes.Code) == true)
+        {
+            return Error("invalid_client_metadata", "Only the 'code' response type is supported.");
+        }
+        foreach (var uri in request.RedirectUris ?? [])
+        {
+            if (OAuthAppService.RedirectUriProblem(uri) is { } problem)
+            {
+                return Error("invalid_redirect_uri", problem);
+            }
+        }
+
+        foreach (var (field, value) in DisplayedFields(request))
+        {
+            if (DisplayedText.Problem(field, value) is { } problem)
+            {
+                return Error("invalid_client_metadata", problem);
+            }
+        }
+
+        var scopes = (request.Scope ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (operatorApproved)
+        {
+            // The operator vouched for this client: without a requested scope it may ask for the
+            // whole catalog; the user still decides on the consent page.
+            scopes = scopes.Length > 0 ? scopes : apps.CatalogScopeNames();
+        }
+        else if (scopes.Length == 0)
+        {
+            scopes = [.. anonymousScopes.Allowed];
+        }
+        else if (scopes.FirstOrDefault(s => !anonymousScopes.Permits(s)) is { } outside)
+        {
+            // Refused rather than narrowed (RFC 7591 §3.2.1 would allow either): a client that
+            // silently got less would find out only at the authorization request, with the user
+            // watching; this answer names what it may have, and registering again is cheap.
+            return Error("invalid_client_metadata",
+                $"A client that registers itself may ask only for the scopes {string.Join(' ', anonymousScopes.Allowed)}; " +
+                $"{InputEcho.Quote(outside)} is not one of them. Leave out 'scope' to get all of these, or register with an initial access token from the operator.");
+        }
+
+        // An absent name gets a placeholder; a name that is given must follow the rules, even when it shows nothing.
+        var (created, errors) = await apps.CreateAsync(ownerId: null, new OAuthAppRequest(
+            string.IsNullOrEmpty(request.ClientName) ? "Unnamed client" : request.ClientName,
+            null,
+            Uri.TryCreate(request.ClientUri, UriKind.Absolute, out _) ? request.ClientUri : null,
+            request.RedirectUris,
+            scopes,
+            confidential), context.RequestAborted);
+        if (created is null)
+        {
+            var (field, messages) = errors.First();
+            return Error(field == "redirect_uris" ? "invalid_redirect_uri" : "invalid_client_metadata", string.Join(" ", messages));
+        }
+
+        var view = apps.View(created.Application);
+        var metadata = new Dictionary<string, object?>
+        {
+            ["client_id"] = view.ClientId,
+            ["client_secret"] = created.ClientSecret,
+            ["client_id_issued_at"] = time.GetUtcNow().ToUnixTimeSeconds(),
+            ["client_secret_expires_at"] = created.ClientSecret is null ? null : 0,
+            ["client_name"] = view.Name,
+            ["client_uri"] = view.HomepageUrl,
+            ["redirect_uris"] = view.RedirectUris,
+            ["grant_types"] = confidential
+                ? new[] { GrantTypes.AuthorizationCode, GrantTypes.RefreshToken, GrantTypes.ClientCredentials }
+                : [GrantTypes.AuthorizationCode, GrantTypes.RefreshToken],
+            ["response_types"] = new[] { ResponseTypes.Code },
+            ["token_endpoint_auth_method"] = method,
+            ["scope"] = string.Join(' ', view.Scopes),
+        };
+        // RFC 7591 §3.2.1: absent values are omitted, not null.
+        var present = metadata.Where(m => m.Value is not null).ToDictionary();
+        return Results.Json(present, statusCode: StatusCodes.Status201Created);
+    }
+
+    /// <summary>Only loopback http or private-use-scheme redirect URIs, and no client credentials grant: an app on the user's device.</summary>
+    private static bool IsNativeApp(ClientRegistrationRequest request) =>
+        request.RedirectUris is { Length: > 0 } uris
+        && request.GrantTypes?.Contains(GrantTypes.ClientCredentials) != true
+        && uris.All(OAuthAppService.IsNativeRedirect);
+
+    /// <summary>The metadata people may be shown. Those not stored are checked too: a client that hides text in them is not one to register.</summary>
+    private static (string Field, string? Value)[] DisplayedFields(ClientRegistrationRequest request) =>
+    [
+        ("client_name", request.ClientName), ("client_uri", request.ClientUri), ("logo_uri", request.LogoUri),
+        ("tos_uri", request.TosUri), ("policy_uri", request.PolicyUri),
+    ];
+
+    private static bool HasInitialAccessToken(HttpContext context, AuthorizationServerOptions options)
+    {
+        var header = context.Request.Headers[HeaderNames.Authorization].ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+        var presented = SecretHash.Compute(header[7..].Trim());
+        var match = false;
+        foreach (var configured in options.InitialAccessTokens)
+        {
+            // Compare every configured token, in constant time, so timing tells nothing.
+            match |= CryptographicOperations.FixedTimeEquals(presented, SecretHash.Compute(configured));
+        }
+        return match;
+    }
+
+    private static IResult Error(string error, string description) =>
+        Results.Json(new RegistrationError(error, description), statusCode: StatusCodes.Status400BadRequest);
+
+    private sealed record RegistrationError(
+        [property: JsonPropertyName("error")] string Error,
+        [property: JsonPropertyName("error_description")] string ErrorDescription);
+}

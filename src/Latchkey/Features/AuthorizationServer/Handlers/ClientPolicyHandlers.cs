@@ -1,0 +1,129 @@
+using Latchkey.Common;
+using Latchkey.Features.AuthorizationServer.Stores;
+using OpenIddict.Abstractions;
+using OpenIddict.Server;
+using static OpenIddict.Abstractions.OpenIddictConstants;
+using static OpenIddict.Server.OpenIddictServerEvents;
+
+namespace Latchkey.Features.AuthorizationServer.Handlers;
+
+// What an app may do: nothing once disabled, only with its own tokens, never more scope than granted.
+
+/// <summary>A disabled app cannot authenticate, start a flow, redeem or refresh anything.</summary>
+internal sealed class RejectDisabledClients(OAuthApplicationManager applications) : IOpenIddictServerHandler<ProcessAuthenticationContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = HandlerDescriptors.Scoped<ProcessAuthenticationContext, RejectDisabledClients>(
+        HandlerDescriptors.After(OpenIddictServerHandlers.ValidateClientId.Descriptor));
+
+    public async ValueTask HandleAsync(ProcessAuthenticationContext context)
+    {
+        var clientId = context.Request?.ClientId;
+        if (string.IsNullOrEmpty(clientId))
+        {
+            return;
+        }
+        if (await applications.FindByClientIdAsync(clientId, context.CancellationToken) is { Enabled: false })
+        {
+            context.Reject(Errors.InvalidClient, "The application is disabled by its owner.");
+        }
+    }
+}
+
+/// <summary>Tokens of a disabled app are invalid everywhere: introspection, refresh, revocation.</summary>
+internal sealed class RejectTokensOfDisabledClients(OAuthApplicationManager applications) : IOpenIddictServerHandler<ValidateTokenContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = HandlerDescriptors.Scoped<ValidateTokenContext, RejectTokensOfDisabledClients>(
+        HandlerDescriptors.After(OpenIddictServerHandlers.Protection.ValidateAuthorizationEntry.Descriptor));
+
+    public async ValueTask HandleAsync(ValidateTokenContext context)
+    {
+        if (context.Principal is null)
+        {
+            return;
+        }
+        foreach (var presenter in context.Principal.GetPresenters())
+        {
+            if (await applications.FindByClientIdAsync(presenter, context.CancellationToken) is { Enabled: false })
+            {
+                context.Reject(Errors.InvalidToken, "The token's application is disabled.");
+                return;
+            }
+        }
+    }
+}
+
+/// <summary>
+/// An app may introspect or revoke only tokens issued to it (it is their presenter) or meant for
+/// it (it is their audience). OpenIddict also lets any client inspect tokens that name no audience.
+/// </summary>
+internal sealed class RequireTokenOwnership :
+    IOpenIddictServerHandler<ValidateIntrospectionRequestContext>,
+    IOpenIddictServerHandler<ValidateRevocationRequestContext>
+{
+    public static OpenIddictServerHandlerDescriptor IntrospectionDescriptor { get; } = HandlerDescriptors.Singleton<ValidateIntrospectionRequestContext, RequireTokenOwnership>(
+        HandlerDescriptors.After(OpenIddictServerHandlers.Introspection.ValidateAuthorizedParty.Descriptor));
+
+    public static OpenIddictServerHandlerDescriptor RevocationDescriptor { get; } = HandlerDescriptors.Singleton<ValidateRevocationRequestContext, RequireTokenOwnership>(
+        HandlerDescriptors.After(OpenIddictServerHandlers.Revocation.ValidateAuthorizedParty.Descriptor));
+
+    public ValueTask HandleAsync(ValidateIntrospectionRequestContext context)
+    {
+        if (!Owns(context.GenericTokenPrincipal, context.ClientId))
+        {
+            context.Reject(Errors.InvalidToken, "The token was not issued to this client.");
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask HandleAsync(ValidateRevocationRequestContext context)
+    {
+        if (!Owns(context.GenericTokenPrincipal, context.ClientId))
+        {
+            context.Reject(Errors.InvalidToken, "The token was not issued to this client.");
+        }
+        return ValueTask.CompletedTask;
+    }
+
+    private static bool Owns(System.Security.Claims.ClaimsPrincipal? token, string? clientId) =>
+        token is null || (clientId is not null && (token.HasPresenter(clientId) || token.HasAudience(clientId)));
+}
+
+/// <summary>The owning client sees the token's scopes in introspection answers (OpenIddict shows them only to audiences).</summary>
+internal sealed class AttachScopesForOwner : IOpenIddictServerHandler<HandleIntrospectionRequestContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = HandlerDescriptors.Singleton<HandleIntrospectionRequestContext, AttachScopesForOwner>(
+        HandlerDescriptors.After(OpenIddictServerHandlers.Introspection.AttachApplicationClaims.Descriptor));
+
+    public ValueTask HandleAsync(HandleIntrospectionRequestContext context)
+    {
+        if (context.GenericTokenPrincipal is { } token && context.Request.ClientId is { } clientId && token.HasPresenter(clientId))
+        {
+            context.Scopes.UnionWith(token.GetScopes());
+        }
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
+/// A refresh asking for more than was granted is <c>invalid_scope</c> (RFC 6749 §5.2: the scope
+/// "exceeds the scope granted by the resource owner"); OpenIddict would answer invalid_grant.
+/// </summary>
+internal sealed class RejectRefreshScopeEscalation : IOpenIddictServerHandler<ValidateTokenRequestContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = HandlerDescriptors.Singleton<ValidateTokenRequestContext, RejectRefreshScopeEscalation>(
+        HandlerDescriptors.Before(OpenIddictServerHandlers.Exchange.ValidateGrantedScopes.Descriptor));
+
+    public ValueTask HandleAsync(ValidateTokenRequestContext context)
+    {
+        if (context.Request.IsRefreshTokenGrantType() && !string.IsNullOrEmpty(context.Request.Scope) && context.RefreshTokenPrincipal is { } granted)
+        {
+            var allowed = granted.GetScopes();
+            var extra = context.Request.GetScopes().Where(scope => !allowed.Contains(scope)).ToList();
+            if (extra.Count > 0)
+            {
+                context.Reject(Errors.InvalidScope, $"The refresh asks for scopes that were never granted: {InputEcho.Quote(string.Join(' ', extra))}.");
+            }
+        }
+        return ValueTask.CompletedTask;
+    }
+}

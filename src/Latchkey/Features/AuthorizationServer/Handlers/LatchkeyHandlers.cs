@@ -1,0 +1,61 @@
+using Latchkey.Features.AuthorizationServer.Tokens;
+using OpenIddict.Server;
+using OpenIddict.Server.AspNetCore;
+using static OpenIddict.Server.OpenIddictServerEvents;
+
+namespace Latchkey.Features.AuthorizationServer.Handlers;
+
+/// <summary>Every handler Latchkey adds to OpenIddict's server pipeline, or puts in place of a built-in one, by concern.</summary>
+internal static class LatchkeyHandlers
+{
+    public static OpenIddictServerBuilder AddLatchkeyHandlers(this OpenIddictServerBuilder server)
+    {
+        // Token storage (TokenStorageHandlers): one insert per access or refresh token, in
+        // Latchkey's prefixed format; malformed ones refused before a look-up; introspection
+        // answers kept for the cache in front of the endpoint.
+        Replace(server, OpenIddictServerHandlers.Protection.CreateTokenEntry.Descriptor, CreateTokenEntryOnce.Descriptor);
+        server.AddEventHandler(AttachPrefixedReferenceIdentifier.Descriptor)
+            .AddEventHandler(RejectMalformedPrefixedTokens.Descriptor)
+            .AddEventHandler(IntrospectionCache.RememberAnswer.Descriptor);
+
+        // Request parsing (RequestParsingHandlers): token, introspection and revocation requests
+        // form-encoded or JSON; an unreadable authorization or userinfo form is invalid_request.
+        Replace(server, OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractTokenRequestContext>.Descriptor,
+            ExtractFormOrJsonRequest<ExtractTokenRequestContext>.Descriptor(
+                OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractTokenRequestContext>.Descriptor.Order));
+        Replace(server, OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractIntrospectionRequestContext>.Descriptor,
+            ExtractFormOrJsonRequest<ExtractIntrospectionRequestContext>.Descriptor(
+                OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractIntrospectionRequestContext>.Descriptor.Order));
+        Replace(server, OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractRevocationRequestContext>.Descriptor,
+            ExtractFormOrJsonRequest<ExtractRevocationRequestContext>.Descriptor(
+                OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractRevocationRequestContext>.Descriptor.Order));
+        server.AddEventHandler(RejectUnreadableForm<ExtractAuthorizationRequestContext>.Descriptor(
+                OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractAuthorizationRequestContext>.Descriptor.Order - 1))
+            .AddEventHandler(RejectUnreadableForm<ExtractUserInfoRequestContext>.Descriptor(
+                OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractUserInfoRequestContext>.Descriptor.Order - 1));
+
+        // Client policy (ClientPolicyHandlers): disabled apps, token ownership, scope escalation.
+        server.AddEventHandler(RejectDisabledClients.Descriptor)
+            .AddEventHandler(RejectTokensOfDisabledClients.Descriptor)
+            .AddEventHandler(RequireTokenOwnership.IntrospectionDescriptor)
+            .AddEventHandler(RequireTokenOwnership.RevocationDescriptor)
+            .AddEventHandler(AttachScopesForOwner.Descriptor)
+            .AddEventHandler(RejectRefreshScopeEscalation.Descriptor);
+
+        // Wire compatibility (WireCompatibilityHandlers): both response shapes, the registration endpoint in discovery.
+        server.AddEventHandler(AttachReferenceTokenResponseFields.Descriptor)
+            .AddEventHandler(AttachReferenceIntrospectionFields.Descriptor)
+            .AddEventHandler(AttachRegistrationEndpoint.Descriptor);
+
+        // The account's security log (SecurityLogHandlers): tokens issued, revoked, and revoked for reuse.
+        server.AddEventHandler(RecordIssuedTokens.Descriptor)
+            .AddEventHandler(RecordRevokedTokens.Descriptor)
+            .AddEventHandler(NotePresentedGrantToken.Descriptor)
+            .AddEventHandler(RecordReuseRevocation.Descriptor);
+        return server;
+    }
+
+    /// <summary>Puts <paramref name="ours"/> in the place of a built-in handler.</summary>
+    private static void Replace(OpenIddictServerBuilder server, OpenIddictServerHandlerDescriptor builtIn, OpenIddictServerHandlerDescriptor ours) =>
+        server.RemoveEventHandler(builtIn).AddEventHandler(ours);
+}

@@ -1,0 +1,65 @@
+using System.Security.Claims;
+using Latchkey.Common;
+using Latchkey.Features.ExternalApi;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Net.Http.Headers;
+
+namespace Latchkey.Features.Mcp.Gateway;
+
+/// <summary>
+/// Who may call a gateway (RFC 6750, RFC 9728 and the MCP authorization specification): the
+/// owner's API key, or a Latchkey access token with <see cref="RequiredScope"/> issued for this
+/// gateway's URL. A refusal carries the challenge an MCP client follows to get such a token.
+/// </summary>
+internal static class GatewayAuthentication
+{
+    public const string RequiredScope = "USE_TOOLS";
+
+    public static string ResourceMetadataUrl(string baseUrl, string serverId) =>
+        $"{baseUrl}/.well-known/oauth-protected-resource/mcp/servers/{Uri.EscapeDataString(serverId)}{McpServerService.GatewayPathSuffix}";
+
+    /// <summary>The caller if it may use this gateway, or how to refuse it (RFC 6750, RFC 9728 and the MCP authorization spec).</summary>
+    public static async Task<(ClaimsPrincipal? Caller, Func<HttpContext, Task>? Refusal)> AuthenticateAsync(
+        HttpContext context, string baseUrl, string serverId, string gatewayUrl)
+    {
+        var metadata = ResourceMetadataUrl(baseUrl, serverId);
+        var result = await context.AuthenticateAsync(ExternalApiAuthenticationHandler.SchemeName);
+        if (!result.Succeeded)
+        {
+            var error = result.Failure?.Message;
+            return (null, c => Challenge(c, StatusCodes.Status401Unauthorized, metadata, error is null ? null : "invalid_token",
+                error ?? "Authenticate with an API key (X-API-Key) or a Latchkey access token for this gateway (Authorization: Bearer)."));
+        }
+        var caller = result.Principal!;
+        if (caller.FindFirstValue(ExternalApiClaims.CredentialType) == ExternalApiClaims.AccessToken)
+        {
+            // RFC 8707: the token must have been issued for this gateway, not passed on from elsewhere.
+            if (!caller.FindAll(ExternalApiClaims.Audience).Any(a => ServerAddress.SameResource(a.Value, gatewayUrl)))
+            {
+                return (null, c => Challenge(c, StatusCodes.Status401Unauthorized, metadata, "invalid_token",
+                    $"The access token was not issued for this gateway; request one with resource={gatewayUrl}."));
+            }
+            if (!caller.HasClaim(ExternalApiClaims.Scope, RequiredScope))
+            {
+                return (null, c => Challenge(c, StatusCodes.Status403Forbidden, metadata, "insufficient_scope",
+                    $"Calling tools needs the scope {RequiredScope}, which the access token was not granted."));
+            }
+        }
+        if (caller.FindFirstValue(ClaimTypes.NameIdentifier) is null)
+        {
+            return (null, c => Problems.WriteAsync(c, StatusCodes.Status403Forbidden, ExternalApiClaims.NoUserDetail));
+        }
+        return (caller, null);
+    }
+
+    private static Task Challenge(HttpContext context, int status, string resourceMetadata, string? error, string description)
+    {
+        var challenge = $"Bearer resource_metadata=\"{resourceMetadata}\", scope=\"{RequiredScope}\"";
+        if (error is not null)
+        {
+            challenge += $", error=\"{error}\", error_description=\"{description.Replace('"', '\'')}\"";
+        }
+        context.Response.Headers.Append(HeaderNames.WWWAuthenticate, challenge);
+        return Problems.WriteAsync(context, status, description, error is null ? null : new Dictionary<string, object?> { ["error"] = error });
+    }
+}
