@@ -27,7 +27,7 @@ public static class AgentApiSetup
         group.WithMetadata(AgentErrorShape.Instance);
         group.AddEndpointFilter<AgentApiFilter>();
         group.WithMetadata(new ProducesResponseTypeMetadata(
-            StatusCodes.Status401Unauthorized, typeof(AgentError), [AgentJson.ContentType]));
+            StatusCodes.Status401Unauthorized, typeof(AgentErrorBody), [AgentJson.ContentType]));
         return group;
     }
 

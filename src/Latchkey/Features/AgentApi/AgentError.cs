@@ -6,22 +6,23 @@ using Microsoft.AspNetCore.Http.Metadata;
 namespace Latchkey.Features.AgentApi;
 
 /// <summary>
-/// An error of the agent API, in its wire shape: <c>{ "error": code, "message": text }</c> with the
-/// HTTP status. A typed result: an endpoint returns it as it is, and the OpenAPI document describes it.
+/// An error of the agent API: the HTTP status and the body <c>{ "error": code, "message": text }</c>
+/// (<see cref="AgentErrorBody"/>). A typed result: an endpoint returns it as it is, and the OpenAPI
+/// document describes it.
 /// </summary>
-public sealed record AgentError(
-    [property: JsonIgnore] int Status,
-    [property: JsonPropertyName("error")] string Error,
-    [property: JsonPropertyName("message")] string Message) : IResult, IStatusCodeHttpResult, IValueHttpResult, IEndpointMetadataProvider
+public sealed record AgentError(int Status, string Error, string Message) : IResult, IStatusCodeHttpResult, IValueHttpResult, IEndpointMetadataProvider
 {
     int? IStatusCodeHttpResult.StatusCode => Status;
 
-    object? IValueHttpResult.Value => this;
+    object? IValueHttpResult.Value => Body;
+
+    /// <summary>What goes on the wire.</summary>
+    public AgentErrorBody Body => new(Error, Message);
 
     public Task ExecuteAsync(HttpContext httpContext)
     {
         httpContext.Response.StatusCode = Status;
-        return httpContext.Response.WriteAsJsonAsync(this, AgentJson.Options, AgentJson.ResponseContentType, httpContext.RequestAborted);
+        return httpContext.Response.WriteAsJsonAsync(Body, AgentJson.Options, AgentJson.ResponseContentType, httpContext.RequestAborted);
     }
 
     public static AgentError BadRequest(string message) => new(StatusCodes.Status400BadRequest, "invalid_request", message);
@@ -36,10 +37,15 @@ public sealed record AgentError(
     {
         foreach (var status in (int[])[StatusCodes.Status400BadRequest, StatusCodes.Status404NotFound, StatusCodes.Status409Conflict])
         {
-            builder.Metadata.Add(new ProducesResponseTypeMetadata(status, typeof(AgentError), [AgentJson.ContentType]));
+            builder.Metadata.Add(new ProducesResponseTypeMetadata(status, typeof(AgentErrorBody), [AgentJson.ContentType]));
         }
     }
 }
+
+/// <summary>The agent API's error body: a machine-readable code and a sentence for people.</summary>
+public sealed record AgentErrorBody(
+    [property: JsonPropertyName("error")] string Error,
+    [property: JsonPropertyName("message")] string Message);
 
 /// <summary>The agent API's errors for what happens outside its endpoints (401, 429), in its shape.</summary>
 internal sealed class AgentErrorShape : IErrorShape
