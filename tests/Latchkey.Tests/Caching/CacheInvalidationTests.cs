@@ -127,7 +127,7 @@ public abstract class CacheInvalidationTests(LatchkeyServerFixture server)
         Assert.True(edited.StatusCode == HttpStatusCode.OK, await edited.Content.ReadAsStringAsync());
         var narrowed = await ClientCredentialsAsync(app.ClientSecret!);
         Assert.Equal(HttpStatusCode.BadRequest, narrowed.StatusCode);
-        Assert.Contains("not allowed to use the specified scope", await narrowed.Content.ReadAsStringAsync());
+        Assert.Contains("invalid_scope", await narrowed.Content.ReadAsStringAsync());
         edited = await owner.Session.PatchAsJsonAsync($"/api/oauth/apps/{app.ClientId}", new { scopes = new[] { "IDENTITY", "READ_GRAPH" } });
         Assert.Equal(HttpStatusCode.OK, edited.StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await ClientCredentialsAsync(app.ClientSecret!)).StatusCode);

@@ -73,7 +73,8 @@ public abstract class SecurityEventTests(LatchkeyServerFixture server) : IAsyncL
         var grant = Assert.Single(events, e => e.Type == SecurityEventTypes.ConsentGranted);
         Assert.Equal(app.ClientId, grant.ClientId);
         Assert.Equal("scopes: IDENTITY READ_GRAPH", grant.Detail);
-        var authorizationId = await server.WithDbAsync(db => db.OAuthAuthorizations.Where(a => a.Subject == userId).Select(a => a.Id).SingleAsync());
+        // The consent is the user's permanent authorization; the sign-in's tokens hang off an ad-hoc one of its own.
+        var authorizationId = await server.WithDbAsync(db => db.OAuthAuthorizations.Where(a => a.Subject == userId && a.Type == OpenIddictConstants.AuthorizationTypes.Permanent).Select(a => a.Id).SingleAsync());
         Assert.Equal(authorizationId, grant.SubjectId);
         Assert.Empty(await EventsAsync(await AccountIdAsync(owner), SecurityEventTypes.ConsentGranted));
         AssertNoSecrets(events, code, app.ClientSecret!);
@@ -100,7 +101,7 @@ public abstract class SecurityEventTests(LatchkeyServerFixture server) : IAsyncL
 
         var events = await EventsAsync(userId);
         var tokenIds = await server.WithDbAsync(db => db.OAuthTokens.Where(t => t.Subject == userId && t.Type == OpenIddictConstants.TokenTypeIdentifiers.AccessToken)
-            .OrderBy(t => t.CreationDate).Select(t => t.Id).ToListAsync());
+            .OrderBy(t => t.CreationDate).ThenBy(t => t.Id).Select(t => t.Id).ToListAsync());
         var issuedEvents = events.Where(e => e.Type == SecurityEventTypes.TokenIssued).OrderBy(e => e.Id).ToList();
         Assert.Equal(2, issuedEvents.Count);
         Assert.All(issuedEvents, e => Assert.Equal(issued.App.ClientId, e.ClientId));
@@ -112,7 +113,8 @@ public abstract class SecurityEventTests(LatchkeyServerFixture server) : IAsyncL
         Assert.Equal(2, revoked.Count);
         Assert.Equal(tokenIds[1], revoked[0].SubjectId);
         Assert.Equal("revoked by the app: access token", revoked[0].Detail);
-        var authorizationId = await server.WithDbAsync(db => db.OAuthAuthorizations.Where(a => a.Subject == userId).Select(a => a.Id).SingleAsync());
+        // The reuse ended the sign-in's chain: its ad-hoc authorization.
+        var authorizationId = await server.WithDbAsync(db => db.OAuthAuthorizations.Where(a => a.Subject == userId && a.Type == OpenIddictConstants.AuthorizationTypes.AdHoc).Select(a => a.Id).SingleAsync());
         Assert.Equal(authorizationId, revoked[1].SubjectId);
         Assert.Equal(issued.App.ClientId, revoked[1].ClientId);
         Assert.Contains("refresh token", revoked[1].Detail);
@@ -146,7 +148,7 @@ public abstract class SecurityEventTests(LatchkeyServerFixture server) : IAsyncL
         await FlushAsync();
 
         var revoked = Assert.Single(await EventsAsync(userId, SecurityEventTypes.TokenRevoked));
-        var authorizationId = await server.WithDbAsync(db => db.OAuthAuthorizations.Where(a => a.Subject == userId).Select(a => a.Id).SingleAsync());
+        var authorizationId = await server.WithDbAsync(db => db.OAuthAuthorizations.Where(a => a.Subject == userId && a.Type == OpenIddictConstants.AuthorizationTypes.Permanent).Select(a => a.Id).SingleAsync());
         Assert.Equal(authorizationId, revoked.SubjectId);
         Assert.Equal(issued.App.ClientId, revoked.ClientId);
     }

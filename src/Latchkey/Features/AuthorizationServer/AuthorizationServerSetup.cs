@@ -128,6 +128,15 @@ public static class AuthorizationServerSetup
                     .EnableErrorPassthrough()
                     // TLS is usually terminated in front of Latchkey; see docs/operations.md.
                     .DisableTransportSecurityRequirement();
+
+                // Client assertions (private_key_jwt) are not offered: no app can register the keys
+                // they are checked with, so discovery does not name them and they are refused.
+                // Configured after UseAspNetCore, whose own configuration adds client_secret_basic.
+                server.Configure(options =>
+                {
+                    options.ClientAuthenticationMethods.Remove(ClientAuthenticationMethods.PrivateKeyJwt);
+                    options.ClientAssertionTypes.Remove(ClientAssertionTypes.JwtBearer);
+                });
             });
 
         builder.Services.AddCleanupTask<TokenCleanup>();

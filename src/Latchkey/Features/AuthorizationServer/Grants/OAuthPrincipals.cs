@@ -12,8 +12,16 @@ namespace Latchkey.Features.AuthorizationServer.Grants;
 /// <summary>Builds the principals OpenIddict turns into codes and tokens.</summary>
 public sealed class OAuthPrincipals
 {
+    /// <summary>
+    /// Marks a grant whose <c>offline_access</c> Latchkey added (every user grant has refresh
+    /// tokens) rather than the client asked for: token responses then leave it out of <c>scope</c>
+    /// and <c>scopes</c>. Kept in codes and refresh tokens, never in access or identity tokens.
+    /// </summary>
+    public const string OfflineAccessImpliedClaim = "lk_offline_implied";
+
     /// <summary>A user, granted <paramref name="scopes"/> for <paramref name="resources"/>.</summary>
-    public ClaimsPrincipal ForUser(LatchkeyUser user, ImmutableArray<string> scopes, ImmutableArray<string> resources, string? authorizationId)
+    public ClaimsPrincipal ForUser(LatchkeyUser user, ImmutableArray<string> scopes, ImmutableArray<string> resources, bool offlineAccessImplied,
+        string? authorizationId = null)
     {
         var identity = NewIdentity();
         identity.SetClaim(Claims.Subject, user.Id)
@@ -23,6 +31,10 @@ public sealed class OAuthPrincipals
             .SetClaim(Claims.Zoneinfo, user.TimeZone);
         identity.SetScopes(scopes);
         identity.SetResources(resources);
+        if (offlineAccessImplied)
+        {
+            identity.SetClaim(OfflineAccessImpliedClaim, "true");
+        }
         if (authorizationId is not null)
         {
             identity.SetAuthorizationId(authorizationId);
@@ -30,6 +42,10 @@ public sealed class OAuthPrincipals
         identity.SetDestinations(claim => DestinationsOf(claim, scopes));
         return new ClaimsPrincipal(identity);
     }
+
+    /// <summary>The scopes a token response reports for <paramref name="principal"/>: its scopes, without an implied <c>offline_access</c>.</summary>
+    public static IEnumerable<string> ReportedScopes(ClaimsPrincipal principal) =>
+        principal.GetScopes().Where(scope => scope != OidcScopes.OfflineAccess || principal.GetClaim(OfflineAccessImpliedClaim) is null);
 
     /// <summary>An app acting as itself (client credentials): the subject is its client id.</summary>
     public ClaimsPrincipal ForApplication(string clientId, string? displayName, ImmutableArray<string> scopes, ImmutableArray<string> resources)

@@ -28,16 +28,6 @@ public sealed class UserGrants(
     OAuthApplicationManager applications,
     SecurityEventLog securityEvents)
 {
-    /// <summary>A valid permanent authorization of the user for the app covering every scope, if there is one.</summary>
-    public async Task<string?> FindCoveringAsync(string userId, string applicationId, ImmutableArray<string> scopes, CancellationToken cancellationToken)
-    {
-        await foreach (var authorization in authorizations.FindAsync(userId, applicationId, Statuses.Valid, AuthorizationTypes.Permanent, scopes, cancellationToken))
-        {
-            return await authorizations.GetIdAsync(authorization, cancellationToken);
-        }
-        return null;
-    }
-
     /// <summary>Every scope the user has granted the app so far.</summary>
     public async Task<HashSet<string>> GrantedScopesAsync(string userId, string applicationId, CancellationToken cancellationToken)
     {
@@ -97,12 +87,29 @@ public sealed class UserGrants(
         {
             found.Add(authorization);
         }
+        // The consent (permanent) and every sign-in's chain (ad-hoc) with all their tokens; the log
+        // names the consent, or the first chain if none was remembered.
+        string? recorded = null;
+        var chains = 0;
         foreach (var authorization in found)
         {
             var id = await authorizations.GetIdAsync(authorization, cancellationToken);
             await authorizations.TryRevokeAsync(authorization, cancellationToken);
             await tokens.RevokeByAuthorizationIdAsync(id!, cancellationToken);
-            securityEvents.Record(userId, SecurityEventTypes.TokenRevoked, id, clientId, "app access revoked by the user (every token of the grant)");
+            if (await authorizations.HasTypeAsync(authorization, AuthorizationTypes.Permanent, cancellationToken))
+            {
+                recorded = id;
+            }
+            else
+            {
+                chains++;
+                recorded ??= id;
+            }
+        }
+        if (recorded is not null)
+        {
+            securityEvents.Record(userId, SecurityEventTypes.TokenRevoked, recorded, clientId,
+                $"app access revoked by the user (the consent and {chains} sign-in(s), every token)");
         }
         return found.Count > 0;
     }

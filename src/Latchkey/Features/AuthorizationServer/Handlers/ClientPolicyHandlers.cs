@@ -127,3 +127,53 @@ internal sealed class RejectRefreshScopeEscalation : IOpenIddictServerHandler<Va
         return ValueTask.CompletedTask;
     }
 }
+
+/// <summary>
+/// A scope the app is not registered for is <c>invalid_scope</c> (RFC 6749 §4.1.2.1, §5.2), where
+/// OpenIddict answers <c>invalid_request</c>. Runs just before OpenIddict's own permission check,
+/// at the authorization, pushed authorization, device authorization and token endpoints.
+/// </summary>
+internal sealed class RejectScopesNotPermitted<TContext>(OAuthApplicationManager applications) : IOpenIddictServerHandler<TContext>
+    where TContext : BaseValidatingContext
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor(OpenIddictServerHandlerDescriptor builtInCheck) =>
+        HandlerDescriptors.Scoped<TContext, RejectScopesNotPermitted<TContext>>(HandlerDescriptors.Before(builtInCheck, 1));
+
+    public async ValueTask HandleAsync(TContext context)
+    {
+        if (context.Transaction.Request is not { ClientId: { Length: > 0 } clientId } request
+            || await applications.FindByClientIdAsync(clientId, context.CancellationToken) is not { } application)
+        {
+            return;
+        }
+        foreach (var scope in request.GetScopes())
+        {
+            if (scope is not (OpenIddictConstants.Scopes.OpenId or OpenIddictConstants.Scopes.OfflineAccess)
+                && !await applications.HasPermissionAsync(application, Permissions.Prefixes.Scope + scope, context.CancellationToken))
+            {
+                context.Reject(Errors.InvalidScope, $"This app is not registered for the scope {InputEcho.Quote(scope)}.");
+                return;
+            }
+        }
+    }
+}
+
+/// <summary>
+/// A public client asking for <c>client_credentials</c> is <c>unauthorized_client</c> (RFC 6749
+/// §5.2: it may not use this grant), not a request that lacks a secret.
+/// </summary>
+internal sealed class RejectClientCredentialsOfPublicClients(OAuthApplicationManager applications) : IOpenIddictServerHandler<ValidateTokenRequestContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = HandlerDescriptors.Scoped<ValidateTokenRequestContext, RejectClientCredentialsOfPublicClients>(
+        HandlerDescriptors.Before(OpenIddictServerHandlers.Exchange.ValidateClientCredentialsParameters.Descriptor, 1));
+
+    public async ValueTask HandleAsync(ValidateTokenRequestContext context)
+    {
+        if (context.Request.IsClientCredentialsGrantType() && context.Request.ClientId is { Length: > 0 } clientId
+            && await applications.FindByClientIdAsync(clientId, context.CancellationToken) is { } application
+            && await applications.HasClientTypeAsync(application, ClientTypes.Public, context.CancellationToken))
+        {
+            context.Reject(Errors.UnauthorizedClient, "A public client cannot use the client_credentials grant: it has no secret to prove who it is.");
+        }
+    }
+}

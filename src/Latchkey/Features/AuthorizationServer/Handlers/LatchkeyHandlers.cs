@@ -34,7 +34,25 @@ internal static class LatchkeyHandlers
             .AddEventHandler(RejectUnreadableForm<ExtractUserInfoRequestContext>.Descriptor(
                 OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractUserInfoRequestContext>.Descriptor.Order - 1));
 
-        // Client policy (ClientPolicyHandlers): disabled apps, token ownership, scope escalation.
+        // A sign-in's chain (ChainRevocationHandlers): revoking its refresh token, or a reused code or
+        // refresh token, ends that chain and nothing else.
+        server.AddEventHandler(RevokeChainOfRevokedRefreshToken.Descriptor)
+            .AddEventHandler(RevokeChainOfReusedToken.Descriptor);
+
+        // Every parameter once (RequestParsingHandlers).
+        server.AddEventHandler(RejectRepeatedParameters<ExtractAuthorizationRequestContext>.Descriptor)
+            .AddEventHandler(RejectRepeatedParameters<ExtractTokenRequestContext>.Descriptor)
+            .AddEventHandler(RejectRepeatedParameters<ExtractIntrospectionRequestContext>.Descriptor)
+            .AddEventHandler(RejectRepeatedParameters<ExtractRevocationRequestContext>.Descriptor)
+            .AddEventHandler(RejectRepeatedParameters<ExtractUserInfoRequestContext>.Descriptor);
+
+        // Client policy (ClientPolicyHandlers): disabled apps, the scopes and grants an app may use,
+        // token ownership, scope escalation.
+        server.AddEventHandler(RejectScopesNotPermitted<ValidateAuthorizationRequestContext>.Descriptor(
+                OpenIddictServerHandlers.Authentication.ValidateScopePermissions.Descriptor))
+            .AddEventHandler(RejectScopesNotPermitted<ValidateTokenRequestContext>.Descriptor(
+                OpenIddictServerHandlers.Exchange.ValidateScopePermissions.Descriptor))
+            .AddEventHandler(RejectClientCredentialsOfPublicClients.Descriptor);
         server.AddEventHandler(RejectDisabledClients.Descriptor)
             .AddEventHandler(RejectTokensOfDisabledClients.Descriptor)
             .AddEventHandler(RequireTokenOwnership.IntrospectionDescriptor)
@@ -42,10 +60,14 @@ internal static class LatchkeyHandlers
             .AddEventHandler(AttachScopesForOwner.Descriptor)
             .AddEventHandler(RejectRefreshScopeEscalation.Descriptor);
 
-        // Wire compatibility (WireCompatibilityHandlers): both response shapes, the registration endpoint in discovery.
-        server.AddEventHandler(AttachReferenceTokenResponseFields.Descriptor)
+        // Wire compatibility (WireCompatibilityHandlers): the granted scopes in every token response,
+        // both response shapes, the registration endpoint in discovery.
+        server.AddEventHandler(ReportGrantedScopes.Descriptor)
+            .AddEventHandler(KeepOfflineAccessOutOfAccessTokens.Descriptor)
+            .AddEventHandler(AttachReferenceTokenResponseFields.Descriptor)
             .AddEventHandler(AttachReferenceIntrospectionFields.Descriptor)
-            .AddEventHandler(AttachRegistrationEndpoint.Descriptor);
+            .AddEventHandler(AttachRegistrationEndpoint.Descriptor)
+            .AddEventHandler(AdvertisePublicClients.Descriptor);
 
         // The account's security log (SecurityLogHandlers): tokens issued, revoked, and revoked for reuse.
         server.AddEventHandler(RecordIssuedTokens.Descriptor)

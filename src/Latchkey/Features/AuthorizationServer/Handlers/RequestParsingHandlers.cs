@@ -118,3 +118,32 @@ internal sealed class RejectUnreadableForm<TContext> : IOpenIddictServerHandler<
         }
     }
 }
+
+/// <summary>
+/// A parameter sent twice is <c>invalid_request</c> that says so (RFC 6749 §3.1, §3.2): OpenIddict
+/// reads a repeated parameter as absent and would answer that it is missing. <c>resource</c> and
+/// <c>audience</c> may be repeated (RFC 8707, RFC 8693).
+/// </summary>
+internal sealed class RejectRepeatedParameters<TContext> : IOpenIddictServerHandler<TContext>
+    where TContext : BaseValidatingContext
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = HandlerDescriptors.Singleton<TContext, RejectRepeatedParameters<TContext>>(
+        HandlerDescriptors.After(OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<TContext>.Descriptor));
+
+    public ValueTask HandleAsync(TContext context)
+    {
+        if (context.Transaction.Request is not { } request)
+        {
+            return ValueTask.CompletedTask;
+        }
+        foreach (var (name, value) in request.GetParameters())
+        {
+            if (value.Count > 1 && name is not (Parameters.Resource or Parameters.Audience))
+            {
+                context.Reject(Errors.InvalidRequest, $"The parameter {InputEcho.Quote(name)} was sent more than once; send it once.");
+                break;
+            }
+        }
+        return ValueTask.CompletedTask;
+    }
+}

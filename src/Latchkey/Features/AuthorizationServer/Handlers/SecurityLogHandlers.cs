@@ -137,7 +137,7 @@ internal sealed class RecordReuseRevocation(OAuthApplicationManager applications
         if (account is not null)
         {
             securityEvents.Record(account, SecurityEvents.SecurityEventTypes.TokenRevoked, presented.AuthorizationId, presented.Presenter,
-                $"{(presented.IsCode ? "authorization code" : "refresh token")} {presented.TokenId} was used twice: every token of the grant was revoked");
+                $"{(presented.IsCode ? "authorization code" : "refresh token")} {presented.TokenId} was used twice: every token of that sign-in was revoked");
         }
     }
 }

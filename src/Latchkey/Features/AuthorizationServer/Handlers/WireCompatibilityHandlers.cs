@@ -1,3 +1,4 @@
+using Latchkey.Features.AuthorizationServer.Grants;
 using System.Collections.Immutable;
 using System.Globalization;
 using Microsoft.Extensions.Options;
@@ -38,12 +39,13 @@ internal sealed class AttachReferenceTokenResponseFields(TimeProvider time, IOpt
         {
             response["refresh_token_expires_at"] = Iso(now.AddDays(options.Value.RefreshTokenLifetimeDays));
         }
-        response["scopes"] = new OpenIddictParameter(PublicScopes(response.Scope));
+        // The array beside the space-separated scope, the same list (ReportGrantedScopes set scope).
+        response["scopes"] = new OpenIddictParameter(ScopeArray(response.Scope));
         return ValueTask.CompletedTask;
     }
 
-    internal static ImmutableArray<string?> PublicScopes(string? scope) =>
-        (scope ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries).Where(s => s != OidcScopes.OfflineAccess).ToImmutableArray<string?>();
+    internal static ImmutableArray<string?> ScopeArray(string? scope) =>
+        (scope ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries).ToImmutableArray<string?>();
 
     private static string Iso(DateTimeOffset instant) => instant.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 }
@@ -61,7 +63,7 @@ internal sealed class AttachReferenceIntrospectionFields : IOpenIddictServerHand
         {
             return ValueTask.CompletedTask;
         }
-        response["scopes"] = new OpenIddictParameter(AttachReferenceTokenResponseFields.PublicScopes((string?)response[Claims.Scope]));
+        response["scopes"] = new OpenIddictParameter(AttachReferenceTokenResponseFields.ScopeArray((string?)response[Claims.Scope]));
         var subject = (string?)response[Claims.Subject];
         var clientId = (string?)response[Claims.ClientId];
         // Tokens from client_credentials act for the app itself; they have no user.
@@ -81,6 +83,74 @@ internal sealed class AttachRegistrationEndpoint : IOpenIddictServerHandler<Hand
         if (context.Issuer is { } issuer)
         {
             context.Metadata["registration_endpoint"] = new Uri(issuer, AuthorizationServerSetup.RegisterPath[1..]).AbsoluteUri;
+        }
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
+/// Every token response names the granted scopes, in <c>scope</c> and (by
+/// <see cref="AttachReferenceTokenResponseFields"/>) in <c>scopes</c>, the same list: OpenIddict
+/// leaves <c>scope</c> out when it equals the request's (RFC 6749 §5.1 allows that), which left
+/// client-credentials answers without either. An <c>offline_access</c> Latchkey implied is not reported.
+/// </summary>
+internal sealed class ReportGrantedScopes : IOpenIddictServerHandler<ProcessSignInContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = HandlerDescriptors.Singleton<ProcessSignInContext, ReportGrantedScopes>(
+        HandlerDescriptors.After(OpenIddictServerHandlers.AttachSignInParameters.Descriptor));
+
+    public ValueTask HandleAsync(ProcessSignInContext context)
+    {
+        if (context.EndpointType == OpenIddictServerEndpointType.Token && context.Principal is { } principal && !string.IsNullOrEmpty(context.Response.AccessToken))
+        {
+            var scopes = OAuthPrincipals.ReportedScopes(principal).ToList();
+            context.Response.Scope = scopes.Count > 0 ? string.Join(' ', scopes) : null;
+        }
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
+/// <c>offline_access</c> is about refresh tokens, not something an access token lets its bearer
+/// do: access tokens (and so introspection answers) carry the other scopes only.
+/// </summary>
+internal sealed class KeepOfflineAccessOutOfAccessTokens : IOpenIddictServerHandler<ProcessSignInContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = HandlerDescriptors.Singleton<ProcessSignInContext, KeepOfflineAccessOutOfAccessTokens>(
+        HandlerDescriptors.After(OpenIddictServerHandlers.PrepareAccessTokenPrincipal.Descriptor));
+
+    public ValueTask HandleAsync(ProcessSignInContext context)
+    {
+        if (context.AccessTokenPrincipal is { } access && access.HasScope(OidcScopes.OfflineAccess))
+        {
+            access.SetScopes(access.GetScopes().Remove(OidcScopes.OfflineAccess));
+        }
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>
+/// Discovery names <c>none</c> among the client authentication methods of the endpoints public
+/// clients use (token, revocation, and the device and pushed authorization endpoints), as RFC 8414
+/// expects of a server that has public clients; introspection stays confidential clients' only.
+/// </summary>
+internal sealed class AdvertisePublicClients : IOpenIddictServerHandler<HandleConfigurationRequestContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = HandlerDescriptors.Singleton<HandleConfigurationRequestContext, AdvertisePublicClients>(
+        HandlerDescriptors.After(OpenIddictServerHandlers.Discovery.AttachClientAuthenticationMethods.Descriptor));
+
+    public ValueTask HandleAsync(HandleConfigurationRequestContext context)
+    {
+        foreach (var methods in new[]
+        {
+            context.TokenEndpointAuthenticationMethods, context.RevocationEndpointAuthenticationMethods,
+            context.DeviceAuthorizationEndpointAuthenticationMethods, context.PushedAuthorizationEndpointAuthenticationMethods,
+        })
+        {
+            if (methods.Count > 0)
+            {
+                methods.Add(ClientAuthenticationMethods.None);
+            }
         }
         return ValueTask.CompletedTask;
     }

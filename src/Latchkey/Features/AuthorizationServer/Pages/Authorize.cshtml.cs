@@ -121,8 +121,7 @@ public sealed class AuthorizeModel(
         {
             if (missing.Count == 0 && !request.HasPromptValue(PromptValues.Consent))
             {
-                var covering = await grants.FindCoveringAsync(user.Id, application.Id!, WithOfflineAccess(requested), HttpContext.RequestAborted);
-                return await IssueAsync(user, application, request, covering);
+                return await IssueAsync(user, application, request, consented: false);
             }
             if (request.HasPromptValue(PromptValues.None))
             {
@@ -137,23 +136,27 @@ public sealed class AuthorizeModel(
             securityEvents.Record(user.Id, SecurityEventTypes.ConsentDenied, clientId: application.ClientId, detail: ScopesDetail(requested));
             return Refuse(Errors.AccessDenied, "The user denied the request.");
         }
-        return await IssueAsync(user, application, request, authorizationId: null, consented: true);
+        return await IssueAsync(user, application, request, consented: true);
     }
 
-    private async Task<IActionResult> IssueAsync(LatchkeyUser user, OAuthApplication application, OpenIddictRequest request, string? authorizationId, bool consented = false)
+    private async Task<IActionResult> IssueAsync(LatchkeyUser user, OAuthApplication application, OpenIddictRequest request, bool consented)
     {
-        // Refresh tokens are part of the reference contract, so offline access comes with every grant.
-        var scopes = WithOfflineAccess(request.GetScopes());
-        var principal = principals.ForUser(user, scopes, request.GetResources(), authorizationId);
-        if (authorizationId is null)
+        // Refresh tokens are part of the reference contract, so offline access comes with every grant;
+        // it is reported back as a scope only to clients that asked for it.
+        var requested = request.GetScopes();
+        var scopes = WithOfflineAccess(requested);
+        if (consented)
         {
-            authorizationId = await grants.RememberAsync(principal, user.Id, application.Id!, scopes, HttpContext.RequestAborted);
-            if (consented)
-            {
-                securityEvents.Record(user.Id, SecurityEventTypes.ConsentGranted, authorizationId, application.ClientId, ScopesDetail(request.GetScopes()));
-            }
-            principal = principals.ForUser(user, scopes, request.GetResources(), authorizationId);
+            // The consent is remembered (a permanent authorization) so that later requests within
+            // these scopes skip this page.
+            var consent = principals.ForUser(user, scopes, request.GetResources(), offlineAccessImplied: false);
+            var authorizationId = await grants.RememberAsync(consent, user.Id, application.Id!, scopes, HttpContext.RequestAborted);
+            securityEvents.Record(user.Id, SecurityEventTypes.ConsentGranted, authorizationId, application.ClientId, ScopesDetail(requested));
         }
+        // No authorization is attached: OpenIddict gives this sign-in an ad-hoc authorization of its
+        // own, which its code, access and refresh tokens share. A replayed code or reused refresh
+        // token then revokes this chain only; the user's other sign-ins to the app stay valid.
+        var principal = principals.ForUser(user, scopes, request.GetResources(), offlineAccessImplied: !requested.Contains(OidcScopes.OfflineAccess));
         return SignIn(principal, OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
     }
 

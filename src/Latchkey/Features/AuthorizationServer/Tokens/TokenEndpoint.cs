@@ -1,4 +1,5 @@
 using Latchkey.Features.Accounts;
+using Latchkey.Features.AuthorizationServer.Apps;
 using Latchkey.Features.AuthorizationServer.Grants;
 using Latchkey.Features.AuthorizationServer.Stores;
 using Microsoft.AspNetCore;
@@ -48,7 +49,14 @@ public static class TokenEndpoint
         {
             var application = await applications.FindByClientIdAsync(request.ClientId!, context.RequestAborted)
                               ?? throw new InvalidOperationException("The client was authenticated but cannot be found.");
-            var principal = principals.ForApplication(application.ClientId!, application.DisplayName, request.GetScopes(), request.GetResources());
+            // No scope asked for: the scopes the app is registered for (RFC 6749 §3.3's pre-defined
+            // default), never the OpenID ones, which describe a user.
+            var scopes = request.GetScopes();
+            if (scopes.IsDefaultOrEmpty)
+            {
+                scopes = [.. OAuthAppService.ScopesOf(application.Permissions).Where(scope => !AuthorizationServerSetup.OpenIdScopes.Contains(scope))];
+            }
+            var principal = principals.ForApplication(application.ClientId!, application.DisplayName, scopes, request.GetResources());
             return Results.SignIn(principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
         }
 
@@ -68,7 +76,8 @@ public static class TokenEndpoint
 
             // Re-issue from the stored grant with the user's current details.
             var stored = result.Principal!;
-            var principal = principals.ForUser(user, stored.GetScopes(), stored.GetResources(), stored.GetAuthorizationId());
+            var principal = principals.ForUser(user, stored.GetScopes(), stored.GetResources(),
+                offlineAccessImplied: stored.GetClaim(OAuthPrincipals.OfflineAccessImpliedClaim) is not null, stored.GetAuthorizationId());
             return Results.SignIn(principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
         }
 
