@@ -21,15 +21,21 @@ public static class AppCommands
     {
         var owner = new Option<string>("--owner") { Description = "E-mail address of the app's owner.", Required = true };
         var name = new Option<string>("--name") { Description = "The name people see on the consent page.", Required = true };
-        var redirects = new Option<string[]>("--redirect-uri") { Description = "A redirect URI; repeat for several.", Required = true };
+        var redirects = new Option<string[]>("--redirect-uri") { Description = "A redirect URI; repeat for several (needed for the authorization_code grant)." };
         var scopes = new Option<string[]>("--scope") { Description = "A scope the app may request; repeat for several.", Required = true };
         var confidential = new Option<bool>("--confidential") { Description = "A server-side app with a client secret (default: public, PKCE only)." };
         var description = new Option<string?>("--description") { Description = "What the app does, in a sentence." };
         var homepage = new Option<string?>("--homepage") { Description = "The app's homepage URL." };
+        var grantTypes = new Option<string[]>("--grant-type")
+        {
+            Description = "A grant the app may use; repeat for several. Default: authorization_code and refresh_token (and client_credentials " +
+                          "for a confidential app). Also: urn:ietf:params:oauth:grant-type:device_code, urn:ietf:params:oauth:grant-type:token-exchange.",
+        };
+        var requirePar = new Option<bool>("--require-par") { Description = "Accept this app's authorization requests only when pushed first (RFC 9126)." };
 
         var create = new Command("create", "Register an app; a confidential app's secret is printed once.")
         {
-            owner, name, redirects, scopes, confidential, description, homepage,
+            owner, name, redirects, scopes, confidential, description, homepage, grantTypes, requirePar,
         };
         create.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
         {
@@ -39,8 +45,10 @@ public static class AppCommands
             {
                 return CliContext.Failure;
             }
+            var grants = SplitList(parse.GetValue(grantTypes));
             var request = new OAuthAppRequest(parse.GetValue(name), parse.GetValue(description), parse.GetValue(homepage),
-                parse.GetValue(redirects), SplitList(parse.GetValue(scopes)), parse.GetValue(confidential));
+                parse.GetValue(redirects) ?? [], SplitList(parse.GetValue(scopes)), parse.GetValue(confidential),
+                grants is { Length: > 0 } ? grants : null, parse.GetValue(requirePar));
             // The operator registers first-party apps here, so the name may be the platform's own
             // ("Latchkey Console"); apps registered by users or by themselves may not imitate it.
             var (created, errors) = await services.GetRequiredService<OAuthAppService>().CreateFirstPartyAsync(user.Id, request, ct);

@@ -25,6 +25,12 @@ public sealed class AuthorizationServerOptions
     [RegularExpression("^(opaque|jwt)$", ErrorMessage = "AuthorizationServer:AccessTokenFormat must be 'opaque' or 'jwt'.")]
     public string AccessTokenFormat { get; set; } = "opaque";
 
+    /// <summary>
+    /// Every authorization request must first be pushed (RFC 9126) and then name its
+    /// <c>request_uri</c>. Off: only apps that require it for themselves must.
+    /// </summary>
+    public bool RequirePushedAuthorizationRequests { get; set; }
+
     /// <summary>Whether public clients (loopback or https redirect URIs) may register themselves (RFC 7591).</summary>
     public bool AllowPublicClientRegistration { get; set; } = true;
 

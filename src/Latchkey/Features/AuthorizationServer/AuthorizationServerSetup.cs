@@ -26,6 +26,7 @@ public static class AuthorizationServerSetup
     public const string RevokePath = "/api/oauth/revoke";
     public const string UserInfoPath = "/api/oauth/userinfo";
     public const string RegisterPath = "/api/oauth/register";
+    public const string PushedAuthorizationPath = "/api/oauth/par";
 
     /// <summary>The OpenID Connect scopes offered beside the scope catalog.</summary>
     public static readonly string[] OpenIdScopes = [OidcScopes.OpenId, OidcScopes.Profile, OidcScopes.Email, OidcScopes.OfflineAccess];
@@ -86,6 +87,7 @@ public static class AuthorizationServerSetup
                     .SetIntrospectionEndpointUris(IntrospectPath[1..])
                     .SetRevocationEndpointUris(RevokePath[1..])
                     .SetUserInfoEndpointUris(UserInfoPath[1..])
+                    .SetPushedAuthorizationEndpointUris(PushedAuthorizationPath[1..])
                     .SetJsonWebKeySetEndpointUris(".well-known/jwks");
 
                 server.AllowAuthorizationCodeFlow().AllowRefreshTokenFlow().AllowClientCredentialsFlow();
@@ -94,6 +96,19 @@ public static class AuthorizationServerSetup
                 server.Configure(options => options.CodeChallengeMethods.Remove(CodeChallengeMethods.Plain));
 
                 server.RegisterScopes([.. scopeNames, .. OpenIdScopes]);
+                // Every app may use every endpoint; what an app may do is decided by its grant
+                // types and scopes, which are checked. (Apps registered before an endpoint existed
+                // would otherwise lack its permission.)
+                server.IgnoreEndpointPermissions();
+
+                // Pushed authorization requests (RFC 9126): for every app when configured, else for
+                // the apps that require them. A pushed request is good for one sign-in, for as long
+                // as a code lives, so that signing in or up on the way does not outlast it.
+                if (settings.RequirePushedAuthorizationRequests)
+                {
+                    server.RequirePushedAuthorizationRequests();
+                }
+                server.Configure(options => options.RequestTokenLifetime = TimeSpan.FromMinutes(settings.AuthorizationCodeLifetimeMinutes));
                 // RFC 8707: any absolute resource URI may be asked for; it becomes the token's audience.
                 server.DisableResourceValidation().IgnoreResourcePermissions();
 

@@ -81,7 +81,8 @@ public sealed partial class RequestRateLimiter : IAsyncDisposable
     private static Area AreaOf(HttpRequest request)
     {
         var path = request.Path;
-        if (HttpMethods.IsPost(request.Method) && path.Equals(AuthorizationServerSetup.TokenPath, StringComparison.OrdinalIgnoreCase))
+        if (HttpMethods.IsPost(request.Method) && (path.Equals(AuthorizationServerSetup.TokenPath, StringComparison.OrdinalIgnoreCase)
+            || path.Equals(AuthorizationServerSetup.PushedAuthorizationPath, StringComparison.OrdinalIgnoreCase)))
         {
             return Area.Token;
         }

@@ -25,6 +25,7 @@ public sealed class ClientRegistrationRequest
     [JsonPropertyName("application_type")] public string? ApplicationType { get; set; }
     [JsonPropertyName("tos_uri")] public string? TosUri { get; set; }
     [JsonPropertyName("policy_uri")] public string? PolicyUri { get; set; }
+    [JsonPropertyName("require_pushed_authorization_requests")] public bool? RequirePushedAuthorizationRequests { get; set; }
 
     /// <summary>Other metadata is accepted and ignored, as RFC 7591 §2 asks.</summary>
     [JsonExtensionData] public Dictionary<string, JsonElement>? Other { get; set; }
@@ -98,9 +99,16 @@ public static class ClientRegistrationEndpoints
             return Results.Json(new RegistrationError("access_denied", "This server does not allow public clients to register themselves."),
                 statusCode: StatusCodes.Status403Forbidden);
         }
-        if (request.GrantTypes?.Except([GrantTypes.AuthorizationCode, GrantTypes.RefreshToken, GrantTypes.ClientCredentials]).FirstOrDefault() is { } grant)
+        var grants = request.GrantTypes ?? AppGrantTypes.Default(confidential);
+        if (AppGrantTypes.Problem(grants, confidential) is { } grantProblem)
         {
-            return Error("invalid_client_metadata", $"The grant type {InputEcho.Quote(grant)} is not supported; use authorization_code and refresh_token.");
+            return Error("invalid_client_metadata", grantProblem);
+        }
+        if (!operatorApproved && grants.Contains(GrantTypes.TokenExchange))
+        {
+            // Exchanging tokens acts for users across resources: only for clients the operator vouched for.
+            return Error("invalid_client_metadata",
+                "A client that registers itself may not use token exchange; register with an initial access token from the operator.");
         }
         if (request.ResponseTypes?.Any(r => r != ResponseTypes.Code) == true)
         {
@@ -150,7 +158,9 @@ public static class ClientRegistrationEndpoints
             Uri.TryCreate(request.ClientUri, UriKind.Absolute, out _) ? request.ClientUri : null,
             request.RedirectUris,
             scopes,
-            confidential), context.RequestAborted);
+            confidential,
+            grants,
+            request.RequirePushedAuthorizationRequests ?? false), context.RequestAborted);
         if (created is null)
         {
             var (field, messages) = errors.First();
@@ -167,10 +177,9 @@ public static class ClientRegistrationEndpoints
             ["client_name"] = view.Name,
             ["client_uri"] = view.HomepageUrl,
             ["redirect_uris"] = view.RedirectUris,
-            ["grant_types"] = confidential
-                ? new[] { GrantTypes.AuthorizationCode, GrantTypes.RefreshToken, GrantTypes.ClientCredentials }
-                : [GrantTypes.AuthorizationCode, GrantTypes.RefreshToken],
-            ["response_types"] = new[] { ResponseTypes.Code },
+            ["grant_types"] = view.GrantTypes,
+            ["response_types"] = view.GrantTypes.Contains(GrantTypes.AuthorizationCode) ? new[] { ResponseTypes.Code } : [],
+            ["require_pushed_authorization_requests"] = view.RequirePushedAuthorizationRequests ? true : null,
             ["token_endpoint_auth_method"] = method,
             ["scope"] = string.Join(' ', view.Scopes),
         };

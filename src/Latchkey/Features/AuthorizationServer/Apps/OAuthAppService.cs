@@ -12,14 +12,53 @@ using OidcScopes = OpenIddict.Abstractions.OpenIddictConstants.Scopes;
 
 namespace Latchkey.Features.AuthorizationServer.Apps;
 
-/// <summary>What an app owner sends to register or change an app.</summary>
+/// <summary>
+/// What an app owner sends to register or change an app. <paramref name="GrantTypes"/> unset:
+/// authorization_code and refresh_token, with client_credentials for a confidential app; the device
+/// and token exchange grants are asked for by name (<see cref="AppGrantTypes"/>).
+/// </summary>
 public sealed record OAuthAppRequest(
-    string? Name, string? Description, string? HomepageUrl, string[]? RedirectUris, string[]? Scopes, bool? Confidential);
+    string? Name, string? Description, string? HomepageUrl, string[]? RedirectUris, string[]? Scopes, bool? Confidential,
+    string[]? GrantTypes = null, bool? RequirePushedAuthorizationRequests = null);
 
 /// <summary>An app as its owner sees it.</summary>
 public sealed record OAuthAppView(
     string ClientId, string Name, string? Description, string? HomepageUrl, string? LogoUrl,
-    IReadOnlyList<string> RedirectUris, IReadOnlyList<string> Scopes, string ClientType, bool Enabled, DateTimeOffset CreatedAt);
+    IReadOnlyList<string> RedirectUris, IReadOnlyList<string> Scopes, string ClientType, bool Enabled, DateTimeOffset CreatedAt,
+    IReadOnlyList<string> GrantTypes, bool RequirePushedAuthorizationRequests);
+
+/// <summary>The grants an app may be registered for (RFC 7591 <c>grant_types</c> values).</summary>
+public static class AppGrantTypes
+{
+    public static readonly string[] Supported =
+    [
+        GrantTypes.AuthorizationCode, GrantTypes.RefreshToken, GrantTypes.ClientCredentials, GrantTypes.DeviceCode, GrantTypes.TokenExchange,
+    ];
+
+    public static string[] Default(bool confidential) => confidential
+        ? [GrantTypes.AuthorizationCode, GrantTypes.RefreshToken, GrantTypes.ClientCredentials]
+        : [GrantTypes.AuthorizationCode, GrantTypes.RefreshToken];
+
+    /// <summary>Why these grants cannot be registered, or null when they can.</summary>
+    public static string? Problem(IReadOnlyCollection<string> grants, bool confidential)
+    {
+        if (grants.Count == 0)
+        {
+            return $"List at least one grant type: {string.Join(", ", Supported)}.";
+        }
+        if (grants.FirstOrDefault(g => !Supported.Contains(g)) is { } unknown)
+        {
+            return $"The grant type {InputEcho.Quote(unknown)} is not supported; use {string.Join(", ", Supported)}.";
+        }
+        if (grants.Distinct(StringComparer.Ordinal).Count() != grants.Count)
+        {
+            return "A grant type is listed twice.";
+        }
+        return grants.Contains(GrantTypes.ClientCredentials) && !confidential
+            ? "client_credentials needs a confidential app: a public client has no secret to prove who it is."
+            : null;
+    }
+}
 
 /// <summary>An app's name, whether it is enabled and where it may send people back to (for pages that return a user to it).</summary>
 public sealed record OAuthAppReturnAddresses(string ClientId, string Name, bool Enabled, IReadOnlyList<string> RedirectUris);
@@ -68,7 +107,8 @@ public sealed class OAuthAppService(
         }
         var confidential = request.Confidential ?? false;
         var secret = confidential ? OAuthApplicationManager.SecretFormat.Generate() : null;
-        var descriptor = Describe(NewClientId(), request.Name!.Trim(), request.RedirectUris!, request.Scopes!, confidential);
+        var descriptor = Describe(NewClientId(), request.Name!.Trim(), request.RedirectUris ?? [], request.Scopes!, confidential,
+            request.GrantTypes ?? AppGrantTypes.Default(confidential), request.RequirePushedAuthorizationRequests ?? false);
 
         var application = new OAuthApplication
         {
@@ -122,11 +162,25 @@ public sealed class OAuthAppService(
             errors["confidential"] = ["An app's client type cannot change; register a new app instead."];
             return errors;
         }
+        var grants = request.GrantTypes ?? GrantTypesOf(app.Permissions);
+        if (AppGrantTypes.Problem(grants, confidential) is { } grantProblem)
+        {
+            errors["grant_types"] = [grantProblem];
+            return errors;
+        }
+        var redirectUris = request.RedirectUris ?? [.. await applications.GetRedirectUrisAsync(app, cancellationToken)];
+        if (grants.Contains(GrantTypes.AuthorizationCode) && redirectUris.Length == 0)
+        {
+            errors["redirect_uris"] = ["The authorization_code grant needs at least one redirect URI."];
+            return errors;
+        }
         var descriptor = Describe(app.ClientId!,
             request.Name?.Trim() ?? app.DisplayName!,
-            request.RedirectUris ?? [.. await applications.GetRedirectUrisAsync(app, cancellationToken)],
+            redirectUris,
             request.Scopes ?? ScopesOf(app.Permissions).ToArray(),
-            confidential);
+            confidential,
+            grants,
+            request.RequirePushedAuthorizationRequests ?? RequiresPushedAuthorizationRequests(app));
         // Populating from a descriptor would clear the stored (hashed) secret; keep it.
         var storedSecret = app.ClientSecret;
         await applications.PopulateAsync(app, descriptor, cancellationToken);
@@ -202,9 +256,11 @@ public sealed class OAuthAppService(
         app.ClientId!, app.DisplayName ?? app.ClientId!, app.Description, app.HomepageUrl,
         app.LogoVersion > 0 ? LogoUrl(app.ClientId!, app.LogoVersion) : null,
         ParseArray(app.RedirectUris), ScopesOf(app.Permissions),
-        app.ClientType ?? ClientTypes.Public, app.Enabled, app.CreatedAt);
+        app.ClientType ?? ClientTypes.Public, app.Enabled, app.CreatedAt,
+        GrantTypesOf(app.Permissions), RequiresPushedAuthorizationRequests(app));
 
-    private static OpenIddictApplicationDescriptor Describe(string clientId, string name, IReadOnlyCollection<string> redirectUris, IReadOnlyCollection<string> scopes, bool confidential)
+    private static OpenIddictApplicationDescriptor Describe(string clientId, string name, IReadOnlyCollection<string> redirectUris, IReadOnlyCollection<string> scopes,
+        bool confidential, IReadOnlyCollection<string> grants, bool requirePushedAuthorizationRequests)
     {
         var descriptor = new OpenIddictApplicationDescriptor
         {
@@ -215,20 +271,26 @@ public sealed class OAuthAppService(
             ApplicationType = !confidential && redirectUris.Any(IsNativeRedirect) ? ApplicationTypes.Native : ApplicationTypes.Web,
             ConsentType = ConsentTypes.Explicit,
             Requirements = { Requirements.Features.ProofKeyForCodeExchange },
+            // Endpoint permissions are not checked (see AuthorizationServerSetup); grant types are.
             Permissions =
             {
                 Permissions.Endpoints.Authorization,
                 Permissions.Endpoints.Token,
                 Permissions.Endpoints.Introspection,
                 Permissions.Endpoints.Revocation,
-                Permissions.GrantTypes.AuthorizationCode,
-                Permissions.GrantTypes.RefreshToken,
-                Permissions.ResponseTypes.Code,
             },
         };
-        if (confidential)
+        foreach (var grant in grants)
         {
-            descriptor.Permissions.Add(Permissions.GrantTypes.ClientCredentials);
+            descriptor.Permissions.Add(Permissions.Prefixes.GrantType + grant);
+        }
+        if (grants.Contains(GrantTypes.AuthorizationCode))
+        {
+            descriptor.Permissions.Add(Permissions.ResponseTypes.Code);
+        }
+        if (requirePushedAuthorizationRequests)
+        {
+            descriptor.Requirements.Add(Requirements.Features.PushedAuthorizationRequests);
         }
         foreach (var scope in scopes)
         {
@@ -277,10 +339,16 @@ public sealed class OAuthAppService(
         {
             errors["homepage_url"] = ["The homepage must be an http or https URL."];
         }
-        if (creating || request.RedirectUris is not null)
+        if (creating && AppGrantTypes.Problem(request.GrantTypes ?? AppGrantTypes.Default(request.Confidential ?? false), request.Confidential ?? false) is { } grantProblem)
+        {
+            errors["grant_types"] = [grantProblem];
+        }
+        // An app without the code flow (a device-flow tool, a backend) need not list redirect URIs.
+        var codeFlow = request.GrantTypes?.Contains(GrantTypes.AuthorizationCode) ?? true;
+        if ((creating && codeFlow) || request.RedirectUris is not null)
         {
             var uris = request.RedirectUris ?? [];
-            if (uris.Length is 0 or > OAuthAppLimits.MaxRedirectUris)
+            if ((uris.Length == 0 && codeFlow) || uris.Length > OAuthAppLimits.MaxRedirectUris)
             {
                 errors["redirect_uris"] = [$"Register 1 to {OAuthAppLimits.MaxRedirectUris} redirect URIs."];
             }
@@ -337,6 +405,13 @@ public sealed class OAuthAppService(
 
     // RFC 8252 §7.1: a reverse-domain scheme such as com.example.app.
     private static bool IsPrivateUseScheme(Uri uri) => uri.Scheme.Contains('.', StringComparison.Ordinal) && uri.Scheme is not ("http" or "https");
+
+    internal static string[] GrantTypesOf(string? permissionsJson) =>
+        [.. ParseArray(permissionsJson).Where(p => p.StartsWith(Permissions.Prefixes.GrantType, StringComparison.Ordinal))
+            .Select(p => p[Permissions.Prefixes.GrantType.Length..])];
+
+    internal static bool RequiresPushedAuthorizationRequests(OAuthApplication app) =>
+        ParseArray(app.Requirements).Contains(Requirements.Features.PushedAuthorizationRequests);
 
     internal static IReadOnlyList<string> ScopesOf(string? permissionsJson) =>
         ParseArray(permissionsJson).Where(p => p.StartsWith(Permissions.Prefixes.Scope, StringComparison.Ordinal))

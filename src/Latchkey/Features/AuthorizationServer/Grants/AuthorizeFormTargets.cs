@@ -30,19 +30,31 @@ internal sealed class AuthorizeFormTargets(OAuthApplicationManager applications)
         else if (ReturnUrlOf(context.Request) is { } returnUrl && returnUrl.StartsWith(AuthorizationServerSetup.AuthorizePath + "?", StringComparison.Ordinal))
         {
             var query = QueryHelpers.ParseQuery(returnUrl[returnUrl.IndexOf('?')..]);
-            (clientId, redirectUri) = (query[Parameters.ClientId].ToString(), query[Parameters.RedirectUri].ToString());
+            clientId = query.GetValueOrDefault(Parameters.ClientId).ToString();
+            redirectUri = query.GetValueOrDefault(Parameters.RedirectUri).ToString();
         }
         else
         {
             return;
         }
-        if (string.IsNullOrEmpty(clientId) || string.IsNullOrEmpty(redirectUri) ||
-            await applications.FindByClientIdAsync(clientId, context.RequestAborted) is not { } application ||
-            !await applications.ValidateRedirectUriAsync(application, redirectUri, context.RequestAborted))
+        if (string.IsNullOrEmpty(clientId) || await applications.FindByClientIdAsync(clientId, context.RequestAborted) is not { } application)
         {
             return;
         }
-        policy.AllowFormTarget(redirectUri);
+        if (string.IsNullOrEmpty(redirectUri))
+        {
+            // A pushed request (RFC 9126) names its redirect URI only inside the pushed request:
+            // any of the app's registered ones may be where the sign-in ends.
+            foreach (var registered in await applications.GetRedirectUrisAsync(application, context.RequestAborted))
+            {
+                policy.AllowFormTarget(registered);
+            }
+            return;
+        }
+        if (await applications.ValidateRedirectUriAsync(application, redirectUri, context.RequestAborted))
+        {
+            policy.AllowFormTarget(redirectUri);
+        }
     }
 
     private static string? ReturnUrlOf(HttpRequest request)

@@ -44,7 +44,8 @@ internal static class LatchkeyHandlers
             .AddEventHandler(RejectRepeatedParameters<ExtractTokenRequestContext>.Descriptor)
             .AddEventHandler(RejectRepeatedParameters<ExtractIntrospectionRequestContext>.Descriptor)
             .AddEventHandler(RejectRepeatedParameters<ExtractRevocationRequestContext>.Descriptor)
-            .AddEventHandler(RejectRepeatedParameters<ExtractUserInfoRequestContext>.Descriptor);
+            .AddEventHandler(RejectRepeatedParameters<ExtractUserInfoRequestContext>.Descriptor)
+            .AddEventHandler(RejectRepeatedParameters<ExtractPushedAuthorizationRequestContext>.Descriptor);
 
         // Client policy (ClientPolicyHandlers): disabled apps, the scopes and grants an app may use,
         // token ownership, scope escalation.
@@ -52,6 +53,8 @@ internal static class LatchkeyHandlers
                 OpenIddictServerHandlers.Authentication.ValidateScopePermissions.Descriptor))
             .AddEventHandler(RejectScopesNotPermitted<ValidateTokenRequestContext>.Descriptor(
                 OpenIddictServerHandlers.Exchange.ValidateScopePermissions.Descriptor))
+            .AddEventHandler(RejectScopesNotPermitted<ValidatePushedAuthorizationRequestContext>.Descriptor(
+                OpenIddictServerHandlers.Authentication.ValidatePushedScopePermissions.Descriptor))
             .AddEventHandler(RejectClientCredentialsOfPublicClients.Descriptor);
         server.AddEventHandler(RejectDisabledClients.Descriptor)
             .AddEventHandler(RejectTokensOfDisabledClients.Descriptor)

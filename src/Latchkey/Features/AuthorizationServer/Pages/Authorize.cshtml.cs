@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Primitives;
 using System.Collections.Immutable;
 using Latchkey.Common;
 using Latchkey.Features.Accounts;
@@ -86,8 +87,7 @@ public sealed class AuthorizeModel(
                     [OpenIddictConstants.Parameters.Iss] = Issuer(),
                 }));
             }
-            Error = failure.Error;
-            ErrorDescription = failure.ErrorDescription;
+            (Error, ErrorDescription) = Describe(failure);
             Response.StatusCode = StatusCodes.Status400BadRequest;
             return Page();
         }
@@ -175,6 +175,15 @@ public sealed class AuthorizeModel(
 
     private string Issuer() => ServerAddress.Issuer(HttpContext);
 
+    /// <summary>
+    /// The error shown for a refused request. A request_uri that is unknown, expired or already
+    /// used is RFC 9126's <c>invalid_request_uri</c>; OpenIddict reports it as an invalid token.
+    /// </summary>
+    private (string? Error, string? Description) Describe(OpenIddictResponse failure) =>
+        failure.Error == OpenIddictConstants.Errors.InvalidToken && Request.Query.ContainsKey(OpenIddictConstants.Parameters.RequestUri)
+            ? ("invalid_request_uri", "The request_uri is unknown, expired or already used: have the app push its authorization request again.")
+            : (failure.Error, failure.ErrorDescription);
+
     private static ImmutableArray<string> WithOfflineAccess(ImmutableArray<string> scopes) =>
         scopes.Contains(OidcScopes.OfflineAccess) ? scopes : scopes.Add(OidcScopes.OfflineAccess);
 
@@ -203,10 +212,7 @@ public sealed class AuthorizeModel(
             resources.Add(name ?? resource);
         }
         Resources = resources;
-        Parameters = request.GetParameters()
-            .Where(p => p.Key != "decision" && p.Key != "__RequestVerificationToken")
-            .Select(p => new KeyValuePair<string, string>(p.Key, (string?)p.Value ?? ""))
-            .ToList();
+        Parameters = CarriedParameters(request);
         SwitchAccountUrl = ReturnUrls.AppendTo(AccountsSetup.SignOutPath, null);
     }
 
@@ -234,10 +240,26 @@ public sealed class AuthorizeModel(
 
     private string ReturnUrl(OpenIddictRequest request)
     {
-        var query = QueryString.Create(request.GetParameters()
-            .Where(p => p.Key != "decision" && p.Key != "__RequestVerificationToken")
-            .Select(p => new KeyValuePair<string, string?>(p.Key, (string?)p.Value)));
+        var query = QueryString.Create(CarriedParameters(request).Select(p => new KeyValuePair<string, string?>(p.Key, p.Value)));
         return Request.PathBase + Request.Path + query;
+    }
+
+    /// <summary>
+    /// What identifies this authorization request on its way through sign-in and the consent form:
+    /// a pushed request (RFC 9126) by its client_id and request_uri, which stays good until the
+    /// sign-in completes; any other by all its parameters (each value of a repeated one, like resource).
+    /// </summary>
+    private List<KeyValuePair<string, string>> CarriedParameters(OpenIddictRequest request)
+    {
+        var pushed = Request.Query[OpenIddictConstants.Parameters.RequestUri].FirstOrDefault()
+                     ?? (Request.HasFormContentType ? Request.Form[OpenIddictConstants.Parameters.RequestUri].FirstOrDefault() : null);
+        if (!string.IsNullOrEmpty(pushed))
+        {
+            return [new(OpenIddictConstants.Parameters.ClientId, request.ClientId ?? ""), new(OpenIddictConstants.Parameters.RequestUri, pushed)];
+        }
+        return [.. request.GetParameters()
+            .Where(p => p.Key != "decision" && p.Key != "__RequestVerificationToken")
+            .SelectMany(p => ((StringValues)p.Value).Select(value => new KeyValuePair<string, string>(p.Key, value ?? "")))];
     }
 
     private ForbidResult Refuse(string error, string description) =>
