@@ -13,8 +13,9 @@ namespace Latchkey.Cli;
 
 /// <summary>
 /// <c>latchkey test-client</c>: walks a running server through the whole flow the way a third-party
-/// app would (discovery, registration, authorization code with PKCE on a loopback redirect,
-/// /external-api/v1/me, refresh, revocation) using Duende.IdentityModel, a standard client library.
+/// app would (discovery, registration, authorization code with PKCE on a loopback redirect, or with
+/// <c>--device</c> the device flow, then /external-api/v1/me, refresh, revocation) using
+/// Duende.IdentityModel, a standard client library.
 /// </summary>
 public static class TestClientCommand
 {
@@ -27,6 +28,7 @@ public static class TestClientCommand
         var scope = new Option<string>("--scope") { Description = "Space-separated scopes to ask for.", DefaultValueFactory = _ => "openid profile IDENTITY" };
         var clientId = new Option<string?>("--client-id") { Description = "Reuse this registered public client instead of the one remembered for the server." };
         var open = new Option<bool>("--open") { Description = "Open the authorize URL in the default browser (xdg-open)." };
+        var device = new Option<bool>("--device") { Description = "Sign in with the device flow (RFC 8628): print a code to enter at the server's /device page, on any browser." };
         var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the browser to come back.", DefaultValueFactory = _ => 300 };
         var state = new Option<FileInfo>("--state-file")
         {
@@ -34,9 +36,9 @@ public static class TestClientCommand
             DefaultValueFactory = _ => new FileInfo(Path.Combine("data", "test-client.json")),
         };
 
-        var command = new Command("test-client", "Check a running server end to end as a third-party app would: register, authorize (PKCE), call /me, refresh, revoke.")
+        var command = new Command("test-client", "Check a running server end to end as a third-party app would: register, authorize (PKCE or --device), call /me, refresh, revoke.")
         {
-            server, scope, clientId, open, timeout, state,
+            server, scope, clientId, open, device, timeout, state,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -44,8 +46,9 @@ public static class TestClientCommand
             var error = parse.InvocationConfiguration.Error;
             try
             {
-                return await RunAsync(new Uri(parse.GetValue(server)!.TrimEnd('/') + "/"), parse.GetValue(scope)!, parse.GetValue(clientId),
-                    parse.GetValue(open), TimeSpan.FromSeconds(parse.GetValue(timeout)), parse.GetValue(state)!, output, error, cancellationToken);
+                var run = new TestRun(new Uri(parse.GetValue(server)!.TrimEnd('/') + "/"), parse.GetValue(scope)!, parse.GetValue(clientId),
+                    parse.GetValue(open), parse.GetValue(device), TimeSpan.FromSeconds(parse.GetValue(timeout)), parse.GetValue(state)!);
+                return await RunAsync(run, output, error, cancellationToken);
             }
             catch (HttpRequestException exception)
             {
@@ -61,9 +64,15 @@ public static class TestClientCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(Uri server, string scope, string? clientId, bool open, TimeSpan timeout, FileInfo stateFile,
-        TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    private sealed record TestRun(Uri Server, string Scope, string? ClientId, bool Open, bool Device, TimeSpan Timeout, FileInfo StateFile)
     {
+        /// <summary>The test client is remembered per server and flow: the device flow's has other grants.</summary>
+        public string RememberedAs => Device ? Server.AbsoluteUri + "#device" : Server.AbsoluteUri;
+    }
+
+    private static async Task<int> RunAsync(TestRun run, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        var (server, scope, clientId, stateFile) = (run.Server, run.Scope, run.ClientId, run.StateFile);
         using var http = new HttpClient { BaseAddress = server };
 
         await output.WriteLineAsync($"1. Discovery at {server}");
@@ -77,35 +86,60 @@ public static class TestClientCommand
             return await FailAsync(error, $"Discovery failed: {discovery.Error}");
         }
 
-        clientId ??= await RememberedClientAsync(stateFile, server);
+        clientId ??= await RememberedClientAsync(stateFile, run.RememberedAs);
         if (clientId is null)
         {
             await output.WriteLineAsync("2. Registering a public test client (RFC 7591)");
+            var document = new DynamicClientRegistrationDocument
+            {
+                ClientName = ClientName,
+                Scope = scope,
+                Extensions = { ["token_endpoint_auth_method"] = JsonSerializer.SerializeToElement("none") },
+            };
+            if (run.Device)
+            {
+                document.GrantTypes.Add(OidcConstants.GrantTypes.DeviceCode);
+                document.GrantTypes.Add(OidcConstants.GrantTypes.RefreshToken);
+            }
+            else
+            {
+                document.RedirectUris.Add(new Uri("http://127.0.0.1/callback"));
+                document.GrantTypes.Add(OidcConstants.GrantTypes.AuthorizationCode);
+                document.GrantTypes.Add(OidcConstants.GrantTypes.RefreshToken);
+                document.ResponseTypes.Add(OidcConstants.ResponseTypes.Code);
+            }
             var registration = await http.RegisterClientAsync(new DynamicClientRegistrationRequest
             {
                 Address = discovery.RegistrationEndpoint,
-                Document = new DynamicClientRegistrationDocument
-                {
-                    ClientName = ClientName,
-                    RedirectUris = { new Uri("http://127.0.0.1/callback") },
-                    GrantTypes = { OidcConstants.GrantTypes.AuthorizationCode, OidcConstants.GrantTypes.RefreshToken },
-                    ResponseTypes = { OidcConstants.ResponseTypes.Code },
-                    Scope = scope,
-                    Extensions = { ["token_endpoint_auth_method"] = JsonSerializer.SerializeToElement("none") },
-                },
+                Document = document,
             }, cancellationToken);
             if (registration.IsError)
             {
                 return await FailAsync(error, $"Registration failed: {registration.Error} {registration.ErrorDescription}");
             }
             clientId = registration.ClientId!;
-            await RememberClientAsync(stateFile, server, clientId);
+            await RememberClientAsync(stateFile, run.RememberedAs, clientId);
         }
         else
         {
             await output.WriteLineAsync($"2. Reusing the test client {clientId}");
         }
 
+        var tokens = run.Device
+            ? await SignInOnADeviceAsync(http, discovery, clientId, run, output, error, cancellationToken)
+            : await SignInWithTheBrowserAsync(http, discovery, clientId, run, output, error, cancellationToken);
+        if (tokens is null)
+        {
+            return CliContext.Failure;
+        }
+        return await UseTheTokensAsync(http, discovery, clientId, tokens, output, error, cancellationToken);
+    }
+
+    /// <summary>The authorization code flow with PKCE on a loopback redirect (RFC 8252); null when it failed (said on <paramref name="error"/>).</summary>
+    private static async Task<TokenResponse?> SignInWithTheBrowserAsync(HttpClient http, DiscoveryDocumentResponse discovery, string clientId, TestRun run,
+        TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        var (scope, open, timeout) = (run.Scope, run.Open, run.Timeout);
         // RFC 8252: a loopback redirect on a port of our choosing.
         var port = FreePort();
         var redirectUri = $"http://127.0.0.1:{port}/callback";
@@ -129,15 +163,15 @@ public static class TestClientCommand
         var callback = await WaitForCallbackAsync(listener, timeout, cancellationToken);
         if (callback["error"] is { } authorizeError)
         {
-            return await FailAsync(error, $"The server answered {authorizeError}: {callback["error_description"]}");
+            return await FailedAsync(error, $"The server answered {authorizeError}: {callback["error_description"]}");
         }
         if (callback["state"] != expectedState)
         {
-            return await FailAsync(error, "The state that came back is not the one sent; refusing the code.");
+            return await FailedAsync(error, "The state that came back is not the one sent; refusing the code.");
         }
         if (callback["iss"] is { } iss && iss != discovery.Issuer)
         {
-            return await FailAsync(error, $"The response came from issuer {iss}, not {discovery.Issuer} (RFC 9207); refusing the code.");
+            return await FailedAsync(error, $"The response came from issuer {iss}, not {discovery.Issuer} (RFC 9207); refusing the code.");
         }
 
         await output.WriteLineAsync("4. Exchanging the code (PKCE)");
@@ -151,8 +185,63 @@ public static class TestClientCommand
         }, cancellationToken);
         if (tokens.IsError)
         {
-            return await FailAsync(error, $"The token request failed: {tokens.Error} {tokens.ErrorDescription}");
+            return await FailedAsync(error, $"The token request failed: {tokens.Error} {tokens.ErrorDescription}");
         }
+        return tokens;
+    }
+
+    /// <summary>The device flow (RFC 8628): show a code, poll while the person approves it elsewhere; null when it failed.</summary>
+    private static async Task<TokenResponse?> SignInOnADeviceAsync(HttpClient http, DiscoveryDocumentResponse discovery, string clientId, TestRun run,
+        TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        var authorization = await http.RequestDeviceAuthorizationAsync(new DeviceAuthorizationRequest
+        {
+            Address = discovery.DeviceAuthorizationEndpoint, ClientId = clientId, Scope = run.Scope,
+        }, cancellationToken);
+        if (authorization.IsError)
+        {
+            return await FailedAsync(error, $"The device authorization request failed: {authorization.Error} {authorization.ErrorDescription}");
+        }
+        await output.WriteLineAsync($"3. On any browser, go to {authorization.VerificationUri} and enter the code {authorization.UserCode}, or open:");
+        await output.WriteLineAsync($"   {authorization.VerificationUriComplete}");
+        if (run.Open)
+        {
+            TryOpenBrowser(authorization.VerificationUriComplete!);
+        }
+
+        await output.WriteLineAsync("4. Waiting for the approval (polling the token endpoint)");
+        var interval = TimeSpan.FromSeconds(authorization.Interval);
+        var wait = TimeSpan.FromSeconds(Math.Min(authorization.ExpiresIn ?? 600, run.Timeout.TotalSeconds));
+        var deadline = DateTimeOffset.UtcNow + wait;
+        while (DateTimeOffset.UtcNow < deadline)
+        {
+            await Task.Delay(interval, cancellationToken);
+            var tokens = await http.RequestDeviceTokenAsync(new DeviceTokenRequest
+            {
+                Address = discovery.TokenEndpoint, ClientId = clientId, DeviceCode = authorization.DeviceCode!,
+            }, cancellationToken);
+            if (!tokens.IsError)
+            {
+                return tokens;
+            }
+            switch (tokens.Error)
+            {
+                case OidcConstants.TokenErrors.AuthorizationPending:
+                    continue;
+                case OidcConstants.TokenErrors.SlowDown:
+                    interval += TimeSpan.FromSeconds(5);
+                    continue;
+                default:
+                    return await FailedAsync(error, $"The device was not signed in: {tokens.Error} {tokens.ErrorDescription}");
+            }
+        }
+        throw new TimeoutException($"Nobody approved the code within {wait.TotalSeconds:0} seconds.");
+    }
+
+    /// <summary>What an app does with its tokens: call the API, refresh, revoke, and see the revoked one refused.</summary>
+    private static async Task<int> UseTheTokensAsync(HttpClient http, DiscoveryDocumentResponse discovery, string clientId, TokenResponse tokens,
+        TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
         await output.WriteLineAsync($"   access token {Shorten(tokens.AccessToken)} (expires in {tokens.ExpiresIn} s), refresh token {Shorten(tokens.RefreshToken)}, scope '{tokens.Scope}'");
 
         await output.WriteLineAsync("5. GET /external-api/v1/me");
@@ -215,22 +304,22 @@ public static class TestClientCommand
         return query;
     }
 
-    private static async Task<string?> RememberedClientAsync(FileInfo stateFile, Uri server)
+    private static async Task<string?> RememberedClientAsync(FileInfo stateFile, string key)
     {
         if (!stateFile.Exists)
         {
             return null;
         }
         var remembered = JsonSerializer.Deserialize<Dictionary<string, string>>(await File.ReadAllTextAsync(stateFile.FullName));
-        return remembered?.GetValueOrDefault(server.AbsoluteUri);
+        return remembered?.GetValueOrDefault(key);
     }
 
-    private static async Task RememberClientAsync(FileInfo stateFile, Uri server, string clientId)
+    private static async Task RememberClientAsync(FileInfo stateFile, string key, string clientId)
     {
         var remembered = stateFile.Exists
             ? JsonSerializer.Deserialize<Dictionary<string, string>>(await File.ReadAllTextAsync(stateFile.FullName)) ?? []
             : [];
-        remembered[server.AbsoluteUri] = clientId;
+        remembered[key] = clientId;
         stateFile.Directory?.Create();
         await File.WriteAllTextAsync(stateFile.FullName, JsonSerializer.Serialize(remembered));
     }
@@ -261,5 +350,11 @@ public static class TestClientCommand
     {
         await error.WriteLineAsync(message);
         return CliContext.Failure;
+    }
+
+    private static async Task<TokenResponse?> FailedAsync(TextWriter error, string message)
+    {
+        await error.WriteLineAsync(message);
+        return null;
     }
 }

@@ -13,7 +13,7 @@ public abstract class TokenEndpointBadInputTests(LatchkeyServerFixture server)
         { "unknown client", "/api/oauth/token", "application/x-www-form-urlencoded", "grant_type=client_credentials&client_id=lk_client_nobody&client_secret=x", "invalid_client" },
         { "missing grant type", "/api/oauth/token", "application/x-www-form-urlencoded", "client_id=x", "invalid_request" },
         { "password grant", "/api/oauth/token", "application/x-www-form-urlencoded", "grant_type=password&username=a&password=b&client_id=x", "unsupported_grant_type" },
-        { "implicit-style grant", "/api/oauth/token", "application/json", """{"grant_type":"urn:ietf:params:oauth:grant-type:device_code","client_id":"x"}""", "unsupported_grant_type" },
+        { "implicit-style grant", "/api/oauth/token", "application/json", """{"grant_type":"urn:ietf:params:oauth:grant-type:saml2-bearer","client_id":"x"}""", "unsupported_grant_type" },
         { "malformed JSON", "/api/oauth/token", "application/json", """{"grant_type": """, "invalid_request" },
         { "JSON array", "/api/oauth/token", "application/json", """["grant_type"]""", "invalid_request" },
         { "JSON number value", "/api/oauth/token", "application/json", """{"grant_type":"client_credentials","client_id":7}""", "invalid_request" },

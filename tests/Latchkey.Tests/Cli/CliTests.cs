@@ -228,6 +228,39 @@ public abstract partial class CliTests(LatchkeyServerFixture server)
         }
     }
 
+    [Fact]
+    public async Task Test_client_signs_in_with_the_device_flow_once_someone_approves_the_code()
+    {
+        var user = await TestAccounts.SignUpAsync(server);
+        var stateFile = Path.Combine(Path.GetTempPath(), $"latchkey-test-client-{Guid.NewGuid():N}.json");
+        var output = new WatchingWriter("/device?user_code=");
+        var error = new StringWriter();
+        try
+        {
+            var run = Latchkey.Cli.LatchkeyCommandLine.InvokeAsync(
+                ["test-client", "--device", "--server", server.BaseAddress.AbsoluteUri, "--scope", "IDENTITY", "--state-file", stateFile, "--timeout", "60"],
+                output: output, error: error);
+
+            // The person at any browser: open the printed link (signed in), check the code, approve.
+            var printed = await output.Seen.WaitAsync(TimeSpan.FromSeconds(30));
+            var verification = new Uri(printed.Trim());
+            var page = await user.Session.GetAsync(verification.PathAndQuery);
+            var form = OAuthClient.HiddenInputs(await page.Content.ReadAsStringAsync());
+            form["decision"] = "approve";
+            Assert.Equal(System.Net.HttpStatusCode.Redirect, (await user.Session.PostAsync("/device", new FormUrlEncodedContent(form))).StatusCode);
+
+            Assert.True(await run.WaitAsync(TimeSpan.FromSeconds(60)) == 0, error.ToString());
+            Assert.Contains("and enter the code", output.ToString());
+            Assert.Contains("The server passed every step.", output.ToString());
+            Assert.Contains(user.Email, output.ToString());
+            Assert.Contains(server.BaseAddress.AbsoluteUri + "#device", await File.ReadAllTextAsync(stateFile));
+        }
+        finally
+        {
+            File.Delete(stateFile);
+        }
+    }
+
     /// <summary>Captures output and signals when a line containing <c>marker</c> is written.</summary>
     private sealed class WatchingWriter(string marker) : StringWriter
     {

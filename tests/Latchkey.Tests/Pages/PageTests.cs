@@ -442,6 +442,48 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
     }
 
     [Fact]
+    public async Task A_device_code_is_typed_on_the_device_page_approved_and_the_device_signs_in()
+    {
+        var owner = await TestAccounts.SignUpAsync(server);
+        var created = await owner.Session.PostAsJsonAsync("/api/oauth/apps", new
+        {
+            name = "Terminal Agent",
+            scopes = new[] { "IDENTITY" },
+            confidential = false,
+            grant_types = new[] { Duende.IdentityModel.OidcConstants.GrantTypes.DeviceCode },
+        });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var clientId = (await created.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).GetProperty("app").GetProperty("client_id").GetString()!;
+        var device = server.CreateClient();
+        var authorization = await Duende.IdentityModel.Client.HttpClientDeviceFlowExtensions.RequestDeviceAuthorizationAsync(device,
+            new Duende.IdentityModel.Client.DeviceAuthorizationRequest { Address = new Uri(server.BaseAddress, "/api/oauth/device").AbsoluteUri, ClientId = clientId, Scope = "IDENTITY" });
+        Assert.False(authorization.IsError, authorization.Error);
+        var (page, _) = await SignUpAsync("Dev Ice");
+
+        // The person types the code their terminal shows, in whatever case.
+        await page.GotoAsync("/device");
+        await BrowserFixture.CaptureAndCheckAsync(page, "device-code");
+        await page.GetByLabel("Code").FillAsync(authorization.UserCode!.ToLowerInvariant());
+        await page.GetByRole(AriaRole.Button, new() { Name = "Continue" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Terminal Agent wants to access your account from a device" })).ToBeVisibleAsync();
+        await Assertions.Expect(page.Locator("#device-warning")).ToContainTextAsync(authorization.UserCode!);
+        await BrowserFixture.CaptureAndCheckAsync(page, "device-consent");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Approve" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Your device is connected" })).ToBeVisibleAsync();
+        await BrowserFixture.CaptureAndCheckAsync(page, "device-connected");
+
+        var tokens = await Duende.IdentityModel.Client.HttpClientTokenRequestExtensions.RequestDeviceTokenAsync(device, new Duende.IdentityModel.Client.DeviceTokenRequest
+        {
+            Address = new Uri(server.BaseAddress, "/api/oauth/token").AbsoluteUri,
+            ClientId = clientId,
+            DeviceCode = authorization.DeviceCode!,
+            ClientCredentialStyle = Duende.IdentityModel.Client.ClientCredentialStyle.PostBody,
+        });
+        Assert.False(tokens.IsError, $"{tokens.Error} {tokens.ErrorDescription}");
+        Assert.Equal(HttpStatusCode.OK, (await CallMeAsync(device, tokens.AccessToken!)).StatusCode);
+    }
+
+    [Fact]
     public async Task The_consent_page_does_not_render_inside_another_sites_frame()
     {
         var (ownerPage, _) = await SignUpAsync("Olivia Owner");

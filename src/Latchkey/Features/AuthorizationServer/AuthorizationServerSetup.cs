@@ -10,6 +10,7 @@ using Latchkey.Features.ExternalApi;
 using Latchkey.Features.Operations;
 using Latchkey.Features.Scopes;
 using Latchkey.Storage;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using OpenIddict.Server;
 using static OpenIddict.Abstractions.OpenIddictConstants;
@@ -27,6 +28,15 @@ public static class AuthorizationServerSetup
     public const string UserInfoPath = "/api/oauth/userinfo";
     public const string RegisterPath = "/api/oauth/register";
     public const string PushedAuthorizationPath = "/api/oauth/par";
+    public const string DeviceAuthorizationPath = "/api/oauth/device";
+    public const string DeviceVerificationPath = "/device";
+
+    /// <summary>
+    /// User codes of the device flow: 8 letters from 20 consonants (RFC 8628 §6.1: no vowels, so no
+    /// words; no digits, so nothing to confuse), shown as ABCD-EFGH. 20^8 is 2.6e10 codes, against
+    /// a guesser held back by the rate limits and a 10-minute lifetime.
+    /// </summary>
+    public static readonly string[] UserCodeCharset = [.. "BCDFGHJKLMNPQRSTVWXZ".Select(c => c.ToString())];
 
     /// <summary>The OpenID Connect scopes offered beside the scope catalog.</summary>
     public static readonly string[] OpenIdScopes = [OidcScopes.OpenId, OidcScopes.Profile, OidcScopes.Email, OidcScopes.OfflineAccess];
@@ -56,6 +66,7 @@ public static class AuthorizationServerSetup
         builder.Services.AddSingleton<AnonymousRegistrationScopes>();
         builder.Services.AddSingleton<PlatformNames>();
         builder.Services.AddScoped<UserGrants>();
+        builder.Services.TryAddSingleton<Handlers.DevicePolling>();
         builder.Services.AddScoped<IAccessTokenValidator, AccessTokenValidator>();
         builder.Services.AddSnapshotCache<AccessTokenSnapshot>(CacheScope.OAuth);
         builder.Services.AddSnapshotCache<IntrospectionAnswer>(CacheScope.OAuth);
@@ -88,9 +99,12 @@ public static class AuthorizationServerSetup
                     .SetRevocationEndpointUris(RevokePath[1..])
                     .SetUserInfoEndpointUris(UserInfoPath[1..])
                     .SetPushedAuthorizationEndpointUris(PushedAuthorizationPath[1..])
+                    .SetDeviceAuthorizationEndpointUris(DeviceAuthorizationPath[1..])
+                    .SetEndUserVerificationEndpointUris(DeviceVerificationPath[1..])
                     .SetJsonWebKeySetEndpointUris(".well-known/jwks");
 
-                server.AllowAuthorizationCodeFlow().AllowRefreshTokenFlow().AllowClientCredentialsFlow();
+                server.AllowAuthorizationCodeFlow().AllowRefreshTokenFlow().AllowClientCredentialsFlow().AllowDeviceAuthorizationFlow();
+                server.SetUserCodeCharset(UserCodeCharset).SetUserCodeLength(8).SetUserCodeDisplayFormat("{0}{1}{2}{3}-{4}{5}{6}{7}");
                 // OAuth 2.1: PKCE for every client, S256 only.
                 server.RequireProofKeyForCodeExchange();
                 server.Configure(options => options.CodeChallengeMethods.Remove(CodeChallengeMethods.Plain));
@@ -140,6 +154,7 @@ public static class AuthorizationServerSetup
                     .EnableAuthorizationEndpointPassthrough()
                     .EnableTokenEndpointPassthrough()
                     .EnableUserInfoEndpointPassthrough()
+                    .EnableEndUserVerificationEndpointPassthrough()
                     .EnableErrorPassthrough()
                     // TLS is usually terminated in front of Latchkey; see docs/operations.md.
                     .DisableTransportSecurityRequirement();

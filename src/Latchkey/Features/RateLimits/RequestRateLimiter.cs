@@ -82,11 +82,14 @@ public sealed partial class RequestRateLimiter : IAsyncDisposable
     {
         var path = request.Path;
         if (HttpMethods.IsPost(request.Method) && (path.Equals(AuthorizationServerSetup.TokenPath, StringComparison.OrdinalIgnoreCase)
-            || path.Equals(AuthorizationServerSetup.PushedAuthorizationPath, StringComparison.OrdinalIgnoreCase)))
+            || path.Equals(AuthorizationServerSetup.PushedAuthorizationPath, StringComparison.OrdinalIgnoreCase)
+            || path.Equals(AuthorizationServerSetup.DeviceAuthorizationPath, StringComparison.OrdinalIgnoreCase)))
         {
             return Area.Token;
         }
-        if (path.Equals(AuthorizationServerSetup.AuthorizePath, StringComparison.OrdinalIgnoreCase))
+        // The device page too: each try of a user code counts, so codes cannot be guessed quickly.
+        if (path.Equals(AuthorizationServerSetup.AuthorizePath, StringComparison.OrdinalIgnoreCase)
+            || path.Equals(AuthorizationServerSetup.DeviceVerificationPath, StringComparison.OrdinalIgnoreCase))
         {
             return Area.Authorize;
         }

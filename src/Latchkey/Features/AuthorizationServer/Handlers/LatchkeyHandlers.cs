@@ -39,13 +39,20 @@ internal static class LatchkeyHandlers
         server.AddEventHandler(RevokeChainOfRevokedRefreshToken.Descriptor)
             .AddEventHandler(RevokeChainOfReusedToken.Descriptor);
 
+        // The device flow (DeviceFlowHandlers): the polling interval, slow_down, user codes in any case.
+        server.AddEventHandler(AttachDevicePollingInterval.Descriptor)
+            .AddEventHandler(SlowDownFastPolling.Descriptor)
+            .AddEventHandler(AcceptUserCodesInAnyCase.Descriptor);
+
         // Every parameter once (RequestParsingHandlers).
         server.AddEventHandler(RejectRepeatedParameters<ExtractAuthorizationRequestContext>.Descriptor)
             .AddEventHandler(RejectRepeatedParameters<ExtractTokenRequestContext>.Descriptor)
             .AddEventHandler(RejectRepeatedParameters<ExtractIntrospectionRequestContext>.Descriptor)
             .AddEventHandler(RejectRepeatedParameters<ExtractRevocationRequestContext>.Descriptor)
             .AddEventHandler(RejectRepeatedParameters<ExtractUserInfoRequestContext>.Descriptor)
-            .AddEventHandler(RejectRepeatedParameters<ExtractPushedAuthorizationRequestContext>.Descriptor);
+            .AddEventHandler(RejectRepeatedParameters<ExtractPushedAuthorizationRequestContext>.Descriptor)
+            .AddEventHandler(RejectRepeatedParameters<ExtractDeviceAuthorizationRequestContext>.Descriptor)
+            .AddEventHandler(RejectRepeatedParameters<ExtractEndUserVerificationRequestContext>.Descriptor);
 
         // Client policy (ClientPolicyHandlers): disabled apps, the scopes and grants an app may use,
         // token ownership, scope escalation.
@@ -55,6 +62,8 @@ internal static class LatchkeyHandlers
                 OpenIddictServerHandlers.Exchange.ValidateScopePermissions.Descriptor))
             .AddEventHandler(RejectScopesNotPermitted<ValidatePushedAuthorizationRequestContext>.Descriptor(
                 OpenIddictServerHandlers.Authentication.ValidatePushedScopePermissions.Descriptor))
+            .AddEventHandler(RejectScopesNotPermitted<ValidateDeviceAuthorizationRequestContext>.Descriptor(
+                OpenIddictServerHandlers.Device.ValidateScopePermissions.Descriptor))
             .AddEventHandler(RejectClientCredentialsOfPublicClients.Descriptor);
         server.AddEventHandler(RejectDisabledClients.Descriptor)
             .AddEventHandler(RejectTokensOfDisabledClients.Descriptor)

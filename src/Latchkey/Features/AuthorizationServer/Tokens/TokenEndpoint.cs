@@ -24,7 +24,7 @@ public static class TokenEndpoint
     {
         app.MapPost(AuthorizationServerSetup.TokenPath, ExchangeAsync)
             .WithTags("OAuth")
-            .WithSummary("Token endpoint (RFC 6749): authorization_code with PKCE, refresh_token, client_credentials")
+            .WithSummary("Token endpoint (RFC 6749): authorization_code with PKCE, refresh_token, client_credentials, device_code (RFC 8628)")
             .WithDescription("Form-encoded or JSON. Answers both RFC 6749 fields (expires_in, scope) and the reference shape (access_token_expires_at, refresh_token_expires_at, scopes).")
             .ExcludeFromDescription();
         return app;
@@ -60,7 +60,7 @@ public static class TokenEndpoint
             return Results.SignIn(principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
         }
 
-        if (request.IsAuthorizationCodeGrantType() || request.IsRefreshTokenGrantType())
+        if (request.IsAuthorizationCodeGrantType() || request.IsRefreshTokenGrantType() || request.IsDeviceCodeGrantType())
         {
             var result = await context.AuthenticateAsync(OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
             var subject = result.Principal?.GetClaim(Claims.Subject);
@@ -81,7 +81,7 @@ public static class TokenEndpoint
             return Results.SignIn(principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
         }
 
-        return Refuse(Errors.UnsupportedGrantType, "Use authorization_code, refresh_token or client_credentials.");
+        return Refuse(Errors.UnsupportedGrantType, "Use authorization_code, refresh_token, client_credentials or the device code grant.");
     }
 
     private static async Task<IResult> UserInfoAsync(HttpContext context, UserManager<LatchkeyUser> users)

@@ -162,8 +162,16 @@ public sealed partial class FlowService(
         }
         catch (ProviderCallException exception)
         {
-            await SetStatusAsync(flow.Id, FlowStatus.Failed, exception.Message, null, cancellationToken);
             LogExchangeFailed(logger, provider.Id, exception.Kind);
+            if (exception.Kind == ProviderFailureKind.InvalidGrant)
+            {
+                // The caller's code was refused (wrong, expired or used): its request, not the
+                // provider, failed, and like any refused request it changes nothing (the claimed code is put back).
+                await db.BrokerFlows.Where(f => f.Id == flow.Id && f.CodeCiphertext == null)
+                    .ExecuteUpdateAsync(s => s.SetProperty(f => f.CodeCiphertext, flow.CodeCiphertext), CancellationToken.None);
+                return new AgentError(StatusCodes.Status400BadRequest, "invalid_grant", $"The provider refused the code: {exception.Message} Start again with /mcp/oauth/init.");
+            }
+            await SetStatusAsync(flow.Id, FlowStatus.Failed, exception.Message, null, cancellationToken);
             return AgentError.Provider(exception.Message);
         }
 
