@@ -103,7 +103,8 @@ public static class AuthorizationServerSetup
                     .SetEndUserVerificationEndpointUris(DeviceVerificationPath[1..])
                     .SetJsonWebKeySetEndpointUris(".well-known/jwks");
 
-                server.AllowAuthorizationCodeFlow().AllowRefreshTokenFlow().AllowClientCredentialsFlow().AllowDeviceAuthorizationFlow();
+                server.AllowAuthorizationCodeFlow().AllowRefreshTokenFlow().AllowClientCredentialsFlow().AllowDeviceAuthorizationFlow()
+                    .AllowTokenExchangeFlow();
                 server.SetUserCodeCharset(UserCodeCharset).SetUserCodeLength(8).SetUserCodeDisplayFormat("{0}{1}{2}{3}-{4}{5}{6}{7}");
                 // OAuth 2.1: PKCE for every client, S256 only.
                 server.RequireProofKeyForCodeExchange();

@@ -79,7 +79,8 @@ internal static class LatchkeyHandlers
             .AddEventHandler(AttachReferenceTokenResponseFields.Descriptor)
             .AddEventHandler(AttachReferenceIntrospectionFields.Descriptor)
             .AddEventHandler(AttachRegistrationEndpoint.Descriptor)
-            .AddEventHandler(AdvertisePublicClients.Descriptor);
+            .AddEventHandler(AdvertisePublicClients.Descriptor)
+            .AddEventHandler(AttachActorToIntrospection.Descriptor);
 
         // The account's security log (SecurityLogHandlers): tokens issued, revoked, and revoked for reuse.
         server.AddEventHandler(RecordIssuedTokens.Descriptor)

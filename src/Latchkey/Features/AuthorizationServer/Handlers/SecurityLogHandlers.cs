@@ -40,7 +40,8 @@ internal sealed class RecordIssuedTokens(OAuthApplicationManager applications, S
 
     public async ValueTask HandleAsync(ProcessSignInContext context)
     {
-        if (context.EndpointType != OpenIddictServerEndpointType.Token || context.AccessTokenPrincipal is not { } access)
+        // A token exchange issues its access token as the "issued token" (RFC 8693).
+        if (context.EndpointType != OpenIddictServerEndpointType.Token || (context.AccessTokenPrincipal ?? context.IssuedTokenPrincipal) is not { } access)
         {
             return;
         }
@@ -54,6 +55,14 @@ internal sealed class RecordIssuedTokens(OAuthApplicationManager applications, S
         if (context.RefreshTokenPrincipal?.GetTokenId() is { } refreshTokenId)
         {
             detail += " refresh_token_id=" + refreshTokenId;
+        }
+        if (context.Principal?.GetClaim(Tokens.TokenExchange.ActorClaim) is { Length: > 0 } actor)
+        {
+            detail += " act=" + actor;
+        }
+        foreach (var resource in access.GetAudiences())
+        {
+            detail += " resource=" + resource;
         }
         securityEvents.Record(account, SecurityEvents.SecurityEventTypes.TokenIssued, access.GetTokenId(), clientId, detail);
     }

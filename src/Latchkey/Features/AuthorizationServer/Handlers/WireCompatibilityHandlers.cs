@@ -155,3 +155,20 @@ internal sealed class AdvertisePublicClients : IOpenIddictServerHandler<HandleCo
         return ValueTask.CompletedTask;
     }
 }
+
+/// <summary>Introspection answers name who acts for the subject of an exchanged token (RFC 8693 §4.1, <c>act</c>).</summary>
+internal sealed class AttachActorToIntrospection : IOpenIddictServerHandler<HandleIntrospectionRequestContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = HandlerDescriptors.Singleton<HandleIntrospectionRequestContext, AttachActorToIntrospection>(
+        HandlerDescriptors.After(OpenIddictServerHandlers.Introspection.AttachMetadataClaims.Descriptor));
+
+    public ValueTask HandleAsync(HandleIntrospectionRequestContext context)
+    {
+        if (context.GenericTokenPrincipal?.GetClaim(Tokens.TokenExchange.ActorClaim) is { Length: > 0 } actor
+            && System.Text.Json.Nodes.JsonNode.Parse(actor) is System.Text.Json.Nodes.JsonObject act)
+        {
+            context.Claims[Tokens.TokenExchange.ActorClaim] = act;
+        }
+        return ValueTask.CompletedTask;
+    }
+}

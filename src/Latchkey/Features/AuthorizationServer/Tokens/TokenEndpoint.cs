@@ -24,7 +24,7 @@ public static class TokenEndpoint
     {
         app.MapPost(AuthorizationServerSetup.TokenPath, ExchangeAsync)
             .WithTags("OAuth")
-            .WithSummary("Token endpoint (RFC 6749): authorization_code with PKCE, refresh_token, client_credentials, device_code (RFC 8628)")
+            .WithSummary("Token endpoint (RFC 6749): authorization_code with PKCE, refresh_token, client_credentials, device_code (RFC 8628), token exchange (RFC 8693)")
             .WithDescription("Form-encoded or JSON. Answers both RFC 6749 fields (expires_in, scope) and the reference shape (access_token_expires_at, refresh_token_expires_at, scopes).")
             .ExcludeFromDescription();
         return app;
@@ -81,7 +81,12 @@ public static class TokenEndpoint
             return Results.SignIn(principal, authenticationScheme: OpenIddictServerAspNetCoreDefaults.AuthenticationScheme);
         }
 
-        return Refuse(Errors.UnsupportedGrantType, "Use authorization_code, refresh_token, client_credentials or the device code grant.");
+        if (request.IsTokenExchangeGrantType())
+        {
+            return await TokenExchange.ExchangeAsync(context, request, users, principals, context.RequestServices.GetRequiredService<TimeProvider>());
+        }
+
+        return Refuse(Errors.UnsupportedGrantType, "Use authorization_code, refresh_token, client_credentials, the device code grant or token exchange.");
     }
 
     private static async Task<IResult> UserInfoAsync(HttpContext context, UserManager<LatchkeyUser> users)
