@@ -64,6 +64,47 @@ public abstract class ApiKeyBadInputTests(LatchkeyServerFixture server)
         Assert.Equal(before, await server.WithDbAsync(db => db.ApiKeys.CountAsync()));
     }
 
+    [Theory]
+    [InlineData("utf-7")]
+    [InlineData("iso-8859-1")]
+    [InlineData("\"utf-16\"")]
+    public async Task A_json_body_in_another_charset_than_utf8_gets_415(string charset)
+    {
+        var account = await TestAccounts.SignUpAsync(server);
+        var before = await server.WithDbAsync(db => db.ApiKeys.CountAsync());
+        var content = new StringContent("{\"name\":\"x\",\"scopes\":[\"IDENTITY\"]}");
+        content.Headers.Remove("Content-Type");
+        content.Headers.TryAddWithoutValidation("Content-Type", $"application/json; charset={charset}");
+
+        var response = await account.Session.PostAsync("/api/keys", content);
+
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("UTF-8", await response.Content.ReadAsStringAsync());
+        Assert.Equal(before, await server.WithDbAsync(db => db.ApiKeys.CountAsync()));
+    }
+
+    [Fact]
+    public async Task A_client_that_accepts_only_xml_still_gets_its_error_as_problem_json()
+    {
+        var account = await TestAccounts.SignUpAsync(server);
+        using var bad = new HttpRequestMessage(HttpMethod.Post, "/api/keys") { Content = new StringContent("{", Encoding.UTF8, "application/json") };
+        bad.Headers.Accept.ParseAdd("application/xml");
+        using var anonymous = new HttpRequestMessage(HttpMethod.Get, "/external-api/v1/security-events/export");
+        anonymous.Headers.Accept.ParseAdd("application/xml");
+
+        var badResponse = await account.Session.SendAsync(bad);
+        var anonymousResponse = await server.CreateClient().SendAsync(anonymous);
+
+        Assert.Equal(HttpStatusCode.BadRequest, badResponse.StatusCode);
+        Assert.Equal("application/problem+json", badResponse.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymousResponse.StatusCode);
+        Assert.Equal("application/problem+json", anonymousResponse.Content.Headers.ContentType?.MediaType);
+        using var problem = JsonDocument.Parse(await anonymousResponse.Content.ReadAsStringAsync());
+        Assert.Equal(401, problem.RootElement.GetProperty("status").GetInt32());
+        Assert.True(problem.RootElement.TryGetProperty("trace_id", out _));
+    }
+
     [Fact]
     public async Task Validation_problems_name_the_field_at_fault()
     {

@@ -50,6 +50,7 @@ public static class OperationsSetup
                 context.ProblemDetails.Detail ??= UnsupportedMediaTypeDetail;
             }
         });
+        builder.Services.AddSingleton<IProblemDetailsWriter, ProblemJsonFallback>();
         builder.Services.AddExceptionHandler<LatchkeyExceptionHandler>();
         // Bad requests are thrown so that one handler turns every one into problem details.
         builder.Services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
@@ -113,6 +114,7 @@ public static class OperationsSetup
         }
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseUtf8JsonOnly();
         return app;
     }
 

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Latchkey.Common;
+using Latchkey.Features.AuthorizationServer.Stores;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using static OpenIddict.Abstractions.OpenIddictConstants;
@@ -41,37 +42,29 @@ public sealed class ClientRegistrationRequest
 /// </summary>
 public static class ClientRegistrationEndpoints
 {
+    /// <summary>The registration access token a registered client manages itself with (RFC 7592), shown once.</summary>
+    public static readonly OpaqueSecretFormat RegistrationAccessTokenFormat = new("lk_reg_");
+
     public static WebApplication MapClientRegistrationEndpoints(this WebApplication app)
     {
         app.MapPost(AuthorizationServerSetup.RegisterPath, RegisterAsync)
             .WithTags("OAuth")
             .WithSummary("Dynamic client registration (RFC 7591)")
             .AllowAnonymous();
+        var manage = app.MapGroup(AuthorizationServerSetup.RegisterPath + "/{clientId}").WithTags("OAuth").AllowAnonymous();
+        manage.MapGet("/", ReadAsync).WithSummary("A registered client reads its registration (RFC 7592)");
+        manage.MapPut("/", UpdateAsync).WithSummary("A registered client changes its registration (RFC 7592)");
+        manage.MapDelete("/", DeleteAsync).WithSummary("A registered client deregisters itself (RFC 7592)");
         return app;
     }
 
     private static async Task<IResult> RegisterAsync(
         HttpContext context, OAuthAppService apps, AnonymousRegistrationScopes anonymousScopes, IOptions<AuthorizationServerOptions> options, TimeProvider time)
     {
-        if (context.Request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) != true)
-        {
-            return Error("invalid_client_metadata", "Send the client metadata as a JSON object with 'Content-Type: application/json'.");
-        }
-        ClientRegistrationRequest? request;
-        try
-        {
-            request = await JsonSerializer.DeserializeAsync<ClientRegistrationRequest>(context.Request.Body, cancellationToken: context.RequestAborted);
-        }
-        catch (JsonException exception)
-        {
-            // Where, not what: the exception's own message may quote the body.
-            return Error("invalid_client_metadata",
-                $"The body is not valid client metadata at {InputEcho.Quote(exception.Path ?? "$")} (line {exception.LineNumber + 1}, byte {exception.BytePositionInLine + 1}): " +
-                "send a JSON object with the value types RFC 7591 defines.");
-        }
+        var (request, unreadable) = await ReadMetadataAsync(context);
         if (request is null)
         {
-            return Error("invalid_client_metadata", "The body must be a JSON object.");
+            return unreadable!;
         }
 
         var operatorApproved = HasInitialAccessToken(context, options.Value);
@@ -114,20 +107,9 @@ public static class ClientRegistrationEndpoints
         {
             return Error("invalid_client_metadata", "Only the 'code' response type is supported.");
         }
-        foreach (var uri in request.RedirectUris ?? [])
+        if (RedirectOrDisplayProblem(request) is { } refused)
         {
-            if (OAuthAppService.RedirectUriProblem(uri) is { } problem)
-            {
-                return Error("invalid_redirect_uri", problem);
-            }
-        }
-
-        foreach (var (field, value) in DisplayedFields(request))
-        {
-            if (DisplayedText.Problem(field, value) is { } problem)
-            {
-                return Error("invalid_client_metadata", problem);
-            }
+            return refused;
         }
 
         var scopes = (request.Scope ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
@@ -167,13 +149,125 @@ public static class ClientRegistrationEndpoints
             return Error(field == "redirect_uris" ? "invalid_redirect_uri" : "invalid_client_metadata", string.Join(" ", messages));
         }
 
-        var view = apps.View(created.Application);
+        // RFC 7592: the client manages its registration with this token; only its hash is kept.
+        var registrationToken = RegistrationAccessTokenFormat.Generate();
+        created.Application.RegistrationAccessTokenHash = SecretHash.Compute(registrationToken);
+        await apps.SaveAsync(created.Application, context.RequestAborted);
+        return Metadata(context, apps.View(created.Application), method, created.ClientSecret, registrationToken, StatusCodes.Status201Created);
+    }
+
+    /// <summary>RFC 7592 §2.1: the client's current metadata (never its secret, which only its hash is kept of).</summary>
+    private static async Task<IResult> ReadAsync(string clientId, HttpContext context, OAuthAppService apps, OAuthApplicationManager applications)
+    {
+        var app = await AuthenticateRegistrationAsync(context, clientId, applications);
+        return app is null ? InvalidRegistrationToken() : Metadata(context, apps.View(app), MethodOf(apps.View(app)), null, null, StatusCodes.Status200OK);
+    }
+
+    /// <summary>
+    /// RFC 7592 §2.2: replaces the client's metadata with the body. A client may narrow its scopes
+    /// and grant types, or keep them, but never widen them: that needs a new registration, with the
+    /// same checks as the first.
+    /// </summary>
+    private static async Task<IResult> UpdateAsync(string clientId, HttpContext context, OAuthAppService apps, OAuthApplicationManager applications)
+    {
+        var app = await AuthenticateRegistrationAsync(context, clientId, applications);
+        if (app is null)
+        {
+            return InvalidRegistrationToken();
+        }
+        var (request, problem) = await ReadMetadataAsync(context);
+        if (request is null)
+        {
+            return problem!;
+        }
+        if (request.Other?.TryGetValue("client_id", out var named) != true || named.ValueKind != JsonValueKind.String || named.GetString() != clientId)
+        {
+            return Error("invalid_client_metadata", "The body must name this client's client_id (RFC 7592 §2.2).");
+        }
+        var current = apps.View(app);
+        var scopes = (request.Scope ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries) is { Length: > 0 } asked ? asked : [.. current.Scopes];
+        var grants = request.GrantTypes ?? [.. current.GrantTypes];
+        if (scopes.FirstOrDefault(s => !current.Scopes.Contains(s)) is { } widerScope)
+        {
+            return Error("invalid_client_metadata", $"The scope {InputEcho.Quote(widerScope)} is not registered for this client; a client may narrow its scopes, not widen them. Register again for more.");
+        }
+        if (grants.FirstOrDefault(g => !current.GrantTypes.Contains(g)) is { } widerGrant)
+        {
+            return Error("invalid_client_metadata", $"The grant type {InputEcho.Quote(widerGrant)} is not registered for this client; register again for it.");
+        }
+        if (RedirectOrDisplayProblem(request) is { } refused)
+        {
+            return refused;
+        }
+        var errors = await apps.UpdateAsync(app, new OAuthAppRequest(
+            string.IsNullOrEmpty(request.ClientName) ? "Unnamed client" : request.ClientName,
+            null,
+            Uri.TryCreate(request.ClientUri, UriKind.Absolute, out _) ? request.ClientUri : null,
+            request.RedirectUris ?? [],
+            scopes,
+            null,
+            grants,
+            request.RequirePushedAuthorizationRequests ?? false), context.RequestAborted);
+        if (errors.Count > 0)
+        {
+            var (field, messages) = errors.First();
+            return Error(field == "redirect_uris" ? "invalid_redirect_uri" : "invalid_client_metadata", string.Join(" ", messages));
+        }
+        var view = apps.View(app);
+        return Metadata(context, view, MethodOf(view), null, null, StatusCodes.Status200OK);
+    }
+
+    /// <summary>RFC 7592 §2.3: the client deregisters; its grants and tokens go with it.</summary>
+    private static async Task<IResult> DeleteAsync(string clientId, HttpContext context, OAuthAppService apps, OAuthApplicationManager applications)
+    {
+        var app = await AuthenticateRegistrationAsync(context, clientId, applications);
+        if (app is null)
+        {
+            return InvalidRegistrationToken();
+        }
+        await apps.DeleteAsync(app, context.RequestAborted);
+        return Results.NoContent();
+    }
+
+    /// <summary>
+    /// The client whose registration access token the request carries, or null: a missing or wrong
+    /// token and an unknown client look the same (RFC 7592 §3: 401, revealing nothing).
+    /// </summary>
+    private static async Task<OAuthApplication?> AuthenticateRegistrationAsync(HttpContext context, string clientId, OAuthApplicationManager applications)
+    {
+        var header = context.Request.Headers[HeaderNames.Authorization].ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || clientId.Length > 200)
+        {
+            return null;
+        }
+        var presented = header[7..].Trim();
+        if (!RegistrationAccessTokenFormat.IsWellFormed(presented)
+            || await applications.FindByClientIdAsync(clientId, context.RequestAborted) is not { RegistrationAccessTokenHash: { } stored } app)
+        {
+            return null;
+        }
+        return CryptographicOperations.FixedTimeEquals(SecretHash.Compute(presented), stored) ? app : null;
+    }
+
+    private static IResult InvalidRegistrationToken()
+    {
+        // RFC 6750 §3 through RFC 7592 §2: the client learns to send a valid registration access token.
+        return Results.Json(new RegistrationError("invalid_token", "Send this client's registration access token as 'Authorization: Bearer <token>'."),
+            statusCode: StatusCodes.Status401Unauthorized);
+    }
+
+    private static string MethodOf(OAuthAppView view) =>
+        view.ClientType == ClientTypes.Confidential ? ClientAuthenticationMethods.ClientSecretBasic : ClientAuthenticationMethods.None;
+
+    /// <summary>The registration response (RFC 7591 §3.2.1, RFC 7592 §3): absent values are omitted, not null.</summary>
+    private static IResult Metadata(HttpContext context, OAuthAppView view, string method, string? clientSecret, string? registrationToken, int status)
+    {
         var metadata = new Dictionary<string, object?>
         {
             ["client_id"] = view.ClientId,
-            ["client_secret"] = created.ClientSecret,
-            ["client_id_issued_at"] = time.GetUtcNow().ToUnixTimeSeconds(),
-            ["client_secret_expires_at"] = created.ClientSecret is null ? null : 0,
+            ["client_secret"] = clientSecret,
+            ["client_id_issued_at"] = view.CreatedAt.ToUnixTimeSeconds(),
+            ["client_secret_expires_at"] = clientSecret is null ? null : 0,
             ["client_name"] = view.Name,
             ["client_uri"] = view.HomepageUrl,
             ["redirect_uris"] = view.RedirectUris,
@@ -182,10 +276,30 @@ public static class ClientRegistrationEndpoints
             ["require_pushed_authorization_requests"] = view.RequirePushedAuthorizationRequests ? true : null,
             ["token_endpoint_auth_method"] = method,
             ["scope"] = string.Join(' ', view.Scopes),
+            ["registration_access_token"] = registrationToken,
+            ["registration_client_uri"] = $"{ServerAddress.Base(context)}{AuthorizationServerSetup.RegisterPath}/{Uri.EscapeDataString(view.ClientId)}",
         };
-        // RFC 7591 §3.2.1: absent values are omitted, not null.
-        var present = metadata.Where(m => m.Value is not null).ToDictionary();
-        return Results.Json(present, statusCode: StatusCodes.Status201Created);
+        return Results.Json(metadata.Where(m => m.Value is not null).ToDictionary(), statusCode: status);
+    }
+
+    private static async Task<(ClientRegistrationRequest? Request, IResult? Problem)> ReadMetadataAsync(HttpContext context)
+    {
+        if (context.Request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) != true)
+        {
+            return (null, Error("invalid_client_metadata", "Send the client metadata as a JSON object with 'Content-Type: application/json'."));
+        }
+        try
+        {
+            var request = await JsonSerializer.DeserializeAsync<ClientRegistrationRequest>(context.Request.Body, cancellationToken: context.RequestAborted);
+            return request is null ? (null, Error("invalid_client_metadata", "The body must be a JSON object.")) : (request, null);
+        }
+        catch (JsonException exception)
+        {
+            // Where, not what: the exception's own message may quote the body.
+            return (null, Error("invalid_client_metadata",
+                $"The body is not valid client metadata at {InputEcho.Quote(exception.Path ?? "$")} (line {exception.LineNumber + 1}, byte {exception.BytePositionInLine + 1}): " +
+                "send a JSON object with the value types RFC 7591 defines."));
+        }
     }
 
     /// <summary>Only loopback http or private-use-scheme redirect URIs, and no client credentials grant: an app on the user's device.</summary>
@@ -193,6 +307,26 @@ public static class ClientRegistrationEndpoints
         request.RedirectUris is { Length: > 0 } uris
         && request.GrantTypes?.Contains(GrantTypes.ClientCredentials) != true
         && uris.All(OAuthAppService.IsNativeRedirect);
+
+    /// <summary>A redirect URI Latchkey would not send codes to, or displayed text that hides or reorders characters.</summary>
+    private static IResult? RedirectOrDisplayProblem(ClientRegistrationRequest request)
+    {
+        foreach (var uri in request.RedirectUris ?? [])
+        {
+            if (OAuthAppService.RedirectUriProblem(uri) is { } problem)
+            {
+                return Error("invalid_redirect_uri", problem);
+            }
+        }
+        foreach (var (field, value) in DisplayedFields(request))
+        {
+            if (DisplayedText.Problem(field, value) is { } problem)
+            {
+                return Error("invalid_client_metadata", problem);
+            }
+        }
+        return null;
+    }
 
     /// <summary>The metadata people may be shown. Those not stored are checked too: a client that hides text in them is not one to register.</summary>
     private static (string Field, string? Value)[] DisplayedFields(ClientRegistrationRequest request) =>

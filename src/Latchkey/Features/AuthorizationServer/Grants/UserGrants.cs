@@ -39,11 +39,31 @@ public sealed class UserGrants(
         return granted;
     }
 
-    /// <summary>Records the user's consent; later requests within these scopes skip the consent page.</summary>
+    /// <summary>
+    /// Records the user's consent; later requests within these scopes skip the consent page. Consent
+    /// given step by step (incremental consent) is merged into the one record the user has for the app.
+    /// </summary>
     public async Task<string> RememberAsync(ClaimsPrincipal principal, string userId, string applicationId, ImmutableArray<string> scopes, CancellationToken cancellationToken)
     {
-        var authorization = await authorizations.CreateAsync(principal, userId, applicationId, AuthorizationTypes.Permanent, scopes, cancellationToken);
-        return (await authorizations.GetIdAsync(authorization, cancellationToken))!;
+        object? existing = null;
+        await foreach (var authorization in authorizations.FindAsync(userId, applicationId, Statuses.Valid, AuthorizationTypes.Permanent, null, cancellationToken))
+        {
+            existing = authorization;
+            break;
+        }
+        if (existing is null)
+        {
+            existing = await authorizations.CreateAsync(principal, userId, applicationId, AuthorizationTypes.Permanent, scopes, cancellationToken);
+        }
+        else
+        {
+            var descriptor = new OpenIddictAuthorizationDescriptor();
+            await authorizations.PopulateAsync(descriptor, existing, cancellationToken);
+            descriptor.Scopes.UnionWith(scopes);
+            await authorizations.PopulateAsync(existing, descriptor, cancellationToken);
+            await authorizations.UpdateAsync(existing, cancellationToken);
+        }
+        return (await authorizations.GetIdAsync(existing, cancellationToken))!;
     }
 
     public async Task<List<AuthorizedApp>> ListAsync(string userId, CancellationToken cancellationToken)

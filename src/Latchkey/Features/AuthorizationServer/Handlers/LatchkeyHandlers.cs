@@ -19,7 +19,7 @@ internal static class LatchkeyHandlers
             .AddEventHandler(IntrospectionCache.RememberAnswer.Descriptor);
 
         // Request parsing (RequestParsingHandlers): token, introspection and revocation requests
-        // form-encoded or JSON; an unreadable authorization or userinfo form is invalid_request.
+        // form-encoded or JSON; an unreadable form anywhere else is invalid_request.
         Replace(server, OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractTokenRequestContext>.Descriptor,
             ExtractFormOrJsonRequest<ExtractTokenRequestContext>.Descriptor(
                 OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractTokenRequestContext>.Descriptor.Order));
@@ -32,7 +32,13 @@ internal static class LatchkeyHandlers
         server.AddEventHandler(RejectUnreadableForm<ExtractAuthorizationRequestContext>.Descriptor(
                 OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractAuthorizationRequestContext>.Descriptor.Order - 1))
             .AddEventHandler(RejectUnreadableForm<ExtractUserInfoRequestContext>.Descriptor(
-                OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractUserInfoRequestContext>.Descriptor.Order - 1));
+                OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractUserInfoRequestContext>.Descriptor.Order - 1))
+            .AddEventHandler(RejectUnreadableForm<ExtractPushedAuthorizationRequestContext>.Descriptor(
+                OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractPushedAuthorizationRequestContext>.Descriptor.Order - 1))
+            .AddEventHandler(RejectUnreadableForm<ExtractDeviceAuthorizationRequestContext>.Descriptor(
+                OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractDeviceAuthorizationRequestContext>.Descriptor.Order - 1))
+            .AddEventHandler(RejectUnreadableForm<ExtractEndUserVerificationRequestContext>.Descriptor(
+                OpenIddictServerAspNetCoreHandlers.ExtractGetOrPostRequest<ExtractEndUserVerificationRequestContext>.Descriptor.Order - 1));
 
         // A sign-in's chain (ChainRevocationHandlers): revoking its refresh token, or a reused code or
         // refresh token, ends that chain and nothing else.

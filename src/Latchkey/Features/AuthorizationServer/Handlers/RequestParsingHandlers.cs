@@ -85,7 +85,8 @@ internal sealed class ExtractFormOrJsonRequest<TContext> : IOpenIddictServerHand
 }
 
 /// <summary>
-/// Authorization and userinfo requests may be form posts, which OpenIddict reads itself; this runs
+/// Authorization, userinfo, pushed authorization, device and verification requests may be form
+/// posts, which OpenIddict reads itself; this runs
 /// first, so that a form it cannot read (or a query with a NUL) is an OAuth error rather than an
 /// exception. A form read here is kept on the request, and OpenIddict's extraction uses it.
 /// </summary>

@@ -145,6 +145,18 @@ public sealed class AuthorizeModel(
         // it is reported back as a scope only to clients that asked for it.
         var requested = request.GetScopes();
         var scopes = WithOfflineAccess(requested);
+        if (request.GetParameter(IncludeGrantedScopes) is { } include && (string?)include == "true")
+        {
+            // Incremental authorization: the token covers what was granted before, still within the app's registration.
+            var granted = await grants.GrantedScopesAsync(user.Id, application.Id!, HttpContext.RequestAborted);
+            foreach (var scope in granted.Order(StringComparer.Ordinal))
+            {
+                if (!scopes.Contains(scope) && await applications.HasPermissionAsync(application, Permissions.Prefixes.Scope + scope, HttpContext.RequestAborted))
+                {
+                    scopes = scopes.Add(scope);
+                }
+            }
+        }
         if (consented)
         {
             // The consent is remembered (a permanent authorization) so that later requests within
@@ -173,6 +185,12 @@ public sealed class AuthorizeModel(
             : null;
     }
 
+    /// <summary>
+    /// <c>include_granted_scopes=true</c> asks for a token that covers the scopes granted before as
+    /// well as the ones asked for now (incremental authorization, as Google's and Microsoft's servers take it).
+    /// </summary>
+    public const string IncludeGrantedScopes = "include_granted_scopes";
+
     private string Issuer() => ServerAddress.Issuer(HttpContext);
 
     /// <summary>
@@ -200,7 +218,9 @@ public sealed class AuthorizeModel(
         (RedirectHost, RedirectsToDevice) = DescribeRedirect(request.RedirectUri);
         SignedInAs = $"{DisplayedText.ForDisplay(user.DisplayName)} ({user.Email})";
         NewScopes = missing.Select(Describe).ToList();
-        GrantedScopes = request.GetScopes().Where(s => granted.Contains(s) && s != OidcScopes.OfflineAccess).Select(Describe).ToList();
+        // Incremental consent: what the app asks for anew is listed above; everything the person
+        // allowed it before is named here.
+        GrantedScopes = granted.Where(s => s != OidcScopes.OfflineAccess).Order(StringComparer.Ordinal).Select(Describe).ToList();
         var resources = new List<string>();
         foreach (var resource in request.GetResources())
         {
