@@ -1,5 +1,6 @@
 using System.Net;
 using Latchkey.Cli;
+using Latchkey.Features.AuthorizationServer.Apps;
 using Latchkey.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -7,6 +8,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Http;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -141,12 +143,19 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
             // Test providers run on loopback, which the SSRF guard refuses otherwise.
             ["Broker:AllowPrivateNetworks"] = "true",
             ["Mcp:AllowPrivateNetworks"] = "true",
+            ["AuthorizationServer:ClientMetadataDocuments:AllowPrivateNetworks"] = "true",
             ["Vault:KeyFile"] = VaultKeyFile,
             // Tests sign up and call from one address far faster than any person; RateLimitTests turn them on.
             ["RateLimits:Enabled"] = "false",
         });
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        // Client metadata documents come from a loopback https site (ClientMetadataDocumentSite):
+        // its certificate is trusted for those fetches, after the server has set up its own handler.
+        builder.Services.PostConfigure<HttpClientFactoryOptions>(ClientMetadataDocuments.HttpClientName, options =>
+            options.HttpMessageHandlerBuilderActions.Add(handler =>
+                ((SocketsHttpHandler)handler.PrimaryHandler).SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+                    certificate is not null && certificate.GetCertHashString() == ClientMetadataDocumentSite.Certificate.GetCertHashString()));
         ConfigureServer(builder);
     }
 

@@ -6,6 +6,7 @@ using System.Text.Json;
 using Latchkey.Features.Broker.Credentials;
 using Latchkey.Features.Mcp;
 using Latchkey.Tests.Infrastructure;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using ModelContextProtocol;
@@ -630,6 +631,61 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
         // The client registered itself, and its token is for this gateway only.
         var registered = await server.WithDbAsync(db => db.OAuthApplications.CountAsync(a => a.DisplayName == "Agent under test"));
         Assert.Equal(1, registered);
+    }
+
+    [Fact]
+    public async Task An_mcp_client_identified_by_its_metadata_document_gets_consent_and_calls_tools_without_registering()
+    {
+        var owner = await CallerAsync(server);
+        var mapped = await ConnectedCredentialAsync(owner, _provider);
+        var (created, _) = await RepoToolsAsync(owner, mapped);
+        await using var site = await ClientMetadataDocumentSite.StartAsync();
+        var documentUrl = site.Url("/mcp/client-metadata.json");
+        site.Serve("/mcp/client-metadata.json", new
+        {
+            client_id = documentUrl,
+            client_name = "Agent with a metadata document",
+            redirect_uris = new[] { "http://127.0.0.1:9/callback" },
+            grant_types = new[] { "authorization_code", "refresh_token" },
+            response_types = new[] { "code" },
+            token_endpoint_auth_method = "none",
+        });
+
+        var consentNamedTheSite = false;
+        var transport = new HttpClientTransport(new HttpClientTransportOptions
+        {
+            Endpoint = GatewayUrl(created),
+            TransportMode = HttpTransportMode.StreamableHttp,
+            OAuth = new ClientOAuthOptions
+            {
+                RedirectUri = new Uri("http://127.0.0.1:9/callback"),
+                // The SDK uses the document when discovery says the server supports it, and registers otherwise.
+                ClientMetadataDocumentUri = new Uri(documentUrl),
+                DynamicClientRegistration = new DynamicClientRegistrationOptions { ClientName = "Agent that registered" },
+                AuthorizationCallbackHandler = async (context, cancellationToken) =>
+                {
+                    Assert.Equal(documentUrl, QueryHelpers.ParseQuery(context.AuthorizationUri.Query)["client_id"].ToString());
+                    var page = await owner.Account.Session.GetAsync(context.AuthorizationUri.PathAndQuery, cancellationToken);
+                    var html = await page.Content.ReadAsStringAsync(cancellationToken);
+                    consentNamedTheSite = WebUtility.HtmlDecode(html).Contains("<strong class=\"metadata-host\">127.0.0.1</strong>", StringComparison.Ordinal);
+                    var form = OAuthClient.HiddenInputs(html);
+                    form["decision"] = "approve";
+                    var outcome = OAuthClient.Outcome(await owner.Account.Session.PostAsync("/auth/authorize", new FormUrlEncodedContent(form), cancellationToken));
+                    Assert.True(outcome.Query.ContainsKey("code"), $"{outcome.Response.StatusCode} {outcome.Redirect}");
+                    return new AuthorizationResult { Code = outcome.Query["code"], State = outcome.Query.GetValueOrDefault("state"), Iss = outcome.Query.GetValueOrDefault("iss") };
+                },
+            },
+        }, new HttpClient(), ownsHttpClient: true);
+
+        await using (var agent = await McpClient.CreateAsync(transport))
+        {
+            var result = await agent.CallToolAsync("read_repo", new Dictionary<string, object?> { ["repo"] = "latchkey" });
+            Assert.StartsWith("read latchkey with credential ", Text(result));
+        }
+        Assert.True(consentNamedTheSite);
+        Assert.Equal(1, site.Hits("/mcp/client-metadata.json"));
+        Assert.Equal(0, await server.WithDbAsync(db => db.OAuthApplications.CountAsync(a => a.DisplayName == "Agent that registered")));
+        Assert.Equal(1, await server.WithDbAsync(db => db.OAuthApplications.CountAsync(a => a.ClientId == documentUrl)));
     }
 }
 

@@ -53,5 +53,47 @@ public sealed class AuthorizationServerOptions
     /// </summary>
     public static readonly string[] DefaultAnonymousRegistrationScopes = ["openid", "profile", "email", "IDENTITY", "USE_TOOLS"];
 
+    /// <summary>Clients that identify themselves by the URL of their metadata document (the <c>ClientMetadataDocuments</c> subsection).</summary>
+    public ClientMetadataDocumentOptions ClientMetadataDocuments { get; set; } = new();
+
     public bool UsesJwtAccessTokens => string.Equals(AccessTokenFormat, "jwt", StringComparison.OrdinalIgnoreCase);
+}
+
+/// <summary>
+/// Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document; the MCP
+/// authorization specification's recommended way for a client to identify itself): a
+/// <c>client_id</c> that is an https URL names a JSON document of client metadata, which Latchkey
+/// fetches, checks and keeps as a public app with the self-registration scopes.
+/// </summary>
+public sealed class ClientMetadataDocumentOptions
+{
+    /// <summary>Whether an https URL is accepted as a <c>client_id</c>. On, as dynamic registration is.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>
+    /// Hosts whose documents are accepted: <c>app.example.com</c> exactly, <c>*.example.com</c>
+    /// for its subdomains. Empty: any host that is not denied.
+    /// </summary>
+    public List<string> AllowedHosts { get; set; } = [];
+
+    /// <summary>Hosts whose documents are refused without being fetched, in the same forms; a denial wins over an allowance.</summary>
+    public List<string> DeniedHosts { get; set; } = [];
+
+    /// <summary>Off in production: a document is never fetched from a private or loopback address (SSRF). On for tests and labs.</summary>
+    public bool AllowPrivateNetworks { get; set; }
+
+    /// <summary>A larger document is refused; the draft recommends 5 KB.</summary>
+    [Range(1024, 65536)]
+    public int MaxDocumentBytes { get; set; } = 5120;
+
+    [Range(1, 30)]
+    public int FetchTimeoutSeconds { get; set; } = 5;
+
+    /// <summary>A document is kept at least this long, whatever its Cache-Control says (no-store included), so a client cannot make Latchkey fetch on every request.</summary>
+    [Range(0, 86400)]
+    public int MinCacheSeconds { get; set; } = 300;
+
+    /// <summary>A document is fetched again at the latest after this long, however long its Cache-Control allows.</summary>
+    [Range(60, 604800)]
+    public int MaxCacheSeconds { get; set; } = 86400;
 }

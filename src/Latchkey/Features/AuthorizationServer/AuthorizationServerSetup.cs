@@ -62,6 +62,13 @@ public static class AuthorizationServerSetup
         builder.Services.AddScoped(services => (OAuthApplicationManager)services.GetRequiredService<OpenIddict.Core.OpenIddictApplicationManager<OAuthApplication>>());
         builder.Services.AddScoped<OAuthPrincipals>();
         builder.Services.AddScoped<OAuthAppService>();
+        builder.Services.AddScoped<ClientMetadataDocuments>();
+        builder.Services.AddMemoryCache();
+        builder.Services.AddOutboundAddressGuard();
+        builder.Services.AddHttpClient(ClientMetadataDocuments.HttpClientName)
+            .ConfigurePrimaryHttpMessageHandler(services => services.GetRequiredService<OutboundAddressGuard>()
+                .CreateHandler(services.GetRequiredService<IOptions<AuthorizationServerOptions>>().Value.ClientMetadataDocuments.AllowPrivateNetworks))
+            .ConfigureHttpClient(client => client.DefaultRequestHeaders.UserAgent.ParseAdd("Latchkey/1.0"));
         builder.Services.AddScoped<Latchkey.Features.Site.IContentSecurityPolicyContributor, AuthorizeFormTargets>();
         builder.Services.AddSingleton<AnonymousRegistrationScopes>();
         builder.Services.AddSingleton<PlatformNames>();

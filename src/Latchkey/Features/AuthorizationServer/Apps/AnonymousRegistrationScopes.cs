@@ -33,7 +33,10 @@ public sealed class AnonymousRegistrationScopes
     internal static bool IsKnown(string scope, ScopeCatalog catalog) => catalog.Contains(scope) || AuthorizationServerSetup.OpenIdScopes.Contains(scope);
 }
 
-/// <summary>Each configured anonymous registration scope must be one the server knows, or no client could use it.</summary>
+/// <summary>
+/// Each configured anonymous registration scope must be one the server knows, or no client could
+/// use it; the client metadata document settings must make sense together.
+/// </summary>
 internal sealed class AuthorizationServerOptionsValidator(ScopeCatalog catalog) : IValidateOptions<AuthorizationServerOptions>
 {
     public ValidateOptionsResult Validate(string? name, AuthorizationServerOptions options)
@@ -48,6 +51,7 @@ internal sealed class AuthorizationServerOptionsValidator(ScopeCatalog catalog) 
                              $"(the scope catalog, {string.Join(", ", AuthorizationServerSetup.OpenIdScopes)}).");
             }
         }
+        failures.AddRange(ClientMetadataDocuments.OptionProblems(options.ClientMetadataDocuments));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

@@ -109,7 +109,7 @@ public static class ClientRegistrationEndpoints
         }
         if (RedirectOrDisplayProblem(request) is { } refused)
         {
-            return refused;
+            return Error(refused.Error, refused.Description);
         }
 
         var scopes = (request.Scope ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
@@ -197,7 +197,7 @@ public static class ClientRegistrationEndpoints
         }
         if (RedirectOrDisplayProblem(request) is { } refused)
         {
-            return refused;
+            return Error(refused.Error, refused.Description);
         }
         var errors = await apps.UpdateAsync(app, new OAuthAppRequest(
             string.IsNullOrEmpty(request.ClientName) ? "Unnamed client" : request.ClientName,
@@ -308,21 +308,24 @@ public static class ClientRegistrationEndpoints
         && request.GrantTypes?.Contains(GrantTypes.ClientCredentials) != true
         && uris.All(OAuthAppService.IsNativeRedirect);
 
-    /// <summary>A redirect URI Latchkey would not send codes to, or displayed text that hides or reorders characters.</summary>
-    private static IResult? RedirectOrDisplayProblem(ClientRegistrationRequest request)
+    /// <summary>
+    /// A redirect URI Latchkey would not send codes to, or displayed text that hides or reorders
+    /// characters, as an RFC 7591 error code and description; null when there is neither.
+    /// </summary>
+    internal static (string Error, string Description)? RedirectOrDisplayProblem(ClientRegistrationRequest request)
     {
         foreach (var uri in request.RedirectUris ?? [])
         {
             if (OAuthAppService.RedirectUriProblem(uri) is { } problem)
             {
-                return Error("invalid_redirect_uri", problem);
+                return ("invalid_redirect_uri", problem);
             }
         }
         foreach (var (field, value) in DisplayedFields(request))
         {
             if (DisplayedText.Problem(field, value) is { } problem)
             {
-                return Error("invalid_client_metadata", problem);
+                return ("invalid_client_metadata", problem);
             }
         }
         return null;

@@ -97,8 +97,26 @@ public sealed class OAuthAppService(
     public Task<(Created? Created, Dictionary<string, string[]> Errors)> CreateFirstPartyAsync(string ownerId, OAuthAppRequest request, CancellationToken cancellationToken) =>
         CreateAsync(ownerId, request, mayUsePlatformName: true, cancellationToken);
 
+    /// <summary>
+    /// Stores the app a client metadata document describes (<see cref="ClientMetadataDocuments"/>),
+    /// new or refreshed: public, with no owner, the document's URL as its client id, and redirect
+    /// URIs matched exactly (no loopback port variance: the document lists what it uses).
+    /// </summary>
+    public async Task<Dictionary<string, string[]>> SaveFromMetadataDocumentAsync(
+        OAuthApplication? existing, string documentUrl, OAuthAppRequest request, DateTimeOffset expiresAt, CancellationToken cancellationToken)
+    {
+        if (existing is null)
+        {
+            var (_, errors) = await CreateAsync(null, request, mayUsePlatformName: false, cancellationToken, documentUrl, expiresAt);
+            return errors;
+        }
+        existing.MetadataDocumentExpiresAt = expiresAt;
+        return await UpdateAsync(existing, request, cancellationToken);
+    }
+
     private async Task<(Created? Created, Dictionary<string, string[]> Errors)> CreateAsync(
-        string? ownerId, OAuthAppRequest request, bool mayUsePlatformName, CancellationToken cancellationToken)
+        string? ownerId, OAuthAppRequest request, bool mayUsePlatformName, CancellationToken cancellationToken,
+        string? documentUrl = null, DateTimeOffset? metadataDocumentExpiresAt = null)
     {
         var errors = Validate(request, creating: true, mayUsePlatformName);
         if (errors.Count > 0)
@@ -107,8 +125,9 @@ public sealed class OAuthAppService(
         }
         var confidential = request.Confidential ?? false;
         var secret = confidential ? OAuthApplicationManager.SecretFormat.Generate() : null;
-        var descriptor = Describe(NewClientId(), request.Name!.Trim(), request.RedirectUris ?? [], request.Scopes!, confidential,
-            request.GrantTypes ?? AppGrantTypes.Default(confidential), request.RequirePushedAuthorizationRequests ?? false);
+        var descriptor = Describe(documentUrl ?? NewClientId(), request.Name!.Trim(), request.RedirectUris ?? [], request.Scopes!, confidential,
+            request.GrantTypes ?? AppGrantTypes.Default(confidential), request.RequirePushedAuthorizationRequests ?? false,
+            exactRedirects: documentUrl is not null);
 
         var application = new OAuthApplication
         {
@@ -116,6 +135,7 @@ public sealed class OAuthAppService(
             Description = request.Description?.Trim(),
             HomepageUrl = request.HomepageUrl?.Trim(),
             CreatedAt = time.GetUtcNow(),
+            MetadataDocumentExpiresAt = metadataDocumentExpiresAt,
         };
         await applications.PopulateAsync(application, descriptor, cancellationToken);
         await applications.CreateAsync(application, secret, cancellationToken);
@@ -180,7 +200,8 @@ public sealed class OAuthAppService(
             request.Scopes ?? ScopesOf(app.Permissions).ToArray(),
             confidential,
             grants,
-            request.RequirePushedAuthorizationRequests ?? RequiresPushedAuthorizationRequests(app));
+            request.RequirePushedAuthorizationRequests ?? RequiresPushedAuthorizationRequests(app),
+            exactRedirects: app.MetadataDocumentExpiresAt is not null);
         // Populating from a descriptor would clear the stored (hashed) secret; keep it.
         var storedSecret = app.ClientSecret;
         await applications.PopulateAsync(app, descriptor, cancellationToken);
@@ -260,7 +281,7 @@ public sealed class OAuthAppService(
         GrantTypesOf(app.Permissions), RequiresPushedAuthorizationRequests(app));
 
     private static OpenIddictApplicationDescriptor Describe(string clientId, string name, IReadOnlyCollection<string> redirectUris, IReadOnlyCollection<string> scopes,
-        bool confidential, IReadOnlyCollection<string> grants, bool requirePushedAuthorizationRequests)
+        bool confidential, IReadOnlyCollection<string> grants, bool requirePushedAuthorizationRequests, bool exactRedirects)
     {
         var descriptor = new OpenIddictApplicationDescriptor
         {
@@ -268,7 +289,7 @@ public sealed class OAuthAppService(
             DisplayName = name,
             ClientType = confidential ? ClientTypes.Confidential : ClientTypes.Public,
             // Native apps (loopback or private-use redirects) may vary the loopback port (RFC 8252).
-            ApplicationType = !confidential && redirectUris.Any(IsNativeRedirect) ? ApplicationTypes.Native : ApplicationTypes.Web,
+            ApplicationType = !confidential && !exactRedirects && redirectUris.Any(IsNativeRedirect) ? ApplicationTypes.Native : ApplicationTypes.Web,
             ConsentType = ConsentTypes.Explicit,
             Requirements = { Requirements.Features.ProofKeyForCodeExchange },
             // Endpoint permissions are not checked (see AuthorizationServerSetup); grant types are.

@@ -1,4 +1,5 @@
 using Latchkey.Common;
+using Latchkey.Features.AuthorizationServer.Apps;
 using Latchkey.Features.AuthorizationServer.Stores;
 using OpenIddict.Abstractions;
 using OpenIddict.Server;
@@ -8,6 +9,26 @@ using static OpenIddict.Server.OpenIddictServerEvents;
 namespace Latchkey.Features.AuthorizationServer.Handlers;
 
 // What an app may do: nothing once disabled, only with its own tokens, never more scope than granted.
+
+/// <summary>
+/// A client whose <c>client_id</c> is the URL of its metadata document is fetched and stored (or
+/// refreshed) before OpenIddict looks it up, at every endpoint that names a client; a document
+/// that cannot be used makes the request <c>invalid_client</c>, saying why.
+/// </summary>
+internal sealed class ResolveClientMetadataDocument(ClientMetadataDocuments documents) : IOpenIddictServerHandler<ProcessAuthenticationContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = HandlerDescriptors.Scoped<ProcessAuthenticationContext, ResolveClientMetadataDocument>(
+        HandlerDescriptors.Before(OpenIddictServerHandlers.ValidateClientId.Descriptor));
+
+    public async ValueTask HandleAsync(ProcessAuthenticationContext context)
+    {
+        if (context.Request?.ClientId is { } clientId && ClientMetadataDocuments.IsDocumentUrl(clientId)
+            && await documents.EnsureCurrentAsync(clientId, context.CancellationToken) is { } problem)
+        {
+            context.Reject(Errors.InvalidClient, problem);
+        }
+    }
+}
 
 /// <summary>A disabled app cannot authenticate, start a flow, redeem or refresh anything.</summary>
 internal sealed class RejectDisabledClients(OAuthApplicationManager applications) : IOpenIddictServerHandler<ProcessAuthenticationContext>

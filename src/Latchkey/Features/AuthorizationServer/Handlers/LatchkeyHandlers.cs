@@ -60,7 +60,7 @@ internal static class LatchkeyHandlers
             .AddEventHandler(RejectRepeatedParameters<ExtractDeviceAuthorizationRequestContext>.Descriptor)
             .AddEventHandler(RejectRepeatedParameters<ExtractEndUserVerificationRequestContext>.Descriptor);
 
-        // Client policy (ClientPolicyHandlers): disabled apps, the scopes and grants an app may use,
+        // Client policy (ClientPolicyHandlers): clients named by a metadata document, disabled apps, the scopes and grants an app may use,
         // token ownership, scope escalation.
         server.AddEventHandler(RejectScopesNotPermitted<ValidateAuthorizationRequestContext>.Descriptor(
                 OpenIddictServerHandlers.Authentication.ValidateScopePermissions.Descriptor))
@@ -71,7 +71,8 @@ internal static class LatchkeyHandlers
             .AddEventHandler(RejectScopesNotPermitted<ValidateDeviceAuthorizationRequestContext>.Descriptor(
                 OpenIddictServerHandlers.Device.ValidateScopePermissions.Descriptor))
             .AddEventHandler(RejectClientCredentialsOfPublicClients.Descriptor);
-        server.AddEventHandler(RejectDisabledClients.Descriptor)
+        server.AddEventHandler(ResolveClientMetadataDocument.Descriptor)
+            .AddEventHandler(RejectDisabledClients.Descriptor)
             .AddEventHandler(RejectTokensOfDisabledClients.Descriptor)
             .AddEventHandler(RequireTokenOwnership.IntrospectionDescriptor)
             .AddEventHandler(RequireTokenOwnership.RevocationDescriptor)

@@ -72,8 +72,11 @@ internal sealed class AttachReferenceIntrospectionFields : IOpenIddictServerHand
     }
 }
 
-/// <summary>Discovery names the dynamic client registration endpoint (RFC 8414), which Latchkey adds beside OpenIddict.</summary>
-internal sealed class AttachRegistrationEndpoint : IOpenIddictServerHandler<HandleConfigurationRequestContext>
+/// <summary>
+/// Discovery names the dynamic client registration endpoint (RFC 8414), which Latchkey adds beside
+/// OpenIddict, and says whether a client may instead name its metadata document as its client id.
+/// </summary>
+internal sealed class AttachRegistrationEndpoint(IOptions<AuthorizationServerOptions> options) : IOpenIddictServerHandler<HandleConfigurationRequestContext>
 {
     public static OpenIddictServerHandlerDescriptor Descriptor { get; } = HandlerDescriptors.Singleton<HandleConfigurationRequestContext, AttachRegistrationEndpoint>(
         HandlerDescriptors.After(OpenIddictServerHandlers.Discovery.AttachEndpoints.Descriptor));
@@ -84,6 +87,7 @@ internal sealed class AttachRegistrationEndpoint : IOpenIddictServerHandler<Hand
         {
             context.Metadata["registration_endpoint"] = new Uri(issuer, AuthorizationServerSetup.RegisterPath[1..]).AbsoluteUri;
         }
+        context.Metadata["client_id_metadata_document_supported"] = options.Value.ClientMetadataDocuments.Enabled;
         return ValueTask.CompletedTask;
     }
 }

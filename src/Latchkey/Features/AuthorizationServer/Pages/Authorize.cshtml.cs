@@ -48,6 +48,9 @@ public sealed class AuthorizeModel(
     /// <summary>No one owns the app: it came through dynamic registration, and no one has vouched for it.</summary>
     public bool SelfRegistered { get; private set; }
 
+    /// <summary>For a client identified by its metadata document, the host that document came from (punycode, as for redirects).</summary>
+    public string? MetadataDocumentHost { get; private set; }
+
     /// <summary>Where the browser goes after the answer: a host, or for an app on this device its loopback address or private-use scheme.</summary>
     public string RedirectHost { get; private set; } = "";
 
@@ -214,6 +217,7 @@ public sealed class AuthorizeModel(
         LogoUrl = application.LogoVersion > 0 ? OAuthAppService.LogoUrl(application.ClientId!, application.LogoVersion) : null;
         var owner = application.OwnerId is { } ownerId ? await users.FindByIdAsync(ownerId) : null;
         SelfRegistered = owner is null;
+        MetadataDocumentHost = ClientMetadataDocuments.HostOf(application);
         OwnerName = owner is null ? "" : DisplayedText.ForDisplay(owner.DisplayName);
         (RedirectHost, RedirectsToDevice) = DescribeRedirect(request.RedirectUri);
         SignedInAs = $"{DisplayedText.ForDisplay(user.DisplayName)} ({user.Email})";

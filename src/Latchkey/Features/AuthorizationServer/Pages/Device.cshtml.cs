@@ -44,6 +44,9 @@ public sealed class DeviceModel(
     public string UserCode { get; private set; } = "";
     public string AppName { get; private set; } = "";
     public bool SelfRegistered { get; private set; }
+
+    /// <summary>For a client identified by its metadata document, the host that document came from.</summary>
+    public string? MetadataDocumentHost { get; private set; }
     public string SignedInAs { get; private set; } = "";
     public IReadOnlyList<(string Name, string Description)> Scopes { get; private set; } = [];
     public string SwitchAccountUrl { get; private set; } = "";
@@ -93,6 +96,7 @@ public sealed class DeviceModel(
             UserCode = code.Properties?.GetTokenValue(OpenIddictServerAspNetCoreConstants.Tokens.UserCode) ?? typed;
             AppName = DisplayedText.ForDisplay(application.DisplayName ?? application.ClientId!);
             SelfRegistered = application.OwnerId is null;
+            MetadataDocumentHost = ClientMetadataDocuments.HostOf(application);
             SignedInAs = $"{DisplayedText.ForDisplay(user.DisplayName)} ({user.Email})";
             Scopes = [.. requested.Where(s => s != OidcScopes.OfflineAccess).Select(s => (s, catalog.Describe(s)))];
             SwitchAccountUrl = ReturnUrls.AppendTo(AccountsSetup.SignOutPath, null);

@@ -32,6 +32,12 @@ public sealed class OAuthApplication : OpenIddictEntityFrameworkCoreApplication<
     /// <summary>SHA-256 of the RFC 7592 registration access token, for dynamically registered clients.</summary>
     public byte[]? RegistrationAccessTokenHash { get; set; }
 
+    /// <summary>
+    /// For a client whose <c>client_id</c> is the URL of its metadata document: when that document
+    /// must be fetched again (<see cref="Apps.ClientMetadataDocuments"/>). Null for every other app.
+    /// </summary>
+    public DateTimeOffset? MetadataDocumentExpiresAt { get; set; }
+
     public LatchkeyUser? Owner { get; set; }
 }
 
@@ -65,6 +71,8 @@ internal sealed class OAuthApplicationConfiguration : IEntityTypeConfiguration<O
 {
     public void Configure(EntityTypeBuilder<OAuthApplication> app)
     {
+        // OpenIddict allows 100 characters; a metadata document's URL is the client id and may be longer.
+        app.Property(a => a.ClientId).HasMaxLength(OAuthAppLimits.ClientIdMaxLength);
         app.Property(a => a.Description).HasMaxLength(OAuthAppLimits.DescriptionMaxLength);
         app.Property(a => a.HomepageUrl).HasMaxLength(OAuthAppLimits.UrlMaxLength);
         app.Property(a => a.RegistrationAccessTokenHash).HasMaxLength(32);
@@ -92,6 +100,7 @@ internal sealed class OAuthAppLogoConfiguration : IEntityTypeConfiguration<OAuth
 
 public static class OAuthAppLimits
 {
+    public const int ClientIdMaxLength = 400;
     public const int NameMaxLength = 100;
     public const int DescriptionMaxLength = 1000;
     public const int UrlMaxLength = 2000;

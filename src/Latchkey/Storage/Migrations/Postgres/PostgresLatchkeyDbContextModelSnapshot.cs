@@ -151,7 +151,30 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.ToTable("api_keys", (string)null);
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthAppLogo", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Keys.ServerKey", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)");
+
+                    b.Property<string>("ProtectedMaterial")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("server_keys", (string)null);
+                });
+
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthAppLogo", b =>
                 {
                     b.Property<string>("ApplicationId")
                         .HasColumnType("text");
@@ -173,7 +196,7 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.ToTable("oauth_app_logos", (string)null);
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthApplication", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthApplication", b =>
                 {
                     b.Property<string>("Id")
                         .ValueGeneratedOnAdd()
@@ -184,8 +207,8 @@ namespace Latchkey.Storage.Migrations.Postgres
                         .HasColumnType("character varying(50)");
 
                     b.Property<string>("ClientId")
-                        .HasMaxLength(100)
-                        .HasColumnType("character varying(100)");
+                        .HasMaxLength(400)
+                        .HasColumnType("character varying(400)");
 
                     b.Property<string>("ClientSecret")
                         .HasColumnType("text");
@@ -229,6 +252,9 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.Property<int>("LogoVersion")
                         .HasColumnType("integer");
 
+                    b.Property<DateTimeOffset?>("MetadataDocumentExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
                     b.Property<string>("OwnerId")
                         .HasColumnType("text");
 
@@ -264,7 +290,7 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.ToTable("OpenIddictApplications", (string)null);
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthAuthorization", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthAuthorization", b =>
                 {
                     b.Property<string>("Id")
                         .ValueGeneratedOnAdd()
@@ -306,7 +332,7 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.ToTable("OpenIddictAuthorizations", (string)null);
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthScope", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthScope", b =>
                 {
                     b.Property<string>("Id")
                         .ValueGeneratedOnAdd()
@@ -347,7 +373,7 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.ToTable("OpenIddictScopes", (string)null);
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthToken", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthToken", b =>
                 {
                     b.Property<string>("Id")
                         .ValueGeneratedOnAdd()
@@ -407,29 +433,6 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.HasIndex("ApplicationId", "Status", "Subject", "Type");
 
                     b.ToTable("OpenIddictTokens", (string)null);
-                });
-
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.ServerKey", b =>
-                {
-                    b.Property<string>("Id")
-                        .HasMaxLength(64)
-                        .HasColumnType("character varying(64)");
-
-                    b.Property<DateTimeOffset>("CreatedAt")
-                        .HasColumnType("timestamp with time zone");
-
-                    b.Property<string>("Kind")
-                        .IsRequired()
-                        .HasMaxLength(16)
-                        .HasColumnType("character varying(16)");
-
-                    b.Property<string>("ProtectedMaterial")
-                        .IsRequired()
-                        .HasColumnType("text");
-
-                    b.HasKey("Id");
-
-                    b.ToTable("server_keys", (string)null);
                 });
 
             modelBuilder.Entity("Latchkey.Features.Broker.Credentials.Credential", b =>
@@ -1007,16 +1010,16 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.Navigation("User");
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthAppLogo", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthAppLogo", b =>
                 {
-                    b.HasOne("Latchkey.Features.AuthorizationServer.OAuthApplication", null)
+                    b.HasOne("Latchkey.Features.AuthorizationServer.Stores.OAuthApplication", null)
                         .WithOne()
-                        .HasForeignKey("Latchkey.Features.AuthorizationServer.OAuthAppLogo", "ApplicationId")
+                        .HasForeignKey("Latchkey.Features.AuthorizationServer.Stores.OAuthAppLogo", "ApplicationId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthApplication", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthApplication", b =>
                 {
                     b.HasOne("Latchkey.Features.Accounts.LatchkeyUser", "Owner")
                         .WithMany()
@@ -1026,22 +1029,22 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.Navigation("Owner");
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthAuthorization", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthAuthorization", b =>
                 {
-                    b.HasOne("Latchkey.Features.AuthorizationServer.OAuthApplication", "Application")
+                    b.HasOne("Latchkey.Features.AuthorizationServer.Stores.OAuthApplication", "Application")
                         .WithMany("Authorizations")
                         .HasForeignKey("ApplicationId");
 
                     b.Navigation("Application");
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthToken", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthToken", b =>
                 {
-                    b.HasOne("Latchkey.Features.AuthorizationServer.OAuthApplication", "Application")
+                    b.HasOne("Latchkey.Features.AuthorizationServer.Stores.OAuthApplication", "Application")
                         .WithMany("Tokens")
                         .HasForeignKey("ApplicationId");
 
-                    b.HasOne("Latchkey.Features.AuthorizationServer.OAuthAuthorization", "Authorization")
+                    b.HasOne("Latchkey.Features.AuthorizationServer.Stores.OAuthAuthorization", "Authorization")
                         .WithMany("Tokens")
                         .HasForeignKey("AuthorizationId");
 
@@ -1150,14 +1153,14 @@ namespace Latchkey.Storage.Migrations.Postgres
                         .IsRequired();
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthApplication", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthApplication", b =>
                 {
                     b.Navigation("Authorizations");
 
                     b.Navigation("Tokens");
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthAuthorization", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthAuthorization", b =>
                 {
                     b.Navigation("Tokens");
                 });

@@ -146,7 +146,30 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.ToTable("api_keys", (string)null);
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthAppLogo", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Keys.ServerKey", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ProtectedMaterial")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("server_keys", (string)null);
+                });
+
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthAppLogo", b =>
                 {
                     b.Property<string>("ApplicationId")
                         .HasColumnType("TEXT");
@@ -168,7 +191,7 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.ToTable("oauth_app_logos", (string)null);
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthApplication", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthApplication", b =>
                 {
                     b.Property<string>("Id")
                         .ValueGeneratedOnAdd()
@@ -179,7 +202,7 @@ namespace Latchkey.Storage.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.Property<string>("ClientId")
-                        .HasMaxLength(100)
+                        .HasMaxLength(400)
                         .HasColumnType("TEXT");
 
                     b.Property<string>("ClientSecret")
@@ -224,6 +247,9 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.Property<int>("LogoVersion")
                         .HasColumnType("INTEGER");
 
+                    b.Property<long?>("MetadataDocumentExpiresAt")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("OwnerId")
                         .HasColumnType("TEXT");
 
@@ -259,7 +285,7 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.ToTable("OpenIddictApplications", (string)null);
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthAuthorization", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthAuthorization", b =>
                 {
                     b.Property<string>("Id")
                         .ValueGeneratedOnAdd()
@@ -301,7 +327,7 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.ToTable("OpenIddictAuthorizations", (string)null);
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthScope", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthScope", b =>
                 {
                     b.Property<string>("Id")
                         .ValueGeneratedOnAdd()
@@ -342,7 +368,7 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.ToTable("OpenIddictScopes", (string)null);
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthToken", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthToken", b =>
                 {
                     b.Property<string>("Id")
                         .ValueGeneratedOnAdd()
@@ -402,29 +428,6 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.HasIndex("ApplicationId", "Status", "Subject", "Type");
 
                     b.ToTable("OpenIddictTokens", (string)null);
-                });
-
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.ServerKey", b =>
-                {
-                    b.Property<string>("Id")
-                        .HasMaxLength(64)
-                        .HasColumnType("TEXT");
-
-                    b.Property<long>("CreatedAt")
-                        .HasColumnType("INTEGER");
-
-                    b.Property<string>("Kind")
-                        .IsRequired()
-                        .HasMaxLength(16)
-                        .HasColumnType("TEXT");
-
-                    b.Property<string>("ProtectedMaterial")
-                        .IsRequired()
-                        .HasColumnType("TEXT");
-
-                    b.HasKey("Id");
-
-                    b.ToTable("server_keys", (string)null);
                 });
 
             modelBuilder.Entity("Latchkey.Features.Broker.Credentials.Credential", b =>
@@ -990,16 +993,16 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.Navigation("User");
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthAppLogo", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthAppLogo", b =>
                 {
-                    b.HasOne("Latchkey.Features.AuthorizationServer.OAuthApplication", null)
+                    b.HasOne("Latchkey.Features.AuthorizationServer.Stores.OAuthApplication", null)
                         .WithOne()
-                        .HasForeignKey("Latchkey.Features.AuthorizationServer.OAuthAppLogo", "ApplicationId")
+                        .HasForeignKey("Latchkey.Features.AuthorizationServer.Stores.OAuthAppLogo", "ApplicationId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthApplication", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthApplication", b =>
                 {
                     b.HasOne("Latchkey.Features.Accounts.LatchkeyUser", "Owner")
                         .WithMany()
@@ -1009,22 +1012,22 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.Navigation("Owner");
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthAuthorization", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthAuthorization", b =>
                 {
-                    b.HasOne("Latchkey.Features.AuthorizationServer.OAuthApplication", "Application")
+                    b.HasOne("Latchkey.Features.AuthorizationServer.Stores.OAuthApplication", "Application")
                         .WithMany("Authorizations")
                         .HasForeignKey("ApplicationId");
 
                     b.Navigation("Application");
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthToken", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthToken", b =>
                 {
-                    b.HasOne("Latchkey.Features.AuthorizationServer.OAuthApplication", "Application")
+                    b.HasOne("Latchkey.Features.AuthorizationServer.Stores.OAuthApplication", "Application")
                         .WithMany("Tokens")
                         .HasForeignKey("ApplicationId");
 
-                    b.HasOne("Latchkey.Features.AuthorizationServer.OAuthAuthorization", "Authorization")
+                    b.HasOne("Latchkey.Features.AuthorizationServer.Stores.OAuthAuthorization", "Authorization")
                         .WithMany("Tokens")
                         .HasForeignKey("AuthorizationId");
 
@@ -1133,14 +1136,14 @@ namespace Latchkey.Storage.Migrations.Sqlite
                         .IsRequired();
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthApplication", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthApplication", b =>
                 {
                     b.Navigation("Authorizations");
 
                     b.Navigation("Tokens");
                 });
 
-            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.OAuthAuthorization", b =>
+            modelBuilder.Entity("Latchkey.Features.AuthorizationServer.Stores.OAuthAuthorization", b =>
                 {
                     b.Navigation("Tokens");
                 });
