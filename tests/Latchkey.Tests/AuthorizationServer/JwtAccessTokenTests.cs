@@ -1,4 +1,5 @@
 using System.Net;
+using Duende.IdentityModel.Client;
 using System.Text.Json;
 using Latchkey.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
@@ -57,5 +58,30 @@ public sealed class JwtAccessTokenTests(JwtAccessTokenServer server) : IClassFix
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         using var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         Assert.Equal("invalid_token", problem.RootElement.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task A_dpop_bound_jwt_access_token_carries_cnf_and_needs_a_proof_by_its_key()
+    {
+        using var key = new DPoPKey();
+        using var other = new DPoPKey();
+        var owner = await TestAccounts.SignUpAsync(server);
+        var app = await RegisterAppAsync(owner, confidential: false);
+        var (code, verifier) = await GetCodeAsync(await TestAccounts.SignUpAsync(server), app);
+        var tokens = await DPoPTokenRequests.RedeemCodeWithDPoPAsync(server, app, code, verifier, key);
+        var accessToken = tokens.AccessToken!;
+
+        var cnf = new JsonWebToken(accessToken).GetPayloadValue<JsonElement>("cnf");
+        Assert.Equal(key.Thumbprint, cnf.GetProperty("jkt").GetString());
+        var me = new Uri(server.BaseAddress, "/external-api/v1/me").AbsoluteUri;
+        Task<HttpResponseMessage> CallAsync(DPoPKey signer)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, me);
+            request.SetDPoPToken(accessToken, signer.Proof("GET", me, accessToken: accessToken));
+            return server.CreateClient().SendAsync(request);
+        }
+        Assert.Equal(HttpStatusCode.OK, (await CallAsync(key)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await CallAsync(other)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await CallMeAsync(server.CreateClient(), accessToken)).StatusCode);
     }
 }

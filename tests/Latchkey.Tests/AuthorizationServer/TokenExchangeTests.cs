@@ -125,6 +125,27 @@ public abstract class TokenExchangeTests(LatchkeyServerFixture server)
     }
 
     [Fact]
+    public async Task A_dpop_bound_token_is_exchanged_only_with_a_proof_by_its_key_and_the_new_token_is_bound_too()
+    {
+        using var key = new DPoPKey();
+        using var other = new DPoPKey();
+        var (app, _, tokens) = await UserTokenAsync("IDENTITY READ_GRAPH", key: key);
+        Assert.Equal("DPoP", tokens.TokenType);
+        var tokenUrl = Url("/api/oauth/token");
+
+        var withoutProof = await ExchangeAsync(app, tokens.AccessToken!, scope: "READ_GRAPH");
+        var otherKey = await ExchangeAsync(app, tokens.AccessToken!, scope: "READ_GRAPH", proof: other.Proof("POST", tokenUrl, nonce: tokens.DPoPNonce));
+        var exchanged = await ExchangeAsync(app, tokens.AccessToken!, scope: "READ_GRAPH", proof: key.Proof("POST", tokenUrl, nonce: tokens.DPoPNonce));
+
+        Assert.Equal("invalid_grant", withoutProof.Error);
+        Assert.Equal("invalid_grant", otherKey.Error);
+        Assert.False(exchanged.IsError, $"{exchanged.Error} {exchanged.ErrorDescription}");
+        Assert.Equal("DPoP", exchanged.TokenType);
+        var introspected = await IntrospectAsync(server.CreateClient(), app, exchanged.AccessToken!);
+        Assert.Equal(key.Thumbprint, introspected.GetProperty("cnf").GetProperty("jkt").GetString());
+    }
+
+    [Fact]
     public async Task Discovery_names_the_token_exchange_grant()
     {
         var discovery = JsonDocument.Parse(await server.CreateClient().GetStringAsync("/.well-known/openid-configuration")).RootElement;
@@ -133,7 +154,7 @@ public abstract class TokenExchangeTests(LatchkeyServerFixture server)
     }
 
     /// <summary>An app registered for token exchange and the tokens a user's sign-in gave it.</summary>
-    private async Task<(RegisteredApp App, TestAccount User, TokenResponse Tokens)> UserTokenAsync(string scope, string? resource = null)
+    private async Task<(RegisteredApp App, TestAccount User, TokenResponse Tokens)> UserTokenAsync(string scope, string? resource = null, DPoPKey? key = null)
     {
         var owner = await TestAccounts.SignUpAsync(server);
         var created = await owner.Session.PostAsJsonAsync("/api/oauth/apps", new
@@ -151,16 +172,23 @@ public abstract class TokenExchangeTests(LatchkeyServerFixture server)
         var (verifier, challenge) = NewPkce();
         var outcome = await AuthorizeAsync(user.Session, AuthorizeUrl(app, scope, challenge,
             extra: resource is null ? null : new Dictionary<string, string?> { ["resource"] = resource }));
-        var tokens = await server.CreateClient().RequestAuthorizationCodeTokenAsync(new AuthorizationCodeTokenRequest
+        Task<TokenResponse> RedeemAsync(string? nonce) => server.CreateClient().RequestAuthorizationCodeTokenAsync(new AuthorizationCodeTokenRequest
         {
             Address = Url("/api/oauth/token"), ClientId = app.ClientId, ClientSecret = app.ClientSecret,
             Code = outcome.Query["code"], CodeVerifier = verifier, RedirectUri = app.RedirectUri,
+            DPoPProofToken = key?.Proof("POST", Url("/api/oauth/token"), nonce: nonce),
         });
+        var tokens = await RedeemAsync(null);
+        if (key is not null)
+        {
+            tokens = await RedeemAsync(tokens.DPoPNonce);
+        }
         Assert.False(tokens.IsError, tokens.Error);
         return (app, user, tokens);
     }
 
-    private Task<TokenResponse> ExchangeAsync(RegisteredApp app, string subjectToken, string scope, string? resource = null, string? actorToken = null)
+    private Task<TokenResponse> ExchangeAsync(RegisteredApp app, string subjectToken, string scope, string? resource = null, string? actorToken = null,
+        string? proof = null)
     {
         var request = new TokenExchangeTokenRequest
         {
@@ -171,6 +199,7 @@ public abstract class TokenExchangeTests(LatchkeyServerFixture server)
             SubjectTokenType = OidcConstants.TokenTypeIdentifiers.AccessToken,
             Scope = scope,
             Resource = resource,
+            DPoPProofToken = proof,
         };
         if (actorToken is not null)
         {

@@ -101,9 +101,11 @@ public abstract class ExternalApiTests(LatchkeyServerFixture server)
         var response = await SendAsync(r => r.Headers.Add("X-API-Key", key));
 
         Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
-        var challenge = response.Headers.WwwAuthenticate.Single().ToString();
+        var challenge = response.Headers.WwwAuthenticate.Single(h => h.Scheme == "Bearer").ToString();
         Assert.Contains("error=\"insufficient_scope\"", challenge);
         Assert.Contains("scope=\"IDENTITY\"", challenge);
+        // A DPoP client is told the same on its scheme; the error goes on the scheme the caller used.
+        Assert.DoesNotContain("error=", Assert.Single(response.Headers.WwwAuthenticate, h => h.Scheme == "DPoP").ToString());
         using var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         Assert.Equal("insufficient_scope", problem.RootElement.GetProperty("error").GetString());
         Assert.Equal("IDENTITY", problem.RootElement.GetProperty("scope").GetString());

@@ -435,7 +435,35 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
         Assert.All(_upstream.Requests, r => Assert.Null(r.Authorization));
     }
 
-    private static async Task<HttpResponseMessage> PostRpcAsync(Uri gateway, string header, string value)
+    [Fact]
+    public async Task A_dpop_bound_token_for_the_gateway_works_only_with_a_proof_by_its_key()
+    {
+        var owner = await CallerAsync(server);
+        var created = await CreateServerAsync(owner, new { name = "Repo tools", url = _upstream.Endpoint.AbsoluteUri });
+        var gateway = GatewayUrl(created);
+        using var key = new DPoPKey();
+        using var other = new DPoPKey();
+        var app = await OAuthClient.RegisterAppAsync(owner.Account, scopes: ["USE_TOOLS"], confidential: false);
+        var (verifier, challenge) = OAuthClient.NewPkce();
+        var outcome = await OAuthClient.AuthorizeAsync(owner.Account.Session, OAuthClient.AuthorizeUrl(app, "USE_TOOLS", challenge,
+            extra: new Dictionary<string, string?> { ["resource"] = gateway.AbsoluteUri }));
+        var tokens = await DPoPTokenRequests.RedeemCodeWithDPoPAsync(server, app, outcome.Query["code"], verifier, key, gateway.AbsoluteUri);
+        var token = tokens.AccessToken!;
+
+        Assert.Equal(HttpStatusCode.OK, (await PostRpcAsync(gateway, "Authorization", "DPoP " + token, key.Proof("POST", gateway.AbsoluteUri, token))).StatusCode);
+        var asBearer = await PostRpcAsync(gateway, "Authorization", "Bearer " + token);
+        Assert.Equal(HttpStatusCode.Unauthorized, asBearer.StatusCode);
+        Assert.Contains(asBearer.Headers.WwwAuthenticate, h => h.Scheme == "DPoP" && h.Parameter!.Contains("resource_metadata="));
+        var otherKey = await PostRpcAsync(gateway, "Authorization", "DPoP " + token, other.Proof("POST", gateway.AbsoluteUri, token));
+        Assert.Equal(HttpStatusCode.Unauthorized, otherKey.StatusCode);
+        Assert.Contains(otherKey.Headers.WwwAuthenticate, h => h.Scheme == "DPoP" && h.Parameter!.Contains("error=\"invalid_dpop_proof\""));
+        // Neither the token nor its proof goes upstream.
+        Assert.NotEmpty(_upstream.Requests);
+        Assert.All(_upstream.Requests, r => Assert.Null(r.Authorization));
+        Assert.All(_upstream.Requests, r => Assert.DoesNotContain("DPoP", r.HeaderNames ?? [], StringComparer.OrdinalIgnoreCase));
+    }
+
+    private static async Task<HttpResponseMessage> PostRpcAsync(Uri gateway, string header, string value, string? proof = null)
     {
         using var client = new HttpClient();
         using var request = new HttpRequestMessage(HttpMethod.Post, gateway)
@@ -443,6 +471,10 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
             Content = JsonContent.Create(new { jsonrpc = "2.0", id = 1, method = "initialize", @params = new { protocolVersion = "2025-11-25", capabilities = new { }, clientInfo = new { name = "t", version = "1" } } }),
         };
         request.Headers.TryAddWithoutValidation(header, value);
+        if (proof is not null)
+        {
+            request.Headers.TryAddWithoutValidation("DPoP", proof);
+        }
         request.Headers.Accept.ParseAdd("application/json, text/event-stream");
         return await client.SendAsync(request);
     }

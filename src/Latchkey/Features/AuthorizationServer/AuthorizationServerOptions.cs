@@ -56,6 +56,9 @@ public sealed class AuthorizationServerOptions
     /// <summary>Clients that identify themselves by the URL of their metadata document (the <c>ClientMetadataDocuments</c> subsection).</summary>
     public ClientMetadataDocumentOptions ClientMetadataDocuments { get; set; } = new();
 
+    /// <summary>Sender-constrained tokens (RFC 9449; the <c>DPoP</c> subsection).</summary>
+    public DPoPOptions DPoP { get; set; } = new();
+
     public bool UsesJwtAccessTokens => string.Equals(AccessTokenFormat, "jwt", StringComparison.OrdinalIgnoreCase);
 }
 
@@ -96,4 +99,25 @@ public sealed class ClientMetadataDocumentOptions
     /// <summary>A document is fetched again at the latest after this long, however long its Cache-Control allows.</summary>
     [Range(60, 604800)]
     public int MaxCacheSeconds { get; set; } = 86400;
+}
+
+/// <summary>
+/// DPoP (RFC 9449): a client that sends a proof with its token request gets tokens bound to the
+/// proof's key, which work only with a fresh proof signed by that key.
+/// </summary>
+public sealed class DPoPOptions
+{
+    /// <summary>
+    /// The token endpoint asks for a server nonce in every proof (RFC 9449 §8), so that a proof
+    /// cannot be made ahead of time: the first request gets <c>use_dpop_nonce</c> and the nonce.
+    /// </summary>
+    public bool RequireNonce { get; set; } = true;
+
+    /// <summary>How old (by its <c>iat</c>) a proof may be; a proof is also accepted once only.</summary>
+    [Range(10, 600)]
+    public int ProofLifetimeSeconds { get; set; } = 300;
+
+    /// <summary>How long a nonce the server gave out stays good.</summary>
+    [Range(30, 3600)]
+    public int NonceLifetimeSeconds { get; set; } = 300;
 }

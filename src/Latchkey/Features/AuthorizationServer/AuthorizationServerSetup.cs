@@ -63,6 +63,7 @@ public static class AuthorizationServerSetup
         builder.Services.AddScoped<OAuthPrincipals>();
         builder.Services.AddScoped<OAuthAppService>();
         builder.Services.AddScoped<ClientMetadataDocuments>();
+        builder.Services.AddSingleton<DPoPProofs>();
         builder.Services.AddMemoryCache();
         builder.Services.AddOutboundAddressGuard();
         builder.Services.AddHttpClient(ClientMetadataDocuments.HttpClientName)

@@ -9,24 +9,32 @@ using Microsoft.Net.Http.Headers;
 namespace Latchkey.Features.ExternalApi;
 
 /// <summary>
-/// Checks bearer access tokens issued by Latchkey's authorization server. The external API's
-/// authentication handler calls it for every bearer that is not an API key.
+/// Checks access tokens issued by Latchkey's authorization server. The external API's
+/// authentication handler calls it for every bearer that is not an API key, and for every
+/// <c>DPoP</c> token (RFC 9449).
 /// </summary>
 public interface IAccessTokenValidator
 {
-    ValueTask<CallerValidation> ValidateAsync(string token, CancellationToken cancellationToken);
+    /// <summary>
+    /// Who the token's caller is, or why not. A token bound to a DPoP key is valid only when
+    /// <paramref name="sentWithDPoP"/> and the request's DPoP proof is signed by that key.
+    /// </summary>
+    ValueTask<CallerValidation> ValidateAsync(string token, bool sentWithDPoP, HttpRequest request, CancellationToken cancellationToken);
 }
 
 /// <summary>
-/// Who is calling, as established from an API key or access token, or why not. An access token's
-/// audiences are the resources (RFC 8707) it was issued for; none means Latchkey's own APIs.
+/// Who is calling, as established from an API key or access token, or why not (with the RFC 6750
+/// or RFC 9449 error code). An access token's audiences are the resources (RFC 8707) it was issued
+/// for; none means Latchkey's own APIs.
 /// </summary>
 public readonly record struct CallerValidation(string? UserId, IReadOnlyList<string> Scopes, string? CredentialId, string? ClientId, string? Error,
-    IReadOnlyList<string>? Audiences = null)
+    IReadOnlyList<string>? Audiences = null, string ErrorCode = CallerValidation.InvalidToken)
 {
+    public const string InvalidToken = "invalid_token";
+
     public bool Succeeded => Error is null;
 
-    public static CallerValidation Fail(string error) => new(null, [], null, null, error);
+    public static CallerValidation Fail(string error, string errorCode = InvalidToken) => new(null, [], null, null, error, null, errorCode);
 }
 
 public static class ExternalApiClaims
@@ -44,8 +52,9 @@ public static class ExternalApiClaims
 }
 
 /// <summary>
-/// One authentication handler for <c>/external-api</c>: <c>X-API-Key</c>, or
-/// <c>Authorization: Bearer</c> carrying either an API key (told apart by prefix) or an access token.
+/// One authentication handler for <c>/external-api</c>: <c>X-API-Key</c>,
+/// <c>Authorization: Bearer</c> carrying either an API key (told apart by prefix) or an access
+/// token, or <c>Authorization: DPoP</c> carrying a DPoP-bound access token beside its proof.
 /// </summary>
 public sealed class ExternalApiAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
@@ -69,7 +78,7 @@ public sealed class ExternalApiAuthenticationHandler(
         }
         if (apiKeyHeader.Count + authorization.Count > 1)
         {
-            return Fail("Send exactly one credential: one X-API-Key header or one Authorization header.");
+            return Fail(CallerValidation.Fail("Send exactly one credential: one X-API-Key header or one Authorization header."));
         }
 
         CallerValidation caller;
@@ -80,19 +89,21 @@ public sealed class ExternalApiAuthenticationHandler(
         else
         {
             var value = authorization.ToString();
-            if (!value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || value.Length <= 7)
+            var dpop = ResourceChallenges.SentWithDPoP(Request);
+            var scheme = dpop ? DPoPScheme.Name : "Bearer";
+            if ((!dpop && !value.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) || value.Length <= scheme.Length + 1)
             {
-                return Fail("The Authorization header must be 'Bearer <token>'.");
+                return Fail(CallerValidation.Fail("The Authorization header must be 'Bearer <token>', or 'DPoP <token>' with a DPoP proof."));
             }
-            var token = value[7..].Trim();
+            var token = value[(scheme.Length + 1)..].Trim();
             caller = ApiKeyService.Format.HasPrefix(token)
-                ? await CheckApiKeyAsync(token)
-                : await CheckAccessTokenAsync(token);
+                ? dpop ? CallerValidation.Fail("API keys are sent as 'Bearer <key>' or in X-API-Key, not with the DPoP scheme.") : await CheckApiKeyAsync(token)
+                : await CheckAccessTokenAsync(token, dpop);
         }
 
         if (!caller.Succeeded)
         {
-            return Fail(caller.Error!);
+            return Fail(caller);
         }
 
         var claims = new List<Claim>(caller.Scopes.Count + 4)
@@ -132,28 +143,32 @@ public sealed class ExternalApiAuthenticationHandler(
             : CallerValidation.Fail(check.FailureDescription);
     }
 
-    private async Task<CallerValidation> CheckAccessTokenAsync(string token)
+    private async Task<CallerValidation> CheckAccessTokenAsync(string token, bool sentWithDPoP)
     {
         // Until an authorization server is registered, no bearer token but an API key is valid.
         var validator = services.GetService<IAccessTokenValidator>();
         return validator is null
             ? CallerValidation.Fail("The access token is not valid.")
-            : await validator.ValidateAsync(token, Context.RequestAborted);
+            : await validator.ValidateAsync(token, sentWithDPoP, Request, Context.RequestAborted);
     }
 
-    private AuthenticateResult Fail(string error)
+    /// <summary>Why the credential of this request was refused (its description and RFC 6750 or RFC 9449 error code), if it was.</summary>
+    public static (string Description, string ErrorCode)? FailureOf(HttpContext context) =>
+        context.Items[ErrorItem] is CallerValidation { Error: { } error } failure ? (error, failure.ErrorCode) : null;
+
+    private AuthenticateResult Fail(CallerValidation failure)
     {
-        Context.Items[ErrorItem] = error;
-        return AuthenticateResult.Fail(error);
+        Context.Items[ErrorItem] = failure;
+        return AuthenticateResult.Fail(failure.Error!);
     }
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)
     {
-        // RFC 6750 §3: no error code when no credentials were sent, invalid_token otherwise.
-        var error = Context.Items[ErrorItem] as string;
-        Response.Headers.Append(HeaderNames.WWWAuthenticate, error is null
-            ? "Bearer realm=\"latchkey\""
-            : $"Bearer realm=\"latchkey\", error=\"invalid_token\", error_description=\"{error.Replace('"', '\'')}\"");
+        // RFC 6750 §3: no error code when no credentials were sent, invalid_token (or RFC 9449's
+        // invalid_dpop_proof) otherwise, on the scheme the credential came with.
+        var failure = FailureOf(Context);
+        var error = failure?.Description;
+        ResourceChallenges.Append(Context, "realm=\"latchkey\"", failure?.ErrorCode, error);
         Response.Headers.Append(HeaderNames.WWWAuthenticate, $"ApiKey realm=\"latchkey\", header=\"{ApiKeyHeader}\"");
         if (Context.GetEndpoint()?.Metadata.GetMetadata<IErrorShape>() is { } shape)
         {
@@ -163,6 +178,6 @@ public sealed class ExternalApiAuthenticationHandler(
         }
         return Problems.WriteAsync(Context, StatusCodes.Status401Unauthorized,
             error ?? $"Authenticate with an API key in the {ApiKeyHeader} header or an access token as 'Authorization: Bearer <token>'.",
-            error is null ? null : new Dictionary<string, object?> { ["error"] = "invalid_token" });
+            failure is null ? null : new Dictionary<string, object?> { ["error"] = failure.Value.ErrorCode });
     }
 }

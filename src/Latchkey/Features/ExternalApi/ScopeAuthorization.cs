@@ -1,7 +1,6 @@
 using Latchkey.Common;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Authorization.Policy;
-using Microsoft.Net.Http.Headers;
 
 namespace Latchkey.Features.ExternalApi;
 
@@ -63,8 +62,7 @@ internal sealed class InsufficientScopeResultHandler : IAuthorizationMiddlewareR
             if (failure.FailedRequirements.OfType<OwnAudienceRequirement>().Any())
             {
                 // RFC 6750 §3.1: a token that is not for this resource is an invalid token.
-                context.Response.Headers.Append(HeaderNames.WWWAuthenticate,
-                    $"Bearer realm=\"latchkey\", error=\"invalid_token\", error_description=\"{OwnAudienceRequirement.Detail}\"");
+                ResourceChallenges.Append(context, "realm=\"latchkey\"", "invalid_token", OwnAudienceRequirement.Detail);
                 return Problems.WriteAsync(context, StatusCodes.Status401Unauthorized, OwnAudienceRequirement.Detail,
                     new Dictionary<string, object?> { ["error"] = "invalid_token" });
             }
@@ -72,8 +70,7 @@ internal sealed class InsufficientScopeResultHandler : IAuthorizationMiddlewareR
             if (missing.Length > 0)
             {
                 var scopes = string.Join(' ', missing);
-                context.Response.Headers.Append(HeaderNames.WWWAuthenticate,
-                    $"Bearer realm=\"latchkey\", error=\"insufficient_scope\", error_description=\"The credential lacks the required scope\", scope=\"{scopes}\"");
+                ResourceChallenges.Append(context, "realm=\"latchkey\"", "insufficient_scope", "The credential lacks the required scope", scopes);
                 return Problems.WriteAsync(context, StatusCodes.Status403Forbidden,
                     $"This endpoint needs the scope {scopes}, which the credential was not granted.",
                     new Dictionary<string, object?> { ["error"] = "insufficient_scope", ["scope"] = scopes });

@@ -52,6 +52,7 @@ internal sealed class AuthorizationServerOptionsValidator(ScopeCatalog catalog) 
             }
         }
         failures.AddRange(ClientMetadataDocuments.OptionProblems(options.ClientMetadataDocuments));
+        failures.AddRange(Tokens.DPoPProofs.OptionProblems(options.DPoP));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

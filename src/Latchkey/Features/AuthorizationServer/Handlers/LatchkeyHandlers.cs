@@ -89,6 +89,23 @@ internal static class LatchkeyHandlers
             .AddEventHandler(AdvertisePublicClients.Descriptor)
             .AddEventHandler(AttachActorToIntrospection.Descriptor);
 
+        // DPoP (DPoPHandlers): proofs where they arrive, tokens bound to the proven key, bound tokens
+        // honoured only with a proof by that key, and the token type and algorithms said.
+        server.AddEventHandler(ValidateDPoPProof<ExtractTokenRequestContext>.Descriptor(
+                HandlerDescriptors.After(OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractTokenRequestContext>.Descriptor)))
+            .AddEventHandler(ValidateDPoPProof<ExtractPushedAuthorizationRequestContext>.Descriptor(
+                HandlerDescriptors.After(OpenIddictServerAspNetCoreHandlers.ExtractPostRequest<ExtractPushedAuthorizationRequestContext>.Descriptor)))
+            .AddEventHandler(ExtractDPoPAccessToken.Descriptor)
+            .AddEventHandler(RejectMalformedDPoPKeyThumbprint<ValidateAuthorizationRequestContext>.Descriptor(
+                HandlerDescriptors.After(OpenIddictServerHandlers.Authentication.ValidateClientRedirectUri.Descriptor)))
+            .AddEventHandler(RejectMalformedDPoPKeyThumbprint<ValidatePushedAuthorizationRequestContext>.Descriptor(
+                HandlerDescriptors.After(OpenIddictServerHandlers.Authentication.ValidatePushedClientRedirectUri.Descriptor)))
+            .AddEventHandler(RequireProofForBoundTokens.Descriptor)
+            .AddEventHandler(BindIssuedTokensToDPoPKey.Descriptor)
+            .AddEventHandler(ReportDPoPTokenType.Descriptor)
+            .AddEventHandler(ReportDPoPTokenTypeInIntrospection.Descriptor)
+            .AddEventHandler(AdvertiseDPoP.Descriptor);
+
         // The account's security log (SecurityLogHandlers): tokens issued, revoked, and revoked for reuse.
         server.AddEventHandler(RecordIssuedTokens.Descriptor)
             .AddEventHandler(RecordRevokedTokens.Descriptor)

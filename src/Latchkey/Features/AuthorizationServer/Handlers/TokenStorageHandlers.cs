@@ -105,6 +105,10 @@ internal sealed class AttachPrefixedReferenceIdentifier(IOpenIddictTokenManager 
         // Kept beside the encrypted payload so that resource checks need no decryption.
         descriptor.Properties[TokenFormats.ScopesProperty] = JsonSerializer.SerializeToElement(context.Principal.GetScopes());
         descriptor.Properties[TokenFormats.AudiencesProperty] = JsonSerializer.SerializeToElement(context.Principal.GetAudiences());
+        if (Tokens.DPoPProofs.BoundThumbprint(context.Principal.GetClaim(Claims.Confirmation)) is { } keyThumbprint)
+        {
+            descriptor.Properties[TokenFormats.KeyThumbprintProperty] = JsonSerializer.SerializeToElement(keyThumbprint);
+        }
         var entry = new OAuthToken { Id = pending.Id };
         await tokens.PopulateAsync(entry, descriptor, context.CancellationToken);
         await tokens.CreateAsync(entry, context.CancellationToken);

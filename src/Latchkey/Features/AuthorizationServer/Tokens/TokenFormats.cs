@@ -17,6 +17,9 @@ public static class TokenFormats
     /// <summary>Name of the token entry property that keeps the audiences (RFC 8707 resources).</summary>
     public const string AudiencesProperty = "lk_aud";
 
+    /// <summary>Name of the token entry property that keeps the thumbprint of the DPoP key an access token is bound to (RFC 9449).</summary>
+    public const string KeyThumbprintProperty = "lk_jkt";
+
     /// <summary>Latchkey's format for a token type stored by reference, or null for types in OpenIddict's own format (codes).</summary>
     public static OpaqueSecretFormat? ForType(string? tokenType) => tokenType switch
     {

@@ -2,7 +2,6 @@ using System.Security.Claims;
 using Latchkey.Common;
 using Latchkey.Features.ExternalApi;
 using Microsoft.AspNetCore.Authentication;
-using Microsoft.Net.Http.Headers;
 
 namespace Latchkey.Features.Mcp.Gateway;
 
@@ -26,9 +25,9 @@ internal static class GatewayAuthentication
         var result = await context.AuthenticateAsync(ExternalApiAuthenticationHandler.SchemeName);
         if (!result.Succeeded)
         {
-            var error = result.Failure?.Message;
-            return (null, c => Challenge(c, StatusCodes.Status401Unauthorized, metadata, error is null ? null : "invalid_token",
-                error ?? "Authenticate with an API key (X-API-Key) or a Latchkey access token for this gateway (Authorization: Bearer)."));
+            var failure = ExternalApiAuthenticationHandler.FailureOf(context);
+            return (null, c => Challenge(c, StatusCodes.Status401Unauthorized, metadata, failure?.ErrorCode,
+                failure?.Description ?? "Authenticate with an API key (X-API-Key) or a Latchkey access token for this gateway (Authorization: Bearer, or DPoP with a proof)."));
         }
         var caller = result.Principal!;
         if (caller.FindFirstValue(ExternalApiClaims.CredentialType) == ExternalApiClaims.AccessToken)
@@ -54,12 +53,7 @@ internal static class GatewayAuthentication
 
     private static Task Challenge(HttpContext context, int status, string resourceMetadata, string? error, string description)
     {
-        var challenge = $"Bearer resource_metadata=\"{resourceMetadata}\", scope=\"{RequiredScope}\"";
-        if (error is not null)
-        {
-            challenge += $", error=\"{error}\", error_description=\"{description.Replace('"', '\'')}\"";
-        }
-        context.Response.Headers.Append(HeaderNames.WWWAuthenticate, challenge);
+        ResourceChallenges.Append(context, $"resource_metadata=\"{resourceMetadata}\", scope=\"{RequiredScope}\"", error, description);
         return Problems.WriteAsync(context, status, description, error is null ? null : new Dictionary<string, object?> { ["error"] = error });
     }
 }
