@@ -7,6 +7,8 @@ using Latchkey.Features.Broker.Flows;
 using Latchkey.Features.Broker.Providers;
 using Latchkey.Features.Broker.Vault;
 using Latchkey.Features.Mcp;
+using Latchkey.Features.Mcp.Approvals;
+using Latchkey.Features.Mcp.Policies;
 using Latchkey.Features.SecurityEvents;
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
@@ -41,6 +43,8 @@ public abstract class LatchkeyDbContext(DbContextOptions options)
     public DbSet<McpServer> McpServers => Set<McpServer>();
     public DbSet<McpToolMapping> McpToolMappings => Set<McpToolMapping>();
     public DbSet<McpToolCall> McpToolCalls => Set<McpToolCall>();
+    public DbSet<McpToolPolicy> McpToolPolicies => Set<McpToolPolicy>();
+    public DbSet<ToolCallApproval> McpApprovals => Set<ToolCallApproval>();
     public DbSet<SecurityEvent> SecurityEvents => Set<SecurityEvent>();
 
     protected override void OnModelCreating(ModelBuilder builder)

@@ -141,9 +141,13 @@ public abstract class FuzzFindingsTests(LatchkeyServerFixture server)
     [InlineData("""{}""")]
     [InlineData("""[]""")]
     [InlineData("""42""")]
-    public async Task The_gateway_refuses_what_is_not_json_rpc_instead_of_relaying_it(string body)
-    {
+    public async Task The_gateway_refuses_what_is_not_json_rpc_instead_of_relaying_it(string body) =>
         // The upstream answered such messages with 500, which the gateway relayed.
+        Assert.Equal(-32600, await GatewayRefusalCodeAsync(body));
+
+    /// <summary>The JSON-RPC error code of the gateway's 400 answer to <paramref name="body"/>.</summary>
+    private async Task<int> GatewayRefusalCodeAsync(string body)
+    {
         var caller = await TestBroker.CallerAsync(server);
         var created = await TestBroker.PostAsync(caller, "/mcp/servers", new { name = "Tools", url = "https://tools.example.com/mcp" }, HttpStatusCode.Created);
 
@@ -152,8 +156,15 @@ public abstract class FuzzFindingsTests(LatchkeyServerFixture server)
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         using var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-        Assert.Equal(-32600, error.RootElement.GetProperty("error").GetProperty("code").GetInt32());
+        return error.RootElement.GetProperty("error").GetProperty("code").GetInt32();
     }
+
+    [Theory]
+    [InlineData("""{"jsonrpc":"\ud800","id":"a","params":{}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"\udc00x","arguments":{}}}""")]
+    public async Task The_gateway_refuses_strings_with_a_lone_surrogate_as_unreadable(string body) =>
+        // Comparing such a string threw in the gateway: a 500.
+        Assert.Equal(-32700, await GatewayRefusalCodeAsync(body));
 
     private Task<RawResponse> SendRawAsync(string method, string path, string? contentType, string body)
     {

@@ -42,6 +42,16 @@ public static class TestBroker
         return JsonDocument.Parse(text).RootElement.Clone();
     }
 
+    /// <summary>Any method with an optional JSON body; the answer's JSON (default when empty), asserting its status.</summary>
+    public static async Task<JsonElement> SendAsync(BrokerCaller caller, HttpMethod method, string path, object? body, HttpStatusCode expected)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
+        var response = await caller.Client.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == expected, $"{method} {path}: {(int)response.StatusCode} {text}");
+        return text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
+    }
+
     /// <summary>init, the user's visit to the provider, callback and exchange: a stored credential.</summary>
     public static async Task<(JsonElement Exchange, string State)> ConnectAsync(BrokerCaller caller, string providerId)
     {

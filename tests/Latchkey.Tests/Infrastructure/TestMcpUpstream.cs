@@ -18,7 +18,8 @@ namespace Latchkey.Tests.Infrastructure;
 
 /// <summary>One HTTP request the upstream received, with the credentials it carried.</summary>
 public sealed record UpstreamRequest(string HttpMethod, string? RpcMethod, string? Tool, string? Authorization, string? CustomHeader,
-    string? ApiKeyHeader, string? Cookie, string? SessionId, JsonElement? RpcId = null, IReadOnlyList<string>? HeaderNames = null);
+    string? ApiKeyHeader, string? Cookie, string? SessionId, JsonElement? RpcId = null, IReadOnlyList<string>? HeaderNames = null,
+    string? TraceParent = null, JsonElement? Arguments = null);
 
 /// <summary>
 /// An upstream MCP server built with the official SDK, on loopback. It records every request and the
@@ -82,7 +83,7 @@ public sealed class TestMcpUpstream : IAsyncDisposable
     private async Task RecordAsync(HttpContext context, RequestDelegate next)
     {
         string? method = null, tool = null;
-        JsonElement? id = null;
+        JsonElement? id = null, arguments = null;
         if (HttpMethods.IsPost(context.Request.Method))
         {
             context.Request.EnableBuffering();
@@ -97,6 +98,7 @@ public sealed class TestMcpUpstream : IAsyncDisposable
                     if (method == "tools/call" && root.TryGetProperty("params", out var p) && p.TryGetProperty("name", out var n))
                     {
                         tool = n.GetString();
+                        arguments = p.TryGetProperty("arguments", out var a) ? a.Clone() : null;
                     }
                 }
             }
@@ -111,7 +113,20 @@ public sealed class TestMcpUpstream : IAsyncDisposable
             headers.TryGetValue(CustomHeader, out var custom) ? custom.ToString() : null,
             headers.TryGetValue("X-API-Key", out var apiKey) ? apiKey.ToString() : null,
             headers.Cookie.Count > 0 ? headers.Cookie.ToString() : null,
-            headers.TryGetValue("Mcp-Session-Id", out var session) ? session.ToString() : null, id, [.. headers.Keys]));
+            headers.TryGetValue("Mcp-Session-Id", out var session) ? session.ToString() : null, id, [.. headers.Keys],
+            headers.TryGetValue("traceparent", out var trace) ? trace.ToString() : null, arguments));
+
+        if (tool == "break_off")
+        {
+            // Starts a JSON answer and drops the connection in the middle of it.
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync("{\"jsonrpc\":\"2.0\",\"id\":");
+            await context.Response.Body.FlushAsync();
+            // Long enough for the gateway to have the headers: the break comes mid-answer.
+            await Task.Delay(300);
+            context.Abort();
+            return;
+        }
 
         if (RedirectTo is { } target)
         {
@@ -141,6 +156,19 @@ public sealed class UpstreamTools
 {
     [McpServerTool(Name = "read_repo"), Description("Reads a repository (answers with a fingerprint of the credential it received).")]
     public static string ReadRepo(IHttpContextAccessor http, string repo) => $"read {repo} with {Credential(http)}";
+
+    [McpServerTool(Name = "delete_repo"), Description("Deletes a repository (answers with a fingerprint of the credential it received).")]
+    public static string DeleteRepo(IHttpContextAccessor http, string repo) => $"deleted {repo} with {Credential(http)}";
+
+    [McpServerTool(Name = "slow"), Description("Answers after the given number of seconds.")]
+    public static async Task<string> Slow(int seconds, CancellationToken cancellationToken)
+    {
+        await Task.Delay(TimeSpan.FromSeconds(seconds), cancellationToken);
+        return "slow done";
+    }
+
+    [McpServerTool(Name = "break_off"), Description("Never answers whole: the server drops the connection mid-answer.")]
+    public static string BreakOff() => "unreachable";
 
     [McpServerTool(Name = "search"), Description("Searches (answers with a fingerprint of the credential it received).")]
     public static string Search(IHttpContextAccessor http, string query) => $"searched {query} with {Credential(http)}";

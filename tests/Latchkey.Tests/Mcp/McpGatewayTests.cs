@@ -55,15 +55,6 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
         return (created, id);
     }
 
-    private static async Task<JsonElement> SendAsync(BrokerCaller caller, HttpMethod method, string path, object? body, HttpStatusCode expected)
-    {
-        using var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
-        var response = await caller.Client.SendAsync(request);
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == expected, $"{method} {path}: {(int)response.StatusCode} {text}");
-        return text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
-    }
-
     private static async Task<string> CurrentTokenAsync(BrokerCaller caller, string credentialId) =>
         (await PostAsync(caller, $"/mcp/credentials/{credentialId}/access-token", new { })).GetProperty("access_token").GetString()!;
 
@@ -529,10 +520,13 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
 
         // A redirect from the upstream is neither followed nor handed to the agent (its key would follow it).
         _upstream.RedirectTo = "https://elsewhere.example.com/steal";
+        // The agent gets a JSON-RPC error it can read, never the redirect.
         var redirected = await PostAsync("""{"jsonrpc":"2.0","id":2,"method":"tools/list"}""");
-        Assert.Equal(HttpStatusCode.BadGateway, redirected.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, redirected.StatusCode);
         Assert.Null(redirected.Headers.Location);
-        Assert.DoesNotContain("elsewhere.example.com", await redirected.Content.ReadAsStringAsync());
+        var answer = await redirected.Content.ReadAsStringAsync();
+        Assert.DoesNotContain("elsewhere.example.com", answer);
+        Assert.Contains("redirect", JsonDocument.Parse(answer).RootElement.GetProperty("error").GetProperty("message").GetString());
     }
 
     [Fact]

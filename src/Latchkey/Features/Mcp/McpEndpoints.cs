@@ -1,7 +1,9 @@
 using System.Security.Claims;
 using Latchkey.Common;
 using Latchkey.Features.AgentApi;
+using Latchkey.Features.Mcp.Approvals;
 using Latchkey.Features.Mcp.Gateway;
+using Latchkey.Features.Mcp.Policies;
 using Latchkey.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
@@ -27,6 +29,7 @@ internal static class McpEndpoints
     public static void MapMcpEndpoints(this IEndpointRouteBuilder app)
     {
         var servers = app.MapAgentApi("/mcp/servers", "MCP servers");
+        app.MapApprovalEndpoints();
 
         servers.MapPost("/", async (AgentBody<McpServerRequest> body, HttpContext context, ClaimsPrincipal caller, McpServerService service) =>
                 (await service.CreateAsync(caller.UserId(), body.Value, context.RequestAborted)).ToCreated(created => McpServerService.View(created, ServerAddress.Base(context))))
@@ -94,6 +97,30 @@ internal static class McpEndpoints
                 ? TypedResults.NoContent()
                 : AgentError.NotFound("mapping", $"No credential is mapped to the tool {InputEcho.Quote(tool)}.");
         }).WithSummary("Remove a tool's mapping (calls then carry the server default, if any)");
+        servers.MapGet("/{id}/policies", async Task<Results<AgentOk<ToolPolicyList>, AgentError>> (string id, ClaimsPrincipal caller, McpServerService service, CancellationToken ct) =>
+                await service.FindAsync(caller.UserId(), id, ct) is { } found ? AgentResults.Ok(ToolPolicyService.List(found)) : NotFound(id))
+            .WithSummary("The server's default tool policy and its per-tool policies");
+        servers.MapPut("/{id}/tools/{tool}/policy", async Task<Results<AgentOk<ToolPolicyView>, AgentError>> (string id, string tool, AgentBody<ToolPolicyRequest> body, ClaimsPrincipal caller, McpServerService service, ToolPolicyService policies, CancellationToken ct) =>
+            {
+                var found = await service.FindAsync(caller.UserId(), id, ct);
+                if (found is null)
+                {
+                    return NotFound(id);
+                }
+                return (await policies.SetAsync(found, tool, body.Value, ct)).ToOk(ToolPolicyService.View);
+            })
+            .WithSummary("Set the policy of a tool, or of every tool matching a pattern (delete_*): action allow, deny or require_approval; required_scope; argument_rules [{argument, pattern}]");
+        servers.MapDelete("/{id}/tools/{tool}/policy", async Task<Results<NoContent, AgentError>> (string id, string tool, ClaimsPrincipal caller, McpServerService service, ToolPolicyService policies, CancellationToken ct) =>
+        {
+            var found = await service.FindAsync(caller.UserId(), id, ct);
+            if (found is null)
+            {
+                return NotFound(id);
+            }
+            return await policies.RemoveAsync(found, tool, ct)
+                ? TypedResults.NoContent()
+                : AgentError.NotFound("policy", $"No policy names the tool {InputEcho.Quote(tool)}.");
+        }).WithSummary("Remove a tool's policy (its calls then follow a matching pattern or the server's default)");
         servers.MapGet("/{id}/tool-calls", async Task<Results<AgentOk<ToolCallList>, AgentError>> (string id, int? limit, ClaimsPrincipal caller, McpServerService service, LatchkeyDbContext db, IOptions<McpOptions> options, CancellationToken ct) =>
         {
             if (await service.FindAsync(caller.UserId(), id, ct) is null)

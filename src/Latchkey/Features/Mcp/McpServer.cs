@@ -17,11 +17,19 @@ public sealed class McpServer
     public required string UpstreamUrl { get; set; }
     public string? DefaultCredentialId { get; set; }
     public string? DefaultHeader { get; set; }
+
+    /// <summary>What the gateway does with a tool no policy names (<see cref="Policies.ToolPolicyActions"/>).</summary>
+    public string DefaultToolPolicy { get; set; } = Policies.ToolPolicyActions.Allow;
+
+    /// <summary>Where the gateway announces a call waiting for approval (a POST of JSON), if anywhere.</summary>
+    public string? ApprovalWebhookUrl { get; set; }
+
     public DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset UpdatedAt { get; set; }
 
     public LatchkeyUser? Owner { get; init; }
     public List<McpToolMapping> ToolMappings { get; init; } = [];
+    public List<Policies.McpToolPolicy> ToolPolicies { get; init; } = [];
 
     public CredentialBinding? DefaultBinding => DefaultCredentialId is { } id ? new CredentialBinding(id, DefaultHeader) : null;
 }
@@ -65,6 +73,8 @@ internal sealed class McpServerConfiguration : IEntityTypeConfiguration<McpServe
         server.Property(s => s.UpstreamUrl).HasMaxLength(2000);
         server.Property(s => s.DefaultCredentialId).HasMaxLength(80);
         server.Property(s => s.DefaultHeader).HasMaxLength(100);
+        server.Property(s => s.DefaultToolPolicy).HasMaxLength(20).HasDefaultValue(Policies.ToolPolicyActions.Allow);
+        server.Property(s => s.ApprovalWebhookUrl).HasMaxLength(2000);
         server.HasIndex(s => s.OwnerId);
         server.HasOne(s => s.Owner).WithMany().HasForeignKey(s => s.OwnerId).OnDelete(DeleteBehavior.Cascade);
         server.HasMany(s => s.ToolMappings).WithOne().HasForeignKey(m => m.ServerId).OnDelete(DeleteBehavior.Cascade);

@@ -6,6 +6,7 @@ using System.Text.RegularExpressions;
 using Latchkey.Cluster;
 using Latchkey.Common;
 using Latchkey.Features.AgentApi;
+using Latchkey.Features.Mcp.Policies;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -32,7 +33,8 @@ public sealed record ToolMappingView(string Tool, string CredentialId, string He
 
 public sealed record McpServerView(
     string Id, string Name, string Url, string GatewayUrl, CredentialBindingView? DefaultCredential,
-    IReadOnlyList<ToolMappingView> ToolMappings, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
+    IReadOnlyList<ToolMappingView> ToolMappings, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt,
+    string DefaultToolPolicy, IReadOnlyList<ToolPolicyView> ToolPolicies, string? ApprovalWebhookUrl);
 
 /// <summary>Which credential goes upstream, and how. A null header means <c>Authorization: Bearer</c>.</summary>
 public sealed record CredentialBinding(string CredentialId, string? Header)
@@ -46,7 +48,7 @@ public sealed record CredentialBinding(string CredentialId, string? Header)
 
 /// <summary>What the gateway needs to relay a request: cached per server, invalidated by any change to servers or mappings.</summary>
 public sealed record GatewayRoute(string ServerId, string OwnerId, string Name, Uri Upstream, CredentialBinding? Default,
-    FrozenDictionary<string, CredentialBinding> Tools)
+    FrozenDictionary<string, CredentialBinding> Tools, ToolPolicySet Policies, string? ApprovalWebhookUrl = null)
 {
     public CredentialBinding? For(string? tool) => tool is not null && Tools.TryGetValue(tool, out var mapped) ? mapped : Default;
 }
@@ -78,7 +80,7 @@ public sealed partial class McpServerService(
     public static McpServerView View(McpServer server, string baseUrl) => new(
         server.Id, server.Name, server.UpstreamUrl, GatewayUrl(baseUrl, server.Id), server.DefaultBinding?.View(),
         server.ToolMappings.OrderBy(m => m.ToolName, StringComparer.Ordinal).Select(View).ToList(),
-        server.CreatedAt, server.UpdatedAt);
+        server.CreatedAt, server.UpdatedAt, server.DefaultToolPolicy, ToolPolicyService.List(server).Policies, server.ApprovalWebhookUrl);
 
     public static ToolMappingView View(McpToolMapping mapping) => new(mapping.ToolName, mapping.CredentialId, mapping.Binding.HeaderName, mapping.UpdatedAt);
 
@@ -86,12 +88,13 @@ public sealed partial class McpServerService(
     public static string ReconnectUrl(string baseUrl, string credentialId) => $"{baseUrl}{Site.ProfileNavigation.Connections}#{credentialId}";
 
     public Task<List<McpServer>> ListAsync(string ownerId, CancellationToken cancellationToken) =>
-        db.McpServers.AsNoTracking().Include(s => s.ToolMappings).Where(s => s.OwnerId == ownerId)
+        db.McpServers.AsNoTracking().Include(s => s.ToolMappings).Include(s => s.ToolPolicies).AsSplitQuery().Where(s => s.OwnerId == ownerId)
             .OrderBy(s => s.CreatedAt).ThenBy(s => s.Id).ToListAsync(cancellationToken);
 
     /// <summary>The server if it is the caller's; another account's server is as absent as a missing one.</summary>
     public Task<McpServer?> FindAsync(string ownerId, string id, CancellationToken cancellationToken) =>
-        db.McpServers.Include(s => s.ToolMappings).FirstOrDefaultAsync(s => s.Id == id && s.OwnerId == ownerId, cancellationToken);
+        db.McpServers.Include(s => s.ToolMappings).Include(s => s.ToolPolicies).AsSplitQuery()
+            .FirstOrDefaultAsync(s => s.Id == id && s.OwnerId == ownerId, cancellationToken);
 
     public async Task<Outcome<McpServer>> CreateAsync(string ownerId, McpServerRequest request, CancellationToken cancellationToken)
     {
@@ -142,9 +145,9 @@ public sealed partial class McpServerService(
         var patch = body.Fields;
         foreach (var (name, value) in patch)
         {
-            if (name is not ("name" or "url" or "default_credential_id" or "default_header"))
+            if (name is not ("name" or "url" or "default_credential_id" or "default_header" or "default_tool_policy" or "approval_webhook_url"))
             {
-                return AgentError.BadRequest($"{InputEcho.Quote(name)} cannot be changed; send name, url, default_credential_id or default_header.");
+                return AgentError.BadRequest($"{InputEcho.Quote(name)} cannot be changed; send name, url, default_credential_id, default_header, default_tool_policy or approval_webhook_url.");
             }
             if (value.ValueKind is not (JsonValueKind.String or JsonValueKind.Null))
             {
@@ -168,6 +171,22 @@ public sealed partial class McpServerService(
                 return urlError;
             }
             server.UpstreamUrl = urlValue.GetString()!.Trim();
+        }
+        if (patch.TryGetValue("default_tool_policy", out var policyValue))
+        {
+            if (!ToolPolicyActions.IsKnown(policyValue.GetString()))
+            {
+                return AgentError.BadRequest($"default_tool_policy must be one of {string.Join(", ", ToolPolicyActions.All)}.");
+            }
+            server.DefaultToolPolicy = policyValue.GetString()!;
+        }
+        if (patch.TryGetValue("approval_webhook_url", out var webhookValue))
+        {
+            if (webhookValue.GetString() is { } webhook && await CheckUrlAsync(webhook, cancellationToken) is { } webhookError)
+            {
+                return AgentError.BadRequest("approval_webhook_url: " + webhookError.Message);
+            }
+            server.ApprovalWebhookUrl = webhookValue.GetString()?.Trim();
         }
         var hasHeader = patch.TryGetValue("default_header", out var headerValue);
         if (patch.TryGetValue("default_credential_id", out var credentialValue))
@@ -213,7 +232,7 @@ public sealed partial class McpServerService(
     }
 
     /// <summary>Saves, answering a row changed or removed by a concurrent request as a conflict rather than a failure.</summary>
-    private async Task<AgentError?> SaveAsync(string serverId, CancellationToken cancellationToken)
+    internal async Task<AgentError?> SaveAsync(string serverId, CancellationToken cancellationToken)
     {
         try
         {
@@ -274,9 +293,11 @@ public sealed partial class McpServerService(
     public ValueTask<GatewayRoute?> RouteAsync(string serverId, CancellationToken cancellationToken) =>
         routes.GetOrLoadAsync(serverId, (db, serverId), static async (state, ct) =>
         {
-            var server = await state.db.McpServers.AsNoTracking().Include(s => s.ToolMappings).FirstOrDefaultAsync(s => s.Id == state.serverId, ct);
+            var server = await state.db.McpServers.AsNoTracking().Include(s => s.ToolMappings).Include(s => s.ToolPolicies)
+                .AsSplitQuery().FirstOrDefaultAsync(s => s.Id == state.serverId, ct);
             return server is null ? null : new GatewayRoute(server.Id, server.OwnerId, server.Name, new Uri(server.UpstreamUrl), server.DefaultBinding,
-                server.ToolMappings.ToFrozenDictionary(m => m.ToolName, m => m.Binding, StringComparer.Ordinal));
+                server.ToolMappings.ToFrozenDictionary(m => m.ToolName, m => m.Binding, StringComparer.Ordinal),
+                new ToolPolicySet(server.DefaultToolPolicy, server.ToolPolicies), server.ApprovalWebhookUrl);
         }, cancellationToken);
 
     public static bool IsToolName(string tool) => ToolNamePattern().IsMatch(tool);

@@ -18,7 +18,11 @@ public static class McpSetup
     {
         builder.Services.AddOptions<McpOptions>().BindConfiguration(McpOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddScoped<McpServerService>();
+        builder.Services.AddScoped<Policies.ToolPolicyService>();
         builder.Services.AddScoped<McpGateway>();
+        builder.Services.AddScoped<GatewayPolicy>();
+        builder.Services.AddScoped<Approvals.ToolCallApprovals>();
+        builder.Services.AddCacheInvalidation<Policies.McpToolPolicy>(CacheScope.McpServers);
         builder.Services.AddScoped<UpstreamTools>();
         builder.Services.AddScoped<IResourceNames, McpResourceNames>();
         builder.Services.AddAuditLog<ToolCallAudit, McpToolCall>();
@@ -32,6 +36,9 @@ public static class McpSetup
                 .CreateHandler(services.GetRequiredService<IOptions<McpOptions>>().Value.AllowPrivateNetworks))
             // Streams stay open as long as the agent keeps them; the gateway times the wait for headers itself.
             .ConfigureHttpClient(client => client.Timeout = Timeout.InfiniteTimeSpan);
+        builder.Services.AddHttpClient(Approvals.ToolCallApprovals.WebhookClientName)
+            .ConfigurePrimaryHttpMessageHandler(services => services.GetRequiredService<OutboundAddressGuard>()
+                .CreateHandler(services.GetRequiredService<IOptions<McpOptions>>().Value.AllowPrivateNetworks));
         return builder;
     }
 

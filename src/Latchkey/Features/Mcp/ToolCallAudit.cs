@@ -6,10 +6,13 @@ namespace Latchkey.Features.Mcp;
 public sealed class ToolCallAudit(IServiceScopeFactory scopes, TimeProvider time) : AuditLog<McpToolCall>(scopes)
 {
     public void Record(GatewayRoute route, string tool, string? credentialId, string? caller, string outcome, TimeSpan duration) =>
+        Record(route.OwnerId, route.ServerId, tool, credentialId, caller, outcome, duration);
+
+    public void Record(string accountId, string serverId, string tool, string? credentialId, string? caller, string outcome, TimeSpan duration) =>
         Record(new McpToolCall
         {
-            AccountId = route.OwnerId,
-            ServerId = route.ServerId,
+            AccountId = accountId,
+            ServerId = serverId,
             ToolName = tool.Length > 128 ? tool[..128] : tool,
             CredentialId = credentialId,
             Caller = caller,

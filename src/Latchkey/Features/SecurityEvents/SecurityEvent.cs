@@ -41,11 +41,15 @@ public static class SecurityEventTypes
     public const string CredentialRefreshed = "credential_refreshed";
     public const string CredentialRefreshFailed = "credential_refresh_failed";
     public const string CredentialDeleted = "credential_deleted";
+    public const string ToolCallApprovalRequested = "tool_approval_requested";
+    public const string ToolCallApproved = "tool_call_approved";
+    public const string ToolCallDenied = "tool_call_denied";
 
     public static readonly IReadOnlyList<string> All =
     [
         SignIn, SignInFailed, SignInLockedOut, ConsentGranted, ConsentDenied, TokenIssued, TokenRevoked,
         ApiKeyCreated, ApiKeyRevoked, CredentialCreated, CredentialRead, CredentialRefreshed, CredentialRefreshFailed, CredentialDeleted,
+        ToolCallApprovalRequested, ToolCallApproved, ToolCallDenied,
     ];
 }
 

@@ -51,6 +51,18 @@ internal static class GatewayAuthentication
         return (caller, null);
     }
 
+    /// <summary>
+    /// A tool whose policy names a scope the caller lacks: 403 <c>insufficient_scope</c> naming only
+    /// that scope, which an MCP client follows to ask the person for it (step-up).
+    /// </summary>
+    public static Task InsufficientScopeAsync(HttpContext context, string baseUrl, string serverId, string tool, string scope)
+    {
+        var description = $"The tool '{tool}' needs the scope {scope}, which the credential was not granted.";
+        ResourceChallenges.Append(context, $"resource_metadata=\"{ResourceMetadataUrl(baseUrl, serverId)}\"", "insufficient_scope", description, scope);
+        return Problems.WriteAsync(context, StatusCodes.Status403Forbidden, description,
+            new Dictionary<string, object?> { ["error"] = "insufficient_scope", ["scope"] = scope });
+    }
+
     private static Task Challenge(HttpContext context, int status, string resourceMetadata, string? error, string description)
     {
         ResourceChallenges.Append(context, $"resource_metadata=\"{resourceMetadata}\", scope=\"{RequiredScope}\"", error, description);

@@ -50,6 +50,34 @@ internal static class GatewayRefusals
         });
     }
 
+    /// <summary>
+    /// A tool call the tool's policy refuses (a denied tool, an argument that breaks a rule): a
+    /// JSON-RPC error (invalid params, as for a tool the server does not have) that names the rule.
+    /// </summary>
+    public static async Task ToolRefusedAsync(HttpContext context, RelayedMessage message, string text, Dictionary<string, object?> details)
+    {
+        JsonRpcMessage answer = new JsonRpcError
+        {
+            Id = message.Id ?? default,
+            Error = new JsonRpcErrorDetail { Code = (int)McpErrorCode.InvalidParams, Message = text, Data = JsonSerializer.SerializeToElement(details) },
+        };
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        context.Response.ContentType = "application/json";
+        await JsonSerializer.SerializeAsync(context.Response.Body, answer, AnswerType, context.RequestAborted);
+    }
+
+    /// <summary>
+    /// The upstream could not be reached, timed out or broke off: a tool call gets a tool result
+    /// with <c>isError</c> a model can read, another request a JSON-RPC error; only a request the
+    /// agent expects no JSON-RPC answer to (a notification, a stream) gets an HTTP status.
+    /// </summary>
+    public static Task UpstreamFailedAsync(HttpContext context, RelayedMessage message, string text, string outcome, int status) =>
+        RefuseAsync(context, message, text, new Dictionary<string, object?> { ["error"] = outcome }, status);
+
+    /// <summary>A tool call that will not run now (held for approval, denied by the owner): a tool result with <c>isError</c> that says why.</summary>
+    public static Task ToolErrorAsync(HttpContext context, RelayedMessage message, string text, Dictionary<string, object?> details) =>
+        RefuseAsync(context, message, text, details, StatusCodes.Status403Forbidden);
+
     /// <summary>A body the gateway cannot route: 400 with a JSON-RPC error whose id is null, since none could be read.</summary>
     public static async Task MalformedAsync(HttpContext context, (McpErrorCode Code, string Message) error)
     {
@@ -64,22 +92,35 @@ internal static class GatewayRefusals
     /// A tool call gets a tool result with <c>isError</c> (the agent's model reads it); any other
     /// JSON-RPC request gets a JSON-RPC error; a notification, stream or session request gets 502.
     /// </summary>
-    private static async Task RefuseAsync(HttpContext context, RelayedMessage message, string text, Dictionary<string, object?> details)
+    private static async Task RefuseAsync(HttpContext context, RelayedMessage message, string text, Dictionary<string, object?> details,
+        int statusWithoutId = StatusCodes.Status502BadGateway)
     {
-        if (message.Id is { } id)
+        if (message.Id is not null)
         {
-            JsonRpcMessage answer = message.Tool is not null
-                ? new JsonRpcResponse
-                {
-                    Id = id,
-                    Result = JsonSerializer.SerializeToNode(new CallToolResult { IsError = true, Content = [new TextContentBlock { Text = text }] }, McpJsonUtilities.DefaultOptions),
-                }
-                : new JsonRpcError { Id = id, Error = new JsonRpcErrorDetail { Code = (int)McpErrorCode.InternalError, Message = text, Data = JsonSerializer.SerializeToElement(details) } };
             context.Response.StatusCode = StatusCodes.Status200OK;
             context.Response.ContentType = "application/json";
-            await JsonSerializer.SerializeAsync(context.Response.Body, answer, McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(JsonRpcMessage)), context.RequestAborted);
+            await JsonSerializer.SerializeAsync(context.Response.Body, Answer(message, text, details), AnswerType, context.RequestAborted);
             return;
         }
-        await Problems.WriteAsync(context, StatusCodes.Status502BadGateway, text, details);
+        await Problems.WriteAsync(context, statusWithoutId, text, details);
     }
+
+    /// <summary>The answer to the agent's request as one last server-sent event, for a stream the upstream broke off.</summary>
+    public static async Task WriteEventAsync(HttpContext context, RelayedMessage message, string text, string error)
+    {
+        var data = JsonSerializer.Serialize(Answer(message, text, new Dictionary<string, object?> { ["error"] = error }), AnswerType);
+        await context.Response.WriteAsync($"event: message\ndata: {data}\n\n", context.RequestAborted);
+        await context.Response.Body.FlushAsync(context.RequestAborted);
+    }
+
+    private static System.Text.Json.Serialization.Metadata.JsonTypeInfo AnswerType => McpJsonUtilities.DefaultOptions.GetTypeInfo(typeof(JsonRpcMessage));
+
+    private static JsonRpcMessage Answer(RelayedMessage message, string text, Dictionary<string, object?> details) =>
+        message.Tool is not null
+            ? new JsonRpcResponse
+            {
+                Id = message.Id!.Value,
+                Result = JsonSerializer.SerializeToNode(new CallToolResult { IsError = true, Content = [new TextContentBlock { Text = text }] }, McpJsonUtilities.DefaultOptions),
+            }
+            : new JsonRpcError { Id = message.Id!.Value, Error = new JsonRpcErrorDetail { Code = (int)McpErrorCode.InternalError, Message = text, Data = JsonSerializer.SerializeToElement(details) } };
 }

@@ -19,6 +19,7 @@ namespace Latchkey.Features.Mcp.Gateway;
 public sealed partial class McpGateway(
     McpServerService servers,
     CredentialService credentials,
+    GatewayPolicy policies,
     ToolCallAudit audit,
     IHttpClientFactory httpClients,
     IOptions<McpOptions> options,
@@ -92,11 +93,20 @@ public sealed partial class McpGateway(
         }
 
         var binding = route.For(message.Tool);
-        var callerId = caller.FindFirstValue(ExternalApiClaims.CredentialId) ?? caller.FindFirstValue(ExternalApiClaims.ClientId);
+        var callerId = caller.FindFirstValue(ExternalApiClaims.CredentialId) ?? caller.FindFirstValue(ExternalApiClaims.ClientId) ?? "unknown";
+        // The agent's trace context from the protocol (_meta.traceparent) when no header carries one: into the logs and upstream.
+        using var trace = message.TraceParent is { } traceParent && !context.Request.Headers.ContainsKey("traceparent")
+            ? StartTrace(traceParent)
+            : null;
+        if (message.Tool is { } tool && await policies.ApplyAsync(context, route, caller, callerId, message, tool, baseUrl) is { } refused)
+        {
+            audit.Record(route, tool, binding?.CredentialId, callerId, refused, Stopwatch.GetElapsedTime(started));
+            return;
+        }
         var outcome = "ok";
         try
         {
-            outcome = await RelayWithCredentialAsync(context, route, binding, message, body, baseUrl);
+            outcome = await RelayWithCredentialAsync(context, route, binding, message, body, baseUrl, ToolListFilter.For(route, caller, message), trace);
         }
         catch (Exception exception) when (exception is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
         {
@@ -135,7 +145,8 @@ public sealed partial class McpGateway(
     }
 
     /// <returns>The outcome recorded for a tool call.</returns>
-    private async Task<string> RelayWithCredentialAsync(HttpContext context, GatewayRoute route, CredentialBinding? binding, RelayedMessage message, byte[] body, string baseUrl)
+    private async Task<string> RelayWithCredentialAsync(HttpContext context, GatewayRoute route, CredentialBinding? binding, RelayedMessage message, byte[] body,
+        string baseUrl, ToolListFilter? filter, Activity? trace)
     {
         string? token = null;
         if (binding is not null)
@@ -162,6 +173,10 @@ public sealed partial class McpGateway(
         {
             upstreamRequest.Headers.TryAddWithoutValidation(binding.HeaderName, binding.HeaderValue(token!));
         }
+        if (trace?.Id is { } traceParent)
+        {
+            upstreamRequest.Headers.TryAddWithoutValidation("traceparent", traceParent);
+        }
         if (HttpMethods.IsPost(context.Request.Method))
         {
             upstreamRequest.Content = new ByteArrayContent(body);
@@ -183,15 +198,17 @@ public sealed partial class McpGateway(
             catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
             {
                 LogUpstreamFailed(logger, route.ServerId, route.Upstream.Host, "timed out");
-                await Problems.WriteAsync(context, StatusCodes.Status504GatewayTimeout,
-                    $"The upstream MCP server '{route.Name}' did not answer within {options.Value.UpstreamTimeoutSeconds} s.");
+                await GatewayRefusals.UpstreamFailedAsync(context, message,
+                    $"The MCP server '{route.Name}' did not answer within {options.Value.UpstreamTimeoutSeconds} s; it may be overloaded. Try again later.",
+                    "upstream_timeout", StatusCodes.Status504GatewayTimeout);
                 return "upstream_timeout";
             }
             catch (HttpRequestException exception)
             {
                 LogUpstreamFailed(logger, route.ServerId, route.Upstream.Host, exception.Message);
-                await Problems.WriteAsync(context, StatusCodes.Status502BadGateway,
-                    $"The upstream MCP server '{route.Name}' could not be reached: {exception.Message}");
+                await GatewayRefusals.UpstreamFailedAsync(context, message,
+                    $"The MCP server '{route.Name}' could not be reached ({exception.Message}). Try again later.",
+                    "upstream_unreachable", StatusCodes.Status502BadGateway);
                 return "upstream_unreachable";
             }
         }
@@ -202,8 +219,9 @@ public sealed partial class McpGateway(
             {
                 // Following or relaying a redirect would send the agent (and its credential for Latchkey) elsewhere.
                 LogUpstreamFailed(logger, route.ServerId, route.Upstream.Host, $"answered a redirect ({(int)upstream.StatusCode})");
-                await Problems.WriteAsync(context, StatusCodes.Status502BadGateway,
-                    $"The upstream MCP server '{route.Name}' answered with a redirect ({(int)upstream.StatusCode}), which the gateway neither follows nor relays. Check the server's url.");
+                await GatewayRefusals.UpstreamFailedAsync(context, message,
+                    $"The MCP server '{route.Name}' answered with a redirect ({(int)upstream.StatusCode}), which the gateway neither follows nor relays. Its owner should check the server's url.",
+                    $"upstream_http_{(int)upstream.StatusCode}", StatusCodes.Status502BadGateway);
                 return $"upstream_http_{(int)upstream.StatusCode}";
             }
             if (upstream.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
@@ -213,26 +231,31 @@ public sealed partial class McpGateway(
             }
             try
             {
-                await CopyResponseAsync(context, upstream);
+                await CopyResponseAsync(context, upstream, filter);
             }
             catch (Exception exception) when (exception is IOException or HttpRequestException && !context.RequestAborted.IsCancellationRequested)
             {
-                // The upstream broke off mid-response: the agent's response has started, so end it the same way.
                 LogUpstreamFailed(logger, route.ServerId, route.Upstream.Host, "broke off the response: " + exception.Message);
-                context.Abort();
+                await EndBrokenResponseAsync(context, route, message);
                 return "upstream_broke_off";
             }
             return upstream.IsSuccessStatusCode ? "ok" : $"upstream_http_{(int)upstream.StatusCode}";
         }
     }
 
-    private static async Task CopyResponseAsync(HttpContext context, HttpResponseMessage upstream)
+    /// <summary>
+    /// Relays the upstream's answer: server-sent events as they come; a JSON answer whole once it
+    /// has all arrived (up to <see cref="BufferedAnswerBytes"/>, so that an upstream that breaks
+    /// off mid-answer still gives the agent a readable error); a tool list rewritten by policy.
+    /// </summary>
+    private static async Task CopyResponseAsync(HttpContext context, HttpResponseMessage upstream, ToolListFilter? filter)
     {
         var response = context.Response;
         response.StatusCode = (int)upstream.StatusCode;
         foreach (var header in upstream.Headers.Concat(upstream.Content.Headers))
         {
-            if (ResponseHeadersRelayed.Contains(header.Key) || IsProtocolHeader(header.Key))
+            if ((ResponseHeadersRelayed.Contains(header.Key) || IsProtocolHeader(header.Key))
+                && !(filter is not null && string.Equals(header.Key, "Content-Length", StringComparison.OrdinalIgnoreCase)))
             {
                 try
                 {
@@ -246,7 +269,18 @@ public sealed partial class McpGateway(
         }
 
         await using var stream = await upstream.Content.ReadAsStreamAsync(context.RequestAborted);
-        if (upstream.Content.Headers.ContentType?.MediaType == "text/event-stream")
+        var serverSentEvents = upstream.Content.Headers.ContentType?.MediaType == "text/event-stream";
+        if (filter is not null)
+        {
+            var (answer, complete) = await ReadUpToAsync(stream, ToolListFilter.MaxAnswerBytes, context.RequestAborted);
+            if (!complete)
+            {
+                throw new IOException("The tool list is larger than the gateway filters.");
+            }
+            await response.Body.WriteAsync(filter.Rewrite(answer, serverSentEvents), context.RequestAborted);
+            return;
+        }
+        if (serverSentEvents)
         {
             // Server-sent events go out as they come in.
             context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
@@ -258,12 +292,61 @@ public sealed partial class McpGateway(
                 await response.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted);
                 await response.Body.FlushAsync(context.RequestAborted);
             }
+            return;
         }
-        else
+        var (start, whole) = await ReadUpToAsync(stream, BufferedAnswerBytes, context.RequestAborted);
+        await response.Body.WriteAsync(start, context.RequestAborted);
+        if (!whole)
         {
             await stream.CopyToAsync(response.Body, context.RequestAborted);
         }
     }
+
+    /// <summary>JSON answers up to this size are read whole before any of it goes to the agent.</summary>
+    private const int BufferedAnswerBytes = 4 << 20;
+
+    private static async Task<(byte[] Bytes, bool Complete)> ReadUpToAsync(Stream stream, int limit, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16384];
+        int read;
+        while ((read = await stream.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            buffer.Write(chunk, 0, read);
+            if (buffer.Length >= limit)
+            {
+                return (buffer.ToArray(), false);
+            }
+        }
+        return (buffer.ToArray(), true);
+    }
+
+    /// <summary>
+    /// The upstream broke off. Before the agent's answer started, it gets the readable error;
+    /// within an event stream, a last event answering its request; otherwise the connection ends.
+    /// </summary>
+    private static async Task EndBrokenResponseAsync(HttpContext context, GatewayRoute route, RelayedMessage message)
+    {
+        var text = $"The MCP server '{route.Name}' broke off its answer. Try again later.";
+        if (!context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            await GatewayRefusals.UpstreamFailedAsync(context, message, text, "upstream_broke_off", StatusCodes.Status502BadGateway);
+            return;
+        }
+        if (context.Response.ContentType?.StartsWith("text/event-stream", StringComparison.Ordinal) == true && message.Id is not null)
+        {
+            await GatewayRefusals.WriteEventAsync(context, message, text, "upstream_broke_off");
+            return;
+        }
+        context.Abort();
+    }
+
+    /// <summary>An activity whose parent is the agent's <c>_meta.traceparent</c>, so that logs and the upstream request carry its trace.</summary>
+    private static Activity? StartTrace(string traceParent) =>
+        ActivityContext.TryParse(traceParent, null, out var parent)
+            ? new Activity("Latchkey.McpGateway.Relay").SetParentId(parent.TraceId, parent.SpanId, parent.TraceFlags).Start()
+            : null;
 
     [LoggerMessage(Level = LogLevel.Error, Message = "MCP server {ServerId}: relaying failed with {ExceptionType}")]
     private static partial void LogRelayFailed(ILogger logger, string serverId, string exceptionType);

@@ -3,8 +3,13 @@ using ModelContextProtocol.Protocol;
 
 namespace Latchkey.Features.Mcp.Gateway;
 
-/// <summary>What the gateway needs to know of a POSTed JSON-RPC message: is it a tool call, of which tool, with which id.</summary>
-internal readonly record struct RelayedMessage(string? Tool, RequestId? Id, bool MixedToolCalls, bool Unreadable = false, bool Invalid = false)
+/// <summary>
+/// What the gateway needs to know of a POSTed JSON-RPC message: is it a tool call, of which tool,
+/// with which id and arguments; the method of a single request (to filter <c>tools/list</c>); and
+/// the W3C trace context the agent put in <c>params._meta.traceparent</c>.
+/// </summary>
+internal readonly record struct RelayedMessage(string? Tool, RequestId? Id, bool MixedToolCalls, bool Unreadable = false, bool Invalid = false,
+    string? Method = null, JsonElement? Arguments = null, string? TraceParent = null)
 {
     private static readonly JsonDocumentOptions Strict = new() { AllowDuplicateProperties = false };
 
@@ -23,7 +28,7 @@ internal readonly record struct RelayedMessage(string? Tool, RequestId? Id, bool
             }
             if (root.ValueKind == JsonValueKind.Object)
             {
-                return FromMessage(root);
+                return FromMessage(root) with { Method = root.TryGetProperty("method", out var method) && method.ValueKind == JsonValueKind.String ? method.GetString() : null };
             }
             if (root.ValueKind == JsonValueKind.Array)
             {
@@ -37,8 +42,9 @@ internal readonly record struct RelayedMessage(string? Tool, RequestId? Id, bool
                 };
             }
         }
-        catch (JsonException)
+        catch (Exception exception) when (exception is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: a string with a lone surrogate, which is no text.
             return new RelayedMessage(null, null, false, Unreadable: true);
         }
         return None;
@@ -103,14 +109,19 @@ internal readonly record struct RelayedMessage(string? Tool, RequestId? Id, bool
                 _ => null,
             }
             : null;
+        var parameters = message.TryGetProperty("params", out var value) && value.ValueKind == JsonValueKind.Object ? value : (JsonElement?)null;
+        var traceParent = parameters is { } p && p.TryGetProperty("_meta", out var meta) && meta.ValueKind == JsonValueKind.Object
+            && meta.TryGetProperty("traceparent", out var trace) && trace.ValueKind == JsonValueKind.String
+                ? trace.GetString()
+                : null;
         if (!method.ValueEquals(McpGateway.ToolsCall))
         {
-            return new RelayedMessage(null, id, false);
+            return new RelayedMessage(null, id, false, TraceParent: traceParent);
         }
-        var tool = message.TryGetProperty("params", out var parameters) && parameters.ValueKind == JsonValueKind.Object
-            && parameters.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String
-                ? name.GetString()
-                : null;
-        return new RelayedMessage(tool ?? "", id, false);
+        var tool = parameters is { } call && call.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String
+            ? name.GetString()
+            : null;
+        var arguments = parameters is { } withArguments && withArguments.TryGetProperty("arguments", out var args) ? args.Clone() : (JsonElement?)null;
+        return new RelayedMessage(tool ?? "", id, false, Arguments: arguments, TraceParent: traceParent);
     }
 }

@@ -681,11 +681,88 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.ToTable("vault_data_keys", (string)null);
                 });
 
+            modelBuilder.Entity("Latchkey.Features.Mcp.Approvals.ToolCallApproval", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(40)
+                        .HasColumnType("character varying(40)");
+
+                    b.Property<string>("ArgumentsHash")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<string>("ArgumentsJson")
+                        .HasMaxLength(16384)
+                        .HasColumnType("character varying(16384)");
+
+                    b.Property<string>("Caller")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTimeOffset?>("DecidedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<DateTimeOffset>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Grant")
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)");
+
+                    b.Property<DateTimeOffset?>("GrantExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("OwnerId")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("ServerId")
+                        .IsRequired()
+                        .HasMaxLength(40)
+                        .HasColumnType("character varying(40)");
+
+                    b.Property<string>("ServerName")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
+                    b.Property<string>("SessionId")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)");
+
+                    b.Property<string>("ToolName")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("OwnerId", "Status", "CreatedAt");
+
+                    b.HasIndex("ServerId", "ToolName", "Caller", "Status");
+
+                    b.ToTable("mcp_approvals", (string)null);
+                });
+
             modelBuilder.Entity("Latchkey.Features.Mcp.McpServer", b =>
                 {
                     b.Property<string>("Id")
                         .HasMaxLength(40)
                         .HasColumnType("character varying(40)");
+
+                    b.Property<string>("ApprovalWebhookUrl")
+                        .HasMaxLength(2000)
+                        .HasColumnType("character varying(2000)");
 
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
@@ -697,6 +774,13 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.Property<string>("DefaultHeader")
                         .HasMaxLength(100)
                         .HasColumnType("character varying(100)");
+
+                    b.Property<string>("DefaultToolPolicy")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)")
+                        .HasDefaultValue("allow");
 
                     b.Property<string>("Name")
                         .IsRequired()
@@ -797,6 +881,37 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.HasKey("ServerId", "ToolName");
 
                     b.ToTable("mcp_tool_mappings", (string)null);
+                });
+
+            modelBuilder.Entity("Latchkey.Features.Mcp.Policies.McpToolPolicy", b =>
+                {
+                    b.Property<string>("ServerId")
+                        .HasMaxLength(40)
+                        .HasColumnType("character varying(40)");
+
+                    b.Property<string>("Tool")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)");
+
+                    b.Property<string>("Action")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)");
+
+                    b.Property<string>("ArgumentRulesJson")
+                        .HasMaxLength(8000)
+                        .HasColumnType("character varying(8000)");
+
+                    b.Property<string>("RequiredScope")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.HasKey("ServerId", "Tool");
+
+                    b.ToTable("mcp_tool_policies", (string)null);
                 });
 
             modelBuilder.Entity("Latchkey.Features.SecurityEvents.SecurityEvent", b =>
@@ -1082,6 +1197,15 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.Navigation("Owner");
                 });
 
+            modelBuilder.Entity("Latchkey.Features.Mcp.Approvals.ToolCallApproval", b =>
+                {
+                    b.HasOne("Latchkey.Features.Mcp.McpServer", null)
+                        .WithMany()
+                        .HasForeignKey("ServerId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
             modelBuilder.Entity("Latchkey.Features.Mcp.McpServer", b =>
                 {
                     b.HasOne("Latchkey.Features.Accounts.LatchkeyUser", "Owner")
@@ -1097,6 +1221,15 @@ namespace Latchkey.Storage.Migrations.Postgres
                 {
                     b.HasOne("Latchkey.Features.Mcp.McpServer", null)
                         .WithMany("ToolMappings")
+                        .HasForeignKey("ServerId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Latchkey.Features.Mcp.Policies.McpToolPolicy", b =>
+                {
+                    b.HasOne("Latchkey.Features.Mcp.McpServer", null)
+                        .WithMany("ToolPolicies")
                         .HasForeignKey("ServerId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
@@ -1168,6 +1301,8 @@ namespace Latchkey.Storage.Migrations.Postgres
             modelBuilder.Entity("Latchkey.Features.Mcp.McpServer", b =>
                 {
                     b.Navigation("ToolMappings");
+
+                    b.Navigation("ToolPolicies");
                 });
 #pragma warning restore 612, 618
         }

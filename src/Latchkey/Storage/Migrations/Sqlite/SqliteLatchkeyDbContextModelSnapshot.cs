@@ -674,10 +674,87 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.ToTable("vault_data_keys", (string)null);
                 });
 
+            modelBuilder.Entity("Latchkey.Features.Mcp.Approvals.ToolCallApproval", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(40)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ArgumentsHash")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ArgumentsJson")
+                        .HasMaxLength(16384)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Caller")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("DecidedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("ExpiresAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Grant")
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("GrantExpiresAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("OwnerId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ServerId")
+                        .IsRequired()
+                        .HasMaxLength(40)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ServerName")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("SessionId")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ToolName")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("OwnerId", "Status", "CreatedAt");
+
+                    b.HasIndex("ServerId", "ToolName", "Caller", "Status");
+
+                    b.ToTable("mcp_approvals", (string)null);
+                });
+
             modelBuilder.Entity("Latchkey.Features.Mcp.McpServer", b =>
                 {
                     b.Property<string>("Id")
                         .HasMaxLength(40)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ApprovalWebhookUrl")
+                        .HasMaxLength(2000)
                         .HasColumnType("TEXT");
 
                     b.Property<long>("CreatedAt")
@@ -690,6 +767,13 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.Property<string>("DefaultHeader")
                         .HasMaxLength(100)
                         .HasColumnType("TEXT");
+
+                    b.Property<string>("DefaultToolPolicy")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT")
+                        .HasDefaultValue("allow");
 
                     b.Property<string>("Name")
                         .IsRequired()
@@ -788,6 +872,37 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.HasKey("ServerId", "ToolName");
 
                     b.ToTable("mcp_tool_mappings", (string)null);
+                });
+
+            modelBuilder.Entity("Latchkey.Features.Mcp.Policies.McpToolPolicy", b =>
+                {
+                    b.Property<string>("ServerId")
+                        .HasMaxLength(40)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Tool")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Action")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ArgumentRulesJson")
+                        .HasMaxLength(8000)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("RequiredScope")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("ServerId", "Tool");
+
+                    b.ToTable("mcp_tool_policies", (string)null);
                 });
 
             modelBuilder.Entity("Latchkey.Features.SecurityEvents.SecurityEvent", b =>
@@ -1065,6 +1180,15 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.Navigation("Owner");
                 });
 
+            modelBuilder.Entity("Latchkey.Features.Mcp.Approvals.ToolCallApproval", b =>
+                {
+                    b.HasOne("Latchkey.Features.Mcp.McpServer", null)
+                        .WithMany()
+                        .HasForeignKey("ServerId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
             modelBuilder.Entity("Latchkey.Features.Mcp.McpServer", b =>
                 {
                     b.HasOne("Latchkey.Features.Accounts.LatchkeyUser", "Owner")
@@ -1080,6 +1204,15 @@ namespace Latchkey.Storage.Migrations.Sqlite
                 {
                     b.HasOne("Latchkey.Features.Mcp.McpServer", null)
                         .WithMany("ToolMappings")
+                        .HasForeignKey("ServerId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Latchkey.Features.Mcp.Policies.McpToolPolicy", b =>
+                {
+                    b.HasOne("Latchkey.Features.Mcp.McpServer", null)
+                        .WithMany("ToolPolicies")
                         .HasForeignKey("ServerId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
@@ -1151,6 +1284,8 @@ namespace Latchkey.Storage.Migrations.Sqlite
             modelBuilder.Entity("Latchkey.Features.Mcp.McpServer", b =>
                 {
                     b.Navigation("ToolMappings");
+
+                    b.Navigation("ToolPolicies");
                 });
 #pragma warning restore 612, 618
         }
