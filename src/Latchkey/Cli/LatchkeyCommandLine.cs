@@ -31,6 +31,7 @@ public static class LatchkeyCommandLine
         {
             root.Add(command);
         }
+        root.Add(McpCommands.Create(context));
         root.Add(OpenApiCommands.Create(context));
         foreach (var command in BackupCommands.Create(context))
         {

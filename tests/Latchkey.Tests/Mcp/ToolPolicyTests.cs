@@ -5,6 +5,8 @@ using System.Text;
 using System.Text.Json;
 using Latchkey.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -211,6 +213,37 @@ public abstract class ToolPolicyTests(LatchkeyServerFixture server) : IAsyncLife
     }
 
     [Fact]
+    public async Task A_waiting_call_is_announced_to_the_servers_webhook_without_its_arguments()
+    {
+        var received = new System.Collections.Concurrent.ConcurrentQueue<JsonElement>();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        await using var hook = builder.Build();
+        hook.MapPost("/hook", async (HttpRequest request) =>
+        {
+            received.Enqueue((await JsonDocument.ParseAsync(request.Body)).RootElement.Clone());
+            return Results.NoContent();
+        });
+        await hook.StartAsync();
+        var caller = await CallerAsync(server);
+        var (id, gateway) = await ServerAsync(caller);
+        await PolicyAsync(caller, id, "delete_repo", new { action = "require_approval" });
+        await SendAsync(caller, HttpMethod.Patch, $"/mcp/servers/{id}", new { approval_webhook_url = hook.Urls.First() + "/hook" }, HttpStatusCode.OK);
+        await using var agent = await ConnectAsync(gateway, caller.ApiKey);
+
+        _ = agent.CallToolAsync("delete_repo", new Dictionary<string, object?> { ["repo"] = "secret/project" }).AsTask();
+        var approvalId = (await WaitForPendingAsync(caller)).GetProperty("id").GetString()!;
+        await Eventually.TrueAsync(() => !received.IsEmpty, TimeSpan.FromSeconds(10), "the webhook to be called");
+
+        var announced = Assert.Single(received);
+        Assert.Equal("tool_call_approval_requested", announced.GetProperty("type").GetString());
+        Assert.Equal(approvalId, announced.GetProperty("approval_id").GetString());
+        Assert.Equal("delete_repo", announced.GetProperty("tool").GetString());
+        Assert.EndsWith($"/profile/approvals#{approvalId}", announced.GetProperty("approval_url").GetString());
+        Assert.DoesNotContain("secret/project", announced.GetRawText());
+    }
+
+    [Fact]
     public async Task Another_account_cannot_see_or_decide_an_approval()
     {
         var caller = await CallerAsync(server);
@@ -246,6 +279,40 @@ public abstract class ToolPolicyTests(LatchkeyServerFixture server) : IAsyncLife
         var listed = await SendAsync(caller, HttpMethod.Get, $"/mcp/servers/{id}/policies", null, HttpStatusCode.OK);
         Assert.Equal("allow", listed.GetProperty("default_policy").GetString());
         Assert.Empty(listed.GetProperty("policies").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task The_cli_sets_lists_and_removes_policies_and_the_gateway_follows_them()
+    {
+        var caller = await CallerAsync(server);
+        var (id, gateway) = await ServerAsync(caller);
+
+        var set = await server.RunCliAsync(["mcp", "policy", "set", "--user", caller.AccountEmail, "--server", id, "--tool", "delete_*", "--action", "deny"]);
+        var rule = await server.RunCliAsync(["mcp", "policy", "set", "--user", caller.AccountEmail, "--server", id, "--tool", "read_repo",
+            "--action", "allow", "--rule", "repo=latchkey/.*"]);
+        var bad = await server.RunCliAsync(["mcp", "policy", "set", "--user", caller.AccountEmail, "--server", id, "--tool", "x", "--action", "perhaps"]);
+        var list = await server.RunCliAsync(["mcp", "policy", "list", "--user", caller.AccountEmail, "--server", id]);
+
+        Assert.True(set.ExitCode == 0, set.Error);
+        Assert.Contains("delete_* is now deny", set.Output);
+        Assert.True(rule.ExitCode == 0, rule.Error);
+        Assert.NotEqual(0, bad.ExitCode);
+        Assert.Contains("action must be one of", bad.Error);
+        Assert.Contains("delete_*", list.Output);
+        Assert.Contains("repo ~ latchkey/.*", list.Output);
+        await using (var agent = await ConnectAsync(gateway, caller.ApiKey))
+        {
+            Assert.DoesNotContain(await agent.ListToolsAsync(), t => t.Name == "delete_repo");
+        }
+
+        var removed = await server.RunCliAsync(["mcp", "policy", "remove", "--user", caller.AccountEmail, "--server", id, "--tool", "delete_*"]);
+        Assert.True(removed.ExitCode == 0, removed.Error);
+        // The CLI is another process: its change reaches the running server's cache through the change feed.
+        await Eventually.TrueAsync(async () =>
+        {
+            await using var agent = await ConnectAsync(gateway, caller.ApiKey);
+            return (await agent.ListToolsAsync()).Any(t => t.Name == "delete_repo");
+        }, TimeSpan.FromSeconds(10), "the removed policy to reach the gateway");
     }
 
     [Fact]

@@ -346,6 +346,68 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         Assert.NotEmpty(provider.Revoked);
     }
 
+    [Fact]
+    public async Task A_tool_set_to_wait_for_approval_on_the_connections_page_holds_an_agents_call_until_approved_on_the_approvals_page()
+    {
+        await using var upstream = await TestMcpUpstream.StartAsync();
+        var (page, email) = await SignUpAsync("Paula Policy");
+        var userId = await server.WithDbAsync(db => db.Users.Where(u => u.Email == email).Select(u => u.Id).SingleAsync());
+        string key;
+        await using (var scope = server.Services.CreateAsyncScope())
+        {
+            var (created, _) = await scope.ServiceProvider.GetRequiredService<Latchkey.Features.ApiKeys.ApiKeyService>()
+                .CreateAsync(userId, "agent", ["IDENTITY", "USE_TOOLS"], null, CancellationToken.None);
+            key = created!.Secret;
+        }
+        var api = server.CreateClient();
+        api.DefaultRequestHeaders.Add("X-API-Key", key);
+        var registered = await api.PostAsJsonAsync("/mcp/servers", new { name = "Repo tools", url = upstream.Endpoint.AbsoluteUri });
+        Assert.Equal(HttpStatusCode.Created, registered.StatusCode);
+        var gateway = new Uri((await registered.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).GetProperty("gateway_url").GetString()!);
+
+        // The owner holds delete_repo for approval on the connections page.
+        await page.GotoAsync("/profile/connections");
+        var card = page.Locator("li.card[data-server-id]");
+        await card.GetByLabel("Tool or pattern").FillAsync("delete_repo");
+        await card.GetByLabel("Policy", new() { Exact = true }).SelectOptionAsync("require_approval");
+        await card.GetByRole(AriaRole.Button, new() { Name = "Set policy on Repo tools" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("delete_repo is now require approval");
+        await Assertions.Expect(card.Locator("tr[data-tool='delete_repo']")).ToContainTextAsync("require approval");
+        await BrowserFixture.CaptureAndCheckAsync(page, "tool-policies");
+
+        // An agent's call waits; the approvals page shows what it is.
+        await using var agent = await ModelContextProtocol.Client.McpClient.CreateAsync(new ModelContextProtocol.Client.HttpClientTransport(
+            new ModelContextProtocol.Client.HttpClientTransportOptions
+            {
+                Endpoint = gateway,
+                TransportMode = ModelContextProtocol.Client.HttpTransportMode.StreamableHttp,
+                AdditionalHeaders = new Dictionary<string, string> { ["X-API-Key"] = key },
+            }));
+        var call = agent.CallToolAsync("delete_repo", new Dictionary<string, object?> { ["repo"] = "latchkey/old" }).AsTask();
+        var held = page.Locator("li.card[data-approval-id][id]");
+        await Eventually.TrueAsync(async () =>
+        {
+            await page.GotoAsync("/profile/approvals");
+            return await held.CountAsync() == 1;
+        }, TimeSpan.FromSeconds(15), "the held call to appear");
+        await Assertions.Expect(held).ToContainTextAsync("delete_repo");
+        await Assertions.Expect(held).ToContainTextAsync("Repo tools");
+        await Assertions.Expect(held).ToContainTextAsync("latchkey/old");
+        await Assertions.Expect(held).ToContainTextAsync("left to decide");
+        await Assertions.Expect(held).ToContainTextAsync("by API key “agent”");
+        await BrowserFixture.CaptureAndCheckAsync(page, "approvals");
+        Assert.False(call.IsCompleted);
+        Assert.Empty(upstream.CallsOf("delete_repo"));
+
+        await held.GetByRole(AriaRole.Button, new() { Name = "Approve once the call of delete_repo" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Approved: delete_repo on Repo tools.");
+        var result = await call.WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.StartsWith("deleted latchkey/old", Assert.IsType<ModelContextProtocol.Protocol.TextContentBlock>(result.Content.Single()).Text);
+        Assert.Single(upstream.CallsOf("delete_repo"));
+        await page.ReloadAsync();
+        await Assertions.Expect(page.Locator("li.card[data-status]")).ToContainTextAsync("approved once");
+    }
+
     /// <summary>Adds the loopback test provider as the user's own custom provider (through the broker API); returns the user's id.</summary>
     private async Task<string> AddTestProviderAsync(string email, TestOAuthProvider provider)
     {

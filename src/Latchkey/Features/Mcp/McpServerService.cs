@@ -21,6 +21,9 @@ public sealed class McpServerPatch
 {
     [JsonExtensionData]
     public Dictionary<string, JsonElement> Fields { get; set; } = [];
+
+    /// <summary>A patch of one string field, as a page form sends it.</summary>
+    public static McpServerPatch Of(string field, string? value) => new() { Fields = { [field] = JsonSerializer.SerializeToElement(value) } };
 }
 
 /// <summary>What a caller sends to map a credential to a tool.</summary>

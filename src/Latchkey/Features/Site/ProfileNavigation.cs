@@ -8,12 +8,14 @@ public static class ProfileNavigation
     public const string Connections = "/profile/connections";
     public const string AuthorizedApps = "/profile/authorized-apps";
     public const string SecurityEvents = "/profile/security-events";
+    public const string Approvals = "/profile/approvals";
 
     public static readonly IReadOnlyList<(string Href, string Label)> Links =
     [
         (AuthorizedApps, "Authorized apps"),
         (ApiKeys, "API keys"),
         (Connections, "Connections"),
+        (Approvals, "Approvals"),
         (OAuthApps, "Your OAuth apps"),
         (SecurityEvents, "Security log"),
     ];

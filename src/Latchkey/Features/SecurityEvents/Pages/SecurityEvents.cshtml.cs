@@ -62,6 +62,9 @@ public sealed class SecurityEventsModel(SecurityEventHistory history, TimeProvid
         SecurityEventTypes.CredentialRefreshed => "Connection refreshed",
         SecurityEventTypes.CredentialRefreshFailed => "Connection refresh failed",
         SecurityEventTypes.CredentialDeleted => "Connection removed",
+        SecurityEventTypes.ToolCallApprovalRequested => "Tool call waiting for approval",
+        SecurityEventTypes.ToolCallApproved => "Tool call approved",
+        SecurityEventTypes.ToolCallDenied => "Tool call denied",
         _ => type,
     };
 
