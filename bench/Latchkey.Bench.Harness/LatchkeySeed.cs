@@ -173,13 +173,30 @@ internal sealed partial class LatchkeySeeder(LatchkeyTarget target)
         return exchange.GetProperty("credential_id").GetString()!;
     }
 
-    /// <summary>An MCP server whose upstream is <paramref name="upstreamUrl"/>, with the seeded credential as its default: its gateway URL.</summary>
+    /// <summary>
+    /// An MCP server whose upstream is <paramref name="upstreamUrl"/>, with the seeded credential as
+    /// its default and tool policies as a careful owner sets them (destructive tools denied, the
+    /// measured tool allowed under an argument rule), so that an allowed call pays for the policy
+    /// check: its gateway URL.
+    /// </summary>
     public async Task<string> McpGatewayAsync(LatchkeySeed seed, string upstreamUrl)
     {
         using var client = new HttpClient { BaseAddress = new Uri(target.BaseUrl) };
         client.DefaultRequestHeaders.Add("X-API-Key", seed.ApiKey);
         var server = await PostAsync(client, "/mcp/servers", new { name = "Bench upstream", url = upstreamUrl, default_credential_id = seed.CredentialId });
+        var id = server.GetProperty("id").GetString()!;
+        await PutAsync(client, $"/mcp/servers/{id}/tools/delete_*/policy", new { action = "deny" });
+        await PutAsync(client, $"/mcp/servers/{id}/tools/echo/policy", new { action = "allow", argument_rules = new[] { new { argument = "text", pattern = "[a-z]{1,64}" } } });
         return server.GetProperty("gateway_url").GetString()!;
+    }
+
+    private static async Task PutAsync(HttpClient client, string path, object body)
+    {
+        using var response = await client.PutAsJsonAsync(path, body);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new InvalidOperationException($"PUT {path}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        }
     }
 
     private static async Task<JsonElement> PostAsync(HttpClient client, string path, object body)

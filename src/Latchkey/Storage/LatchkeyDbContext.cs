@@ -9,6 +9,7 @@ using Latchkey.Features.Broker.Vault;
 using Latchkey.Features.Mcp;
 using Latchkey.Features.Mcp.Approvals;
 using Latchkey.Features.Mcp.Policies;
+using Latchkey.Features.Mcp.Virtual;
 using Latchkey.Features.SecurityEvents;
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
@@ -45,6 +46,7 @@ public abstract class LatchkeyDbContext(DbContextOptions options)
     public DbSet<McpToolCall> McpToolCalls => Set<McpToolCall>();
     public DbSet<McpToolPolicy> McpToolPolicies => Set<McpToolPolicy>();
     public DbSet<ToolCallApproval> McpApprovals => Set<ToolCallApproval>();
+    public DbSet<McpVirtualServer> McpVirtualServers => Set<McpVirtualServer>();
     public DbSet<SecurityEvent> SecurityEvents => Set<SecurityEvent>();
 
     protected override void OnModelCreating(ModelBuilder builder)

@@ -167,6 +167,13 @@ public sealed class UpstreamTools
         return "slow done";
     }
 
+    [McpServerTool(Name = "add_tool"), Description("Adds a tool of the given name; the server then announces that its tool list changed.")]
+    public static string AddTool(McpServer server, string name)
+    {
+        server.ServerOptions.ToolCollection!.Add(McpServerTool.Create(() => "added", new McpServerToolCreateOptions { Name = name, Description = "Added while running." }));
+        return "added " + name;
+    }
+
     [McpServerTool(Name = "break_off"), Description("Never answers whole: the server drops the connection mid-answer.")]
     public static string BreakOff() => "unreachable";
 

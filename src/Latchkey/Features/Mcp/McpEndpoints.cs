@@ -4,6 +4,7 @@ using Latchkey.Features.AgentApi;
 using Latchkey.Features.Mcp.Approvals;
 using Latchkey.Features.Mcp.Gateway;
 using Latchkey.Features.Mcp.Policies;
+using Latchkey.Features.Mcp.Virtual;
 using Latchkey.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
@@ -151,20 +152,24 @@ internal static class McpEndpoints
             {
                 return Results.Problem(statusCode: StatusCodes.Status404NotFound, detail: $"There is no MCP server {InputEcho.Quote(id)}.");
             }
-            var baseUrl = ServerAddress.Base(context);
-            var metadata = new ProtectedResourceMetadata
-            {
-                Resource = McpServerService.GatewayUrl(baseUrl, id),
-                AuthorizationServers = [ServerAddress.Issuer(context)],
-                ScopesSupported = [GatewayAuthentication.RequiredScope],
-                BearerMethodsSupported = ["header"],
-                ResourceName = "Latchkey MCP gateway",
-                ResourceDocumentation = baseUrl + "/docs",
-            };
             context.Response.Headers.CacheControl = "public, max-age=3600";
-            return Results.Json(metadata, McpJsonUtilities.DefaultOptions);
+            return Results.Json(ResourceMetadata(context, McpServerService.GatewayUrl(ServerAddress.Base(context), id)), McpJsonUtilities.DefaultOptions);
         }).WithTags("MCP gateway").WithSummary("Protected resource metadata (RFC 9728) of a gateway URL").AllowAnonymous();
+
+        app.MapVirtualServerEndpoints();
     }
+
+    /// <summary>A gateway URL's protected resource metadata: Latchkey as its authorization server, USE_TOOLS, Bearer or DPoP tokens.</summary>
+    internal static ProtectedResourceMetadata ResourceMetadata(HttpContext context, string gatewayUrl) => new()
+    {
+        Resource = gatewayUrl,
+        AuthorizationServers = [ServerAddress.Issuer(context)],
+        ScopesSupported = [GatewayAuthentication.RequiredScope],
+        BearerMethodsSupported = ["header"],
+        ResourceName = "Latchkey MCP gateway",
+        ResourceDocumentation = ServerAddress.Base(context) + "/docs",
+        DpopSigningAlgValuesSupported = [.. DPoPScheme.SigningAlgorithms],
+    };
 
     private static AgentError NotFound(string id) => AgentError.NotFound("server", $"You have no MCP server {InputEcho.Quote(id)}.");
 }

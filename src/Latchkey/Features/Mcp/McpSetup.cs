@@ -22,6 +22,13 @@ public static class McpSetup
         builder.Services.AddScoped<McpGateway>();
         builder.Services.AddScoped<GatewayPolicy>();
         builder.Services.AddScoped<Approvals.ToolCallApprovals>();
+        builder.Services.AddScoped<Virtual.VirtualServerService>();
+        builder.Services.AddScoped<Virtual.VirtualGateway>();
+        builder.Services.AddScoped<Virtual.UpstreamSessions>();
+        builder.Services.AddMemoryCache();
+        builder.Services.AddSnapshotCache<Virtual.VirtualRoute>(CacheScope.McpServers);
+        builder.Services.AddCacheInvalidation<Virtual.McpVirtualServer>(CacheScope.McpServers, onInsert: true);
+        builder.Services.AddCacheInvalidation<Virtual.McpVirtualMember>(CacheScope.McpServers, onInsert: true);
         builder.Services.AddCacheInvalidation<Policies.McpToolPolicy>(CacheScope.McpServers);
         builder.Services.AddScoped<UpstreamTools>();
         builder.Services.AddScoped<IResourceNames, McpResourceNames>();

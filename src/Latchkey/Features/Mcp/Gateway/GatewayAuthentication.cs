@@ -19,9 +19,8 @@ internal static class GatewayAuthentication
 
     /// <summary>The caller if it may use this gateway, or how to refuse it (RFC 6750, RFC 9728 and the MCP authorization spec).</summary>
     public static async Task<(ClaimsPrincipal? Caller, Func<HttpContext, Task>? Refusal)> AuthenticateAsync(
-        HttpContext context, string baseUrl, string serverId, string gatewayUrl)
+        HttpContext context, string metadata, string gatewayUrl)
     {
-        var metadata = ResourceMetadataUrl(baseUrl, serverId);
         var result = await context.AuthenticateAsync(ExternalApiAuthenticationHandler.SchemeName);
         if (!result.Succeeded)
         {
@@ -55,10 +54,10 @@ internal static class GatewayAuthentication
     /// A tool whose policy names a scope the caller lacks: 403 <c>insufficient_scope</c> naming only
     /// that scope, which an MCP client follows to ask the person for it (step-up).
     /// </summary>
-    public static Task InsufficientScopeAsync(HttpContext context, string baseUrl, string serverId, string tool, string scope)
+    public static Task InsufficientScopeAsync(HttpContext context, string metadataUrl, string tool, string scope)
     {
         var description = $"The tool '{tool}' needs the scope {scope}, which the credential was not granted.";
-        ResourceChallenges.Append(context, $"resource_metadata=\"{ResourceMetadataUrl(baseUrl, serverId)}\"", "insufficient_scope", description, scope);
+        ResourceChallenges.Append(context, $"resource_metadata=\"{metadataUrl}\"", "insufficient_scope", description, scope);
         return Problems.WriteAsync(context, StatusCodes.Status403Forbidden, description,
             new Dictionary<string, object?> { ["error"] = "insufficient_scope", ["scope"] = scope });
     }

@@ -13,7 +13,8 @@ namespace Latchkey.Features.Mcp.Gateway;
 public sealed class GatewayPolicy(ToolCallApprovals approvals)
 {
     /// <returns>Null when the call may go upstream; otherwise the outcome to audit, the refusal written.</returns>
-    internal async Task<string?> ApplyAsync(HttpContext context, GatewayRoute route, ClaimsPrincipal caller, string callerId, RelayedMessage message, string tool, string baseUrl)
+    internal async Task<string?> ApplyAsync(HttpContext context, GatewayRoute route, ClaimsPrincipal caller, string callerId, RelayedMessage message, string tool,
+        string baseUrl, string metadataUrl)
     {
         var policy = route.Policies.For(tool);
         if (policy.Action == ToolPolicyActions.Deny)
@@ -24,7 +25,7 @@ public sealed class GatewayPolicy(ToolCallApprovals approvals)
         }
         if (policy.RequiredScope is { } scope && !caller.HasClaim(ExternalApiClaims.Scope, scope))
         {
-            await GatewayAuthentication.InsufficientScopeAsync(context, baseUrl, route.ServerId, tool, scope);
+            await GatewayAuthentication.InsufficientScopeAsync(context, metadataUrl, tool, scope);
             return "insufficient_scope";
         }
         if (policy.BrokenRule(message.Arguments) is { } rule)

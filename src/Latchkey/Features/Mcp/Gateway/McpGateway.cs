@@ -27,6 +27,7 @@ public sealed partial class McpGateway(
 {
     public const string HttpClientName = "latchkey-mcp-upstream";
     internal const string ToolsCall = "tools/call";
+    internal const string SessionHeader = "Mcp-Session-Id";
 
     // What the agent may tell the upstream: the protocol's own headers (Mcp-*, Last-Event-ID), content
     // negotiation and tracing. Everything else (its credentials for Latchkey, cookies, forwarding and
@@ -57,7 +58,8 @@ public sealed partial class McpGateway(
         var baseUrl = ServerAddress.Base(context);
         var gatewayUrl = McpServerService.GatewayUrl(baseUrl, serverId);
 
-        var (caller, refusal) = await GatewayAuthentication.AuthenticateAsync(context, baseUrl, serverId, gatewayUrl);
+        var metadataUrl = GatewayAuthentication.ResourceMetadataUrl(baseUrl, serverId);
+        var (caller, refusal) = await GatewayAuthentication.AuthenticateAsync(context, metadataUrl, gatewayUrl);
         if (caller is null)
         {
             await refusal!(context);
@@ -74,14 +76,9 @@ public sealed partial class McpGateway(
         var message = RelayedMessage.None;
         if (HttpMethods.IsPost(context.Request.Method))
         {
-            body = await ReadBodyAsync(context.Request);
-            message = RelayedMessage.Read(body);
+            (body, message) = await ReadMessageAsync(context);
             if (message.Unreadable || message.Invalid)
             {
-                // What the gateway cannot read it cannot route to the right credential or audit: refused, as JSON-RPC does.
-                await GatewayRefusals.MalformedAsync(context, message.Unreadable
-                    ? (McpErrorCode.ParseError, "The body is not a JSON-RPC message (JSON object or array, UTF-8, no duplicate members).")
-                    : (McpErrorCode.InvalidRequest, "The body is not a JSON-RPC 2.0 request, notification or response (jsonrpc \"2.0\", a string method, a string or number id, object or array params)."));
                 return;
             }
             if (message.MixedToolCalls)
@@ -91,14 +88,38 @@ public sealed partial class McpGateway(
                 return;
             }
         }
+        await RelayAsync(context, route, caller, message, body, baseUrl, metadataUrl, upstreamSession: null, started);
+    }
 
+    /// <summary>The POSTed message, or (having answered) why it cannot be relayed: what the gateway cannot read it cannot route to the right credential or audit.</summary>
+    internal static async Task<(byte[] Body, RelayedMessage Message)> ReadMessageAsync(HttpContext context)
+    {
+        var body = await ReadBodyAsync(context.Request);
+        var message = RelayedMessage.Read(body);
+        if (message.Unreadable || message.Invalid)
+        {
+            await GatewayRefusals.MalformedAsync(context, message.Unreadable
+                ? (McpErrorCode.ParseError, "The body is not a JSON-RPC message (JSON object or array, UTF-8, no duplicate members).")
+                : (McpErrorCode.InvalidRequest, "The body is not a JSON-RPC 2.0 request, notification or response (jsonrpc \"2.0\", a string method, a string or number id, object or array params)."));
+        }
+        return (body, message);
+    }
+
+    /// <summary>
+    /// Applies the tool's policy, relays the request to <paramref name="route"/>'s upstream with the
+    /// right credential, answers the agent and audits a tool call. For a virtual server's member,
+    /// <paramref name="upstreamSession"/> is the member's own session ("" for none), in place of the agent's.
+    /// </summary>
+    internal async Task RelayAsync(HttpContext context, GatewayRoute route, ClaimsPrincipal caller, RelayedMessage message, byte[] body,
+        string baseUrl, string metadataUrl, string? upstreamSession, long started)
+    {
         var binding = route.For(message.Tool);
         var callerId = caller.FindFirstValue(ExternalApiClaims.CredentialId) ?? caller.FindFirstValue(ExternalApiClaims.ClientId) ?? "unknown";
         // The agent's trace context from the protocol (_meta.traceparent) when no header carries one: into the logs and upstream.
         using var trace = message.TraceParent is { } traceParent && !context.Request.Headers.ContainsKey("traceparent")
             ? StartTrace(traceParent)
             : null;
-        if (message.Tool is { } tool && await policies.ApplyAsync(context, route, caller, callerId, message, tool, baseUrl) is { } refused)
+        if (message.Tool is { } tool && await policies.ApplyAsync(context, route, caller, callerId, message, tool, baseUrl, metadataUrl) is { } refused)
         {
             audit.Record(route, tool, binding?.CredentialId, callerId, refused, Stopwatch.GetElapsedTime(started));
             return;
@@ -106,7 +127,7 @@ public sealed partial class McpGateway(
         var outcome = "ok";
         try
         {
-            outcome = await RelayWithCredentialAsync(context, route, binding, message, body, baseUrl, ToolListFilter.For(route, caller, message), trace);
+            outcome = await RelayWithCredentialAsync(context, route, binding, message, body, baseUrl, ToolListFilter.For(route, caller, message), trace, upstreamSession);
         }
         catch (Exception exception) when (exception is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
         {
@@ -146,7 +167,7 @@ public sealed partial class McpGateway(
 
     /// <returns>The outcome recorded for a tool call.</returns>
     private async Task<string> RelayWithCredentialAsync(HttpContext context, GatewayRoute route, CredentialBinding? binding, RelayedMessage message, byte[] body,
-        string baseUrl, ToolListFilter? filter, Activity? trace)
+        string baseUrl, ToolListFilter? filter, Activity? trace, string? upstreamSession)
     {
         string? token = null;
         if (binding is not null)
@@ -164,10 +185,15 @@ public sealed partial class McpGateway(
         foreach (var header in context.Request.Headers)
         {
             if ((RequestHeadersRelayed.Contains(header.Key) || IsProtocolHeader(header.Key))
-                && (binding is null || !string.Equals(header.Key, binding.HeaderName, StringComparison.OrdinalIgnoreCase)))
+                && (binding is null || !string.Equals(header.Key, binding.HeaderName, StringComparison.OrdinalIgnoreCase))
+                && !(upstreamSession is not null && string.Equals(header.Key, SessionHeader, StringComparison.OrdinalIgnoreCase)))
             {
                 upstreamRequest.Headers.TryAddWithoutValidation(header.Key, (IEnumerable<string?>)header.Value);
             }
+        }
+        if (upstreamSession is { Length: > 0 })
+        {
+            upstreamRequest.Headers.TryAddWithoutValidation(SessionHeader, upstreamSession);
         }
         if (binding is not null)
         {
@@ -231,7 +257,7 @@ public sealed partial class McpGateway(
             }
             try
             {
-                await CopyResponseAsync(context, upstream, filter);
+                await CopyResponseAsync(context, upstream, filter, relaySession: upstreamSession is null);
             }
             catch (Exception exception) when (exception is IOException or HttpRequestException && !context.RequestAborted.IsCancellationRequested)
             {
@@ -248,14 +274,15 @@ public sealed partial class McpGateway(
     /// has all arrived (up to <see cref="BufferedAnswerBytes"/>, so that an upstream that breaks
     /// off mid-answer still gives the agent a readable error); a tool list rewritten by policy.
     /// </summary>
-    private static async Task CopyResponseAsync(HttpContext context, HttpResponseMessage upstream, ToolListFilter? filter)
+    private static async Task CopyResponseAsync(HttpContext context, HttpResponseMessage upstream, ToolListFilter? filter, bool relaySession)
     {
         var response = context.Response;
         response.StatusCode = (int)upstream.StatusCode;
         foreach (var header in upstream.Headers.Concat(upstream.Content.Headers))
         {
             if ((ResponseHeadersRelayed.Contains(header.Key) || IsProtocolHeader(header.Key))
-                && !(filter is not null && string.Equals(header.Key, "Content-Length", StringComparison.OrdinalIgnoreCase)))
+                && !(filter is not null && string.Equals(header.Key, "Content-Length", StringComparison.OrdinalIgnoreCase))
+                && (relaySession || !string.Equals(header.Key, SessionHeader, StringComparison.OrdinalIgnoreCase)))
             {
                 try
                 {

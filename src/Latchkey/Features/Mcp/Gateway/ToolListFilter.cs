@@ -75,6 +75,13 @@ internal sealed class ToolListFilter(ToolPolicySet policies, ClaimsPrincipal cal
         {
             return null;
         }
+        Filter(tools);
+        return message.ToJsonString();
+    }
+
+    /// <summary>Leaves out denied tools and marks the others by policy, in place.</summary>
+    public void Filter(JsonArray tools)
+    {
         foreach (var tool in tools.ToList())
         {
             string? name;
@@ -115,6 +122,5 @@ internal sealed class ToolListFilter(ToolPolicySet policies, ClaimsPrincipal cal
                 entry["description"] = (description + " [" + string.Join(' ', notes) + "]").TrimStart();
             }
         }
-        return message.ToJsonString();
     }
 }

@@ -914,6 +914,59 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.ToTable("mcp_tool_policies", (string)null);
                 });
 
+            modelBuilder.Entity("Latchkey.Features.Mcp.Virtual.McpVirtualMember", b =>
+                {
+                    b.Property<string>("VirtualServerId")
+                        .HasMaxLength(40)
+                        .HasColumnType("character varying(40)");
+
+                    b.Property<string>("ServerId")
+                        .HasMaxLength(40)
+                        .HasColumnType("character varying(40)");
+
+                    b.Property<string>("Prefix")
+                        .IsRequired()
+                        .HasMaxLength(40)
+                        .HasColumnType("character varying(40)");
+
+                    b.HasKey("VirtualServerId", "ServerId");
+
+                    b.HasIndex("ServerId");
+
+                    b.HasIndex("VirtualServerId", "Prefix")
+                        .IsUnique();
+
+                    b.ToTable("mcp_virtual_members", (string)null);
+                });
+
+            modelBuilder.Entity("Latchkey.Features.Mcp.Virtual.McpVirtualServer", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(40)
+                        .HasColumnType("character varying(40)");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
+                    b.Property<string>("OwnerId")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("OwnerId");
+
+                    b.ToTable("mcp_virtual_servers", (string)null);
+                });
+
             modelBuilder.Entity("Latchkey.Features.SecurityEvents.SecurityEvent", b =>
                 {
                     b.Property<long>("Id")
@@ -1235,6 +1288,30 @@ namespace Latchkey.Storage.Migrations.Postgres
                         .IsRequired();
                 });
 
+            modelBuilder.Entity("Latchkey.Features.Mcp.Virtual.McpVirtualMember", b =>
+                {
+                    b.HasOne("Latchkey.Features.Mcp.McpServer", null)
+                        .WithMany()
+                        .HasForeignKey("ServerId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.HasOne("Latchkey.Features.Mcp.Virtual.McpVirtualServer", null)
+                        .WithMany("Members")
+                        .HasForeignKey("VirtualServerId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Latchkey.Features.Mcp.Virtual.McpVirtualServer", b =>
+                {
+                    b.HasOne("Latchkey.Features.Accounts.LatchkeyUser", null)
+                        .WithMany()
+                        .HasForeignKey("OwnerId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityRoleClaim<string>", b =>
                 {
                     b.HasOne("Microsoft.AspNetCore.Identity.IdentityRole", null)
@@ -1303,6 +1380,11 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.Navigation("ToolMappings");
 
                     b.Navigation("ToolPolicies");
+                });
+
+            modelBuilder.Entity("Latchkey.Features.Mcp.Virtual.McpVirtualServer", b =>
+                {
+                    b.Navigation("Members");
                 });
 #pragma warning restore 612, 618
         }

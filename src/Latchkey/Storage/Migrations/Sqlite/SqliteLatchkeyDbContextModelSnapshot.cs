@@ -905,6 +905,59 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.ToTable("mcp_tool_policies", (string)null);
                 });
 
+            modelBuilder.Entity("Latchkey.Features.Mcp.Virtual.McpVirtualMember", b =>
+                {
+                    b.Property<string>("VirtualServerId")
+                        .HasMaxLength(40)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ServerId")
+                        .HasMaxLength(40)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Prefix")
+                        .IsRequired()
+                        .HasMaxLength(40)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("VirtualServerId", "ServerId");
+
+                    b.HasIndex("ServerId");
+
+                    b.HasIndex("VirtualServerId", "Prefix")
+                        .IsUnique();
+
+                    b.ToTable("mcp_virtual_members", (string)null);
+                });
+
+            modelBuilder.Entity("Latchkey.Features.Mcp.Virtual.McpVirtualServer", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(40)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("OwnerId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("OwnerId");
+
+                    b.ToTable("mcp_virtual_servers", (string)null);
+                });
+
             modelBuilder.Entity("Latchkey.Features.SecurityEvents.SecurityEvent", b =>
                 {
                     b.Property<long>("Id")
@@ -1218,6 +1271,30 @@ namespace Latchkey.Storage.Migrations.Sqlite
                         .IsRequired();
                 });
 
+            modelBuilder.Entity("Latchkey.Features.Mcp.Virtual.McpVirtualMember", b =>
+                {
+                    b.HasOne("Latchkey.Features.Mcp.McpServer", null)
+                        .WithMany()
+                        .HasForeignKey("ServerId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.HasOne("Latchkey.Features.Mcp.Virtual.McpVirtualServer", null)
+                        .WithMany("Members")
+                        .HasForeignKey("VirtualServerId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Latchkey.Features.Mcp.Virtual.McpVirtualServer", b =>
+                {
+                    b.HasOne("Latchkey.Features.Accounts.LatchkeyUser", null)
+                        .WithMany()
+                        .HasForeignKey("OwnerId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
             modelBuilder.Entity("Microsoft.AspNetCore.Identity.IdentityRoleClaim<string>", b =>
                 {
                     b.HasOne("Microsoft.AspNetCore.Identity.IdentityRole", null)
@@ -1286,6 +1363,11 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.Navigation("ToolMappings");
 
                     b.Navigation("ToolPolicies");
+                });
+
+            modelBuilder.Entity("Latchkey.Features.Mcp.Virtual.McpVirtualServer", b =>
+                {
+                    b.Navigation("Members");
                 });
 #pragma warning restore 612, 618
         }
