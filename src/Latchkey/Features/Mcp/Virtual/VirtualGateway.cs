@@ -8,7 +8,6 @@ using Latchkey.Common;
 using Latchkey.Features.ExternalApi;
 using Latchkey.Features.Mcp.Gateway;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.Caching.Memory;
 using ModelContextProtocol;
 
 namespace Latchkey.Features.Mcp.Virtual;
@@ -25,11 +24,9 @@ public sealed partial class VirtualGateway(
     McpServerService servers,
     McpGateway gateway,
     UpstreamSessions upstreams,
-    IMemoryCache agentSessions,
     IHttpClientFactory httpClients,
     ILogger<VirtualGateway> logger)
 {
-    private static readonly TimeSpan AgentSessionLifetime = TimeSpan.FromHours(8);
     private static readonly string[] SupportedProtocolVersions = ["2024-11-05", "2025-03-26", "2025-06-18", UpstreamSessions.LatestProtocolVersion];
 
     public async Task HandleAsync(HttpContext context, string id)
@@ -64,8 +61,9 @@ public sealed partial class VirtualGateway(
         }
         var callerId = caller.FindFirstValue(ExternalApiClaims.CredentialId) ?? caller.FindFirstValue(ExternalApiClaims.ClientId) ?? "unknown";
         var sessionHeader = context.Request.Headers[McpGateway.SessionHeader].ToString();
-        // An agent without a session (newer protocol revisions) shares one upstream session per member with its other requests.
-        var agentSession = sessionHeader.Length > 0 ? $"{route.Id}:{sessionHeader}" : $"{route.Id}:shared:{callerId}";
+        // Per agent (API key or app) and its session: another agent naming the same session id gets sessions of its own. An
+        // agent without a session (newer protocol revisions) shares one upstream session per member with its other requests.
+        var agentSession = $"{route.Id}:{callerId}:{(sessionHeader.Length > 0 ? sessionHeader : "shared")}";
         var protocolVersion = context.Request.Headers["MCP-Protocol-Version"].ToString() is { Length: > 0 } requested && SupportedProtocolVersions.Contains(requested)
             ? requested
             : UpstreamSessions.LatestProtocolVersion;
@@ -121,7 +119,7 @@ public sealed partial class VirtualGateway(
         }
     }
 
-    private async Task InitializeAsync(HttpContext context, VirtualRoute route, byte[] body, ModelContextProtocol.Protocol.RequestId requestId)
+    private static async Task InitializeAsync(HttpContext context, VirtualRoute route, byte[] body, ModelContextProtocol.Protocol.RequestId requestId)
     {
         string? requested = null;
         try
@@ -132,9 +130,8 @@ public sealed partial class VirtualGateway(
         {
         }
         var version = requested is not null && SupportedProtocolVersions.Contains(requested) ? requested : UpstreamSessions.LatestProtocolVersion;
-        var session = "vs_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-        agentSessions.Set((typeof(VirtualGateway), session), route.Id, AgentSessionLifetime);
-        context.Response.Headers[McpGateway.SessionHeader] = session;
+        // The session is a name for the agent's upstream sessions (UpstreamSessions), not a credential: every request is authenticated.
+        context.Response.Headers[McpGateway.SessionHeader] = "vs_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         await AnswerAsync(context, requestId, new JsonObject
         {
             ["protocolVersion"] = version,
