@@ -5,8 +5,11 @@ using Microsoft.Extensions.Logging;
 
 namespace Latchkey.Tests.Infrastructure;
 
-/// <summary>One log entry as a log sink would see it: the formatted message, every structured value, the exception.</summary>
-public sealed record CapturedLogLine(LogLevel Level, string Category, string Text);
+/// <summary>
+/// One log entry as a log sink would see it: the formatted message, every structured value, the
+/// exception, and the trace it was written in (what ActivityTrackingOptions puts in its scope).
+/// </summary>
+public sealed record CapturedLogLine(LogLevel Level, string Category, string Text, string? TraceId = null);
 
 /// <summary>
 /// Keeps every log entry of every category at every level, Trace included, in memory. It turns
@@ -55,7 +58,7 @@ public sealed class CapturedLogs : ILoggerProvider
             {
                 text += " | " + exception;
             }
-            logs.Lines.Enqueue(new CapturedLogLine(logLevel, category, text));
+            logs.Lines.Enqueue(new CapturedLogLine(logLevel, category, text, System.Diagnostics.Activity.Current?.TraceId.ToString()));
         }
     }
 }

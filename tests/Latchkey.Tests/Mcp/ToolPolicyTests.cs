@@ -90,6 +90,9 @@ public abstract class ToolPolicyTests(LatchkeyServerFixture server) : IAsyncLife
         var outside = await Assert.ThrowsAsync<McpProtocolException>(() => agent.CallToolAsync("read_repo", new Dictionary<string, object?> { ["repo"] = "other/secret" }).AsTask());
         Assert.Contains("the argument 'repo' must match latchkey/[a-z-]+", outside.Message);
         Assert.Equal("read latchkey/core with credential none", Text(await agent.CallToolAsync("read_repo", new Dictionary<string, object?> { ["repo"] = "latchkey/core" })));
+        // Inside a batch there is no one id to answer: the request is refused whole.
+        var batched = await PostRpcAsync(gateway, caller.ApiKey, """[{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"delete_repo","arguments":{"repo":"x"}}}]""");
+        Assert.Equal(HttpStatusCode.Forbidden, batched.StatusCode);
         Assert.Empty(_upstream.CallsOf("delete_repo"));
         Assert.Single(_upstream.CallsOf("read_repo"));
 

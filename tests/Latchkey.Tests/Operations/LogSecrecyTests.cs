@@ -24,6 +24,20 @@ public abstract class LogSecrecyTests(LatchkeyServerFixture server, CapturedLogs
     public async Task DisposeAsync() => await _peers.DisposeAsync();
 
     [Fact]
+    public async Task The_gateways_log_lines_carry_the_trace_the_agent_named_in_meta()
+    {
+        var caller = await TestBroker.CallerAsync(server);
+        var created = await TestBroker.PostAsync(caller, "/mcp/servers", new { name = "Gone", url = "http://127.0.0.1:9/mcp" }, System.Net.HttpStatusCode.Created);
+        var traceId = System.Diagnostics.ActivityTraceId.CreateRandom().ToHexString();
+
+        await caller.Client.PostAsync(created.GetProperty("gateway_url").GetString(), new StringContent(
+            """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{},"_meta":{"traceparent":"00-""" + traceId + """-0123456789abcdef-01"}}}""",
+            System.Text.Encoding.UTF8, "application/json"));
+
+        Assert.Contains(logs.Lines, l => l.Category.EndsWith("McpGateway", StringComparison.Ordinal) && l.TraceId == traceId);
+    }
+
+    [Fact]
     public async Task No_secret_appears_in_any_log_line_at_any_level()
     {
         var account = await SignUpAndSignInAsync();

@@ -56,9 +56,15 @@ internal static class GatewayRefusals
     /// </summary>
     public static async Task ToolRefusedAsync(HttpContext context, RelayedMessage message, string text, Dictionary<string, object?> details)
     {
+        if (message.Id is not { } id)
+        {
+            // A tool call inside a batch: no one id to answer, so the whole request is refused.
+            await Problems.WriteAsync(context, StatusCodes.Status403Forbidden, text, details);
+            return;
+        }
         JsonRpcMessage answer = new JsonRpcError
         {
-            Id = message.Id ?? default,
+            Id = id,
             Error = new JsonRpcErrorDetail { Code = (int)McpErrorCode.InvalidParams, Message = text, Data = JsonSerializer.SerializeToElement(details) },
         };
         context.Response.StatusCode = StatusCodes.Status200OK;
