@@ -247,6 +247,39 @@ public abstract class ToolPolicyTests(LatchkeyServerFixture server) : IAsyncLife
     }
 
     [Fact]
+    public async Task The_clean_up_removes_old_approvals_that_let_nothing_through_and_keeps_the_rest()
+    {
+        var caller = await CallerAsync(server);
+        var (id, _) = await ServerAsync(caller);
+        var ownerId = await server.WithDbAsync(db => db.McpServers.Where(s => s.Id == id).Select(s => s.OwnerId).SingleAsync());
+        var now = DateTimeOffset.UtcNow;
+        Latchkey.Features.Mcp.Approvals.ToolCallApproval Approval(string suffix, int daysAgo, DateTimeOffset? grantExpires) => new()
+        {
+            Id = "apr_cleanup" + suffix + Guid.NewGuid().ToString("N")[..8], OwnerId = ownerId, ServerId = id, ServerName = "Repo tools", ToolName = "delete_repo",
+            ArgumentsHash = "0", Caller = "key_x", Status = grantExpires is null ? "denied" : "approved", Grant = grantExpires is null ? null : "hour",
+            CreatedAt = now.AddDays(-daysAgo), ExpiresAt = now.AddDays(-daysAgo).AddMinutes(15), GrantExpiresAt = grantExpires,
+        };
+        var old = Approval("old", 40, null);
+        var recent = Approval("new", 2, null);
+        var stillGranting = Approval("grant", 40, now.AddHours(1));
+        await server.WithDbAsync(async db =>
+        {
+            db.McpApprovals.AddRange(old, recent, stillGranting);
+            await db.SaveChangesAsync();
+            return 0;
+        });
+
+        var run = await server.RunCliAsync(["cleanup"]);
+
+        Assert.True(run.ExitCode == 0, run.Error);
+        Assert.Contains("tool-call approvals", run.Output);
+        var left = await server.WithDbAsync(db => db.McpApprovals.AsNoTracking().Where(a => a.ServerId == id).Select(a => a.Id).ToListAsync());
+        Assert.DoesNotContain(old.Id, left);
+        Assert.Contains(recent.Id, left);
+        Assert.Contains(stillGranting.Id, left);
+    }
+
+    [Fact]
     public async Task Another_account_cannot_see_or_decide_an_approval()
     {
         var caller = await CallerAsync(server);

@@ -2,6 +2,7 @@ using Latchkey.Cluster;
 using Latchkey.Common;
 using Latchkey.Features.AuthorizationServer;
 using Latchkey.Features.Mcp.Gateway;
+using Latchkey.Features.Operations;
 using Latchkey.Storage;
 using Microsoft.Extensions.Options;
 
@@ -22,6 +23,7 @@ public static class McpSetup
         builder.Services.AddScoped<McpGateway>();
         builder.Services.AddScoped<GatewayPolicy>();
         builder.Services.AddScoped<Approvals.ToolCallApprovals>();
+        builder.Services.AddCleanupTask<Approvals.ApprovalCleanup>();
         builder.Services.AddScoped<Virtual.VirtualServerService>();
         builder.Services.AddScoped<Virtual.VirtualGateway>();
         builder.Services.AddScoped<Virtual.UpstreamSessions>();
