@@ -372,7 +372,7 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         await card.GetByLabel("Policy", new() { Exact = true }).SelectOptionAsync("require_approval");
         await card.GetByRole(AriaRole.Button, new() { Name = "Set policy on Repo tools" }).ClickAsync();
         await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("delete_repo is now require approval");
-        await Assertions.Expect(card.Locator("tr[data-tool='delete_repo']")).ToContainTextAsync("require approval");
+        await Assertions.Expect(card.Locator("li[data-tool='delete_repo']")).ToContainTextAsync("require approval");
         await BrowserFixture.CaptureAndCheckAsync(page, "tool-policies");
 
         // An agent's call waits; the approvals page shows what it is.
