@@ -21,6 +21,10 @@ public static class DPoPScheme
     public const string InvalidProof = "invalid_dpop_proof";
     public const string UseNonce = "use_dpop_nonce";
 
+    /// <summary>The token of an <c>Authorization</c> header value in the DPoP scheme, or null when it names another scheme.</summary>
+    public static string? TokenOf(string authorization) =>
+        authorization.StartsWith(Name + " ", StringComparison.OrdinalIgnoreCase) ? authorization[(Name.Length + 1)..].Trim() : null;
+
     /// <summary>The signature algorithms a proof may use: asymmetric only (never <c>none</c> or an HMAC).</summary>
     public static readonly string[] SigningAlgorithms = ["ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"];
 }

@@ -6,9 +6,9 @@ using Duende.IdentityModel.Client;
 using Latchkey.Features.AuthorizationServer.Handlers;
 using Latchkey.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
-using Microsoft.AspNetCore.WebUtilities;
 using static Latchkey.Tests.Infrastructure.OAuthClient;
 
 namespace Latchkey.Tests.AuthorizationServer;

@@ -1,6 +1,6 @@
 using System.Net;
-using Duende.IdentityModel.Client;
 using System.Text.Json;
+using Duende.IdentityModel.Client;
 using Latchkey.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.IdentityModel.JsonWebTokens;

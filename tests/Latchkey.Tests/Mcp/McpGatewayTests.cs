@@ -13,6 +13,7 @@ using ModelContextProtocol;
 using ModelContextProtocol.Authentication;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
+using static Latchkey.Tests.Infrastructure.McpAgents;
 using static Latchkey.Tests.Infrastructure.TestBroker;
 
 namespace Latchkey.Tests.Mcp;
@@ -74,7 +75,6 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
         return (client, recorder);
     }
 
-    private static string Text(CallToolResult result) => string.Join("\n", result.Content.OfType<TextContentBlock>().Select(c => c.Text));
 
     [Fact]
     public async Task Servers_are_registered_changed_and_deleted_by_their_owner_and_no_one_else()

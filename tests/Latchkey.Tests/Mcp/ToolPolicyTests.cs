@@ -13,6 +13,7 @@ using Microsoft.Extensions.DependencyInjection;
 using ModelContextProtocol;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
+using static Latchkey.Tests.Infrastructure.McpAgents;
 using static Latchkey.Tests.Infrastructure.TestBroker;
 
 namespace Latchkey.Tests.Mcp;
@@ -428,13 +429,6 @@ public abstract class ToolPolicyTests(LatchkeyServerFixture server) : IAsyncLife
         throw new TimeoutException("No approval was requested.");
     }
 
-    protected static async Task<McpClient> ConnectAsync(Uri gateway, string apiKey, string? protocolVersion = null) =>
-        await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
-        {
-            Endpoint = gateway,
-            TransportMode = HttpTransportMode.StreamableHttp,
-            AdditionalHeaders = new Dictionary<string, string> { ["X-API-Key"] = apiKey },
-        }), new McpClientOptions { ProtocolVersion = protocolVersion });
 
     private static async Task<HttpResponseMessage> PostRpcAsync(Uri gateway, string apiKey, string body, params (string Name, string Value)[] headers)
     {
@@ -449,7 +443,6 @@ public abstract class ToolPolicyTests(LatchkeyServerFixture server) : IAsyncLife
         return await client.SendAsync(request);
     }
 
-    protected static string Text(CallToolResult result) => string.Join("\n", result.Content.OfType<TextContentBlock>().Select(c => c.Text));
 }
 
 public sealed class ToolPolicyTestsOnSqlite(QuickGatewayOnSqlite server) : ToolPolicyTests(server), IClassFixture<QuickGatewayOnSqlite>;

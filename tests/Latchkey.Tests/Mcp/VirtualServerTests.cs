@@ -6,6 +6,7 @@ using Latchkey.Tests.Infrastructure;
 using ModelContextProtocol;
 using ModelContextProtocol.Client;
 using ModelContextProtocol.Protocol;
+using static Latchkey.Tests.Infrastructure.McpAgents;
 using static Latchkey.Tests.Infrastructure.TestBroker;
 
 namespace Latchkey.Tests.Mcp;
@@ -134,13 +135,6 @@ public abstract class VirtualServerTests(LatchkeyServerFixture server) : IAsyncL
     private static async Task<string> ServerAsync(BrokerCaller caller, string name, TestMcpUpstream upstream) =>
         (await SendAsync(caller, HttpMethod.Post, "/mcp/servers", new { name, url = upstream.Endpoint.AbsoluteUri }, HttpStatusCode.Created)).GetProperty("id").GetString()!;
 
-    private static async Task<McpClient> ConnectAsync(Uri gateway, string apiKey, string? protocolVersion = null) =>
-        await McpClient.CreateAsync(new HttpClientTransport(new HttpClientTransportOptions
-        {
-            Endpoint = gateway,
-            TransportMode = HttpTransportMode.StreamableHttp,
-            AdditionalHeaders = new Dictionary<string, string> { ["X-API-Key"] = apiKey },
-        }), new McpClientOptions { ProtocolVersion = protocolVersion });
 
     private static async Task<HttpResponseMessage> PostRpcAsync(Uri gateway, string apiKey)
     {
@@ -153,7 +147,6 @@ public abstract class VirtualServerTests(LatchkeyServerFixture server) : IAsyncL
         return await client.SendAsync(request);
     }
 
-    private static string Text(CallToolResult result) => string.Join("\n", result.Content.OfType<TextContentBlock>().Select(c => c.Text));
 }
 
 public sealed class VirtualServerTestsOnSqlite(SqliteServer server) : VirtualServerTests(server), IClassFixture<SqliteServer>;

@@ -1,7 +1,7 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.RegularExpressions;
 using Latchkey.Tests.Infrastructure;
-using System.Net.Http.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
@@ -376,13 +376,7 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         await BrowserFixture.CaptureAndCheckAsync(page, "tool-policies");
 
         // An agent's call waits; the approvals page shows what it is.
-        await using var agent = await ModelContextProtocol.Client.McpClient.CreateAsync(new ModelContextProtocol.Client.HttpClientTransport(
-            new ModelContextProtocol.Client.HttpClientTransportOptions
-            {
-                Endpoint = gateway,
-                TransportMode = ModelContextProtocol.Client.HttpTransportMode.StreamableHttp,
-                AdditionalHeaders = new Dictionary<string, string> { ["X-API-Key"] = key },
-            }));
+        await using var agent = await McpAgents.ConnectAsync(gateway, key);
         var call = agent.CallToolAsync("delete_repo", new Dictionary<string, object?> { ["repo"] = "latchkey/old" }).AsTask();
         var held = page.Locator("li.card[data-approval-id][id]");
         await Eventually.TrueAsync(async () =>

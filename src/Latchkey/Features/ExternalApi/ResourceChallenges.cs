@@ -11,8 +11,7 @@ namespace Latchkey.Features.ExternalApi;
 public static class ResourceChallenges
 {
     /// <summary>Whether the request presents its token with the DPoP scheme.</summary>
-    public static bool SentWithDPoP(HttpRequest request) =>
-        request.Headers.Authorization.ToString().StartsWith(DPoPScheme.Name + " ", StringComparison.OrdinalIgnoreCase);
+    public static bool SentWithDPoP(HttpRequest request) => DPoPScheme.TokenOf(request.Headers.Authorization.ToString()) is not null;
 
     /// <param name="parameters">The parameters both challenges carry, such as <c>realm="latchkey"</c>.</param>
     public static void Append(HttpContext context, string parameters, string? error = null, string? description = null, string? scope = null)

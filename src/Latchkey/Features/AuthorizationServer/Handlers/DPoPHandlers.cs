@@ -95,12 +95,10 @@ internal sealed class ExtractDPoPAccessToken(DPoPProofs proofs) : IOpenIddictSer
     public async ValueTask HandleAsync(ExtractUserInfoRequestContext context)
     {
         var request = context.Transaction.GetHttpRequest() ?? throw new InvalidOperationException("No HTTP request.");
-        var authorization = request.Headers.Authorization.ToString();
-        if (context.Transaction.Request is not { } parameters || !authorization.StartsWith(DPoPScheme.Name + " ", StringComparison.OrdinalIgnoreCase))
+        if (context.Transaction.Request is not { } parameters || DPoPScheme.TokenOf(request.Headers.Authorization.ToString()) is not { } token)
         {
             return;
         }
-        var token = authorization[(DPoPScheme.Name.Length + 1)..].Trim();
         var (proof, problem) = await proofs.ValidateAsync(request, request.Method, DPoPProofs.RequestUrl(request), token);
         if (proof is null)
         {

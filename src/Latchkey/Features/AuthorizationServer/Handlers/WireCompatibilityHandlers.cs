@@ -1,6 +1,6 @@
-using Latchkey.Features.AuthorizationServer.Grants;
 using System.Collections.Immutable;
 using System.Globalization;
+using Latchkey.Features.AuthorizationServer.Grants;
 using Microsoft.Extensions.Options;
 using OpenIddict.Abstractions;
 using OpenIddict.Server;

@@ -1,7 +1,7 @@
-using Latchkey.Features.AuthorizationServer.Apps;
 using System.Collections.Immutable;
 using System.Security.Claims;
 using Latchkey.Features.Accounts;
+using Latchkey.Features.AuthorizationServer.Apps;
 using Latchkey.Features.AuthorizationServer.Grants;
 using Latchkey.Features.AuthorizationServer.Stores;
 using Latchkey.Features.Scopes;

@@ -14,8 +14,9 @@ internal static class GatewayAuthentication
 {
     public const string RequiredScope = "USE_TOOLS";
 
-    public static string ResourceMetadataUrl(string baseUrl, string serverId) =>
-        $"{baseUrl}/.well-known/oauth-protected-resource/mcp/servers/{Uri.EscapeDataString(serverId)}{McpServerService.GatewayPathSuffix}";
+    /// <summary>RFC 9728 §3.1: the metadata of the resource <c>https://host/p</c> is at <c>https://host/.well-known/oauth-protected-resource/p</c>.</summary>
+    public static string ResourceMetadataUrl(string baseUrl, string gatewayUrl) =>
+        baseUrl + "/.well-known/oauth-protected-resource" + gatewayUrl[baseUrl.Length..];
 
     /// <summary>The caller if it may use this gateway, or how to refuse it (RFC 6750, RFC 9728 and the MCP authorization spec).</summary>
     public static async Task<(ClaimsPrincipal? Caller, Func<HttpContext, Task>? Refusal)> AuthenticateAsync(

@@ -62,14 +62,11 @@ internal static class GatewayRefusals
             await Problems.WriteAsync(context, StatusCodes.Status403Forbidden, text, details);
             return;
         }
-        JsonRpcMessage answer = new JsonRpcError
+        await WriteJsonRpcAsync(context, new JsonRpcError
         {
             Id = id,
             Error = new JsonRpcErrorDetail { Code = (int)McpErrorCode.InvalidParams, Message = text, Data = JsonSerializer.SerializeToElement(details) },
-        };
-        context.Response.StatusCode = StatusCodes.Status200OK;
-        context.Response.ContentType = "application/json";
-        await JsonSerializer.SerializeAsync(context.Response.Body, answer, AnswerType, context.RequestAborted);
+        });
     }
 
     /// <summary>
@@ -103,12 +100,18 @@ internal static class GatewayRefusals
     {
         if (message.Id is not null)
         {
-            context.Response.StatusCode = StatusCodes.Status200OK;
-            context.Response.ContentType = "application/json";
-            await JsonSerializer.SerializeAsync(context.Response.Body, Answer(message, text, details), AnswerType, context.RequestAborted);
+            await WriteJsonRpcAsync(context, Answer(message, text, details));
             return;
         }
         await Problems.WriteAsync(context, statusWithoutId, text, details);
+    }
+
+    /// <summary>One JSON-RPC message as the whole answer (200, JSON): the gateway's own answers, refusals and those of a virtual server.</summary>
+    internal static async Task WriteJsonRpcAsync(HttpContext context, JsonRpcMessage answer)
+    {
+        context.Response.StatusCode = StatusCodes.Status200OK;
+        context.Response.ContentType = "application/json";
+        await JsonSerializer.SerializeAsync(context.Response.Body, answer, AnswerType, context.RequestAborted);
     }
 
     /// <summary>The answer to the agent's request as one last server-sent event, for a stream the upstream broke off.</summary>

@@ -58,7 +58,7 @@ public sealed partial class McpGateway(
         var baseUrl = ServerAddress.Base(context);
         var gatewayUrl = McpServerService.GatewayUrl(baseUrl, serverId);
 
-        var metadataUrl = GatewayAuthentication.ResourceMetadataUrl(baseUrl, serverId);
+        var metadataUrl = GatewayAuthentication.ResourceMetadataUrl(baseUrl, gatewayUrl);
         var (caller, refusal) = await GatewayAuthentication.AuthenticateAsync(context, metadataUrl, gatewayUrl);
         if (caller is null)
         {

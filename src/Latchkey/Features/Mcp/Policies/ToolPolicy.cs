@@ -55,12 +55,12 @@ public sealed record ArgumentRule(string Argument, string Pattern)
 }
 
 /// <summary>A tool's policy as the gateway applies it, its rules compiled once.</summary>
-public sealed record EffectiveToolPolicy(string Action, string? RequiredScope, IReadOnlyList<(ArgumentRule Rule, Regex Regex)> Rules, string Source)
+public sealed record EffectiveToolPolicy(string Action, string? RequiredScope, IReadOnlyList<(ArgumentRule Rule, Regex Regex)> Rules)
 {
-    public static readonly EffectiveToolPolicy AllowAll = new(ToolPolicyActions.Allow, null, [], "default");
+    public static readonly EffectiveToolPolicy AllowAll = new(ToolPolicyActions.Allow, null, []);
 
     public static EffectiveToolPolicy From(McpToolPolicy policy) =>
-        new(policy.Action, policy.RequiredScope, [.. policy.ArgumentRules.Select(rule => (rule, rule.Compile()))], policy.Tool);
+        new(policy.Action, policy.RequiredScope, [.. policy.ArgumentRules.Select(rule => (rule, rule.Compile()))]);
 
     /// <summary>The first rule the arguments break, or null. A value that takes too long to match breaks its rule.</summary>
     public ArgumentRule? BrokenRule(JsonElement? arguments)
@@ -109,8 +109,6 @@ public sealed class ToolPolicySet
     private readonly (Regex Pattern, EffectiveToolPolicy Policy)[] _patterns;
     private readonly EffectiveToolPolicy _default;
 
-    public static readonly ToolPolicySet AllowAll = new(ToolPolicyActions.Allow, []);
-
     public ToolPolicySet(string defaultAction, IEnumerable<McpToolPolicy> policies)
     {
         var all = policies.ToList();
@@ -118,8 +116,8 @@ public sealed class ToolPolicySet
         _patterns = all.Where(p => IsPattern(p.Tool))
             .OrderByDescending(p => p.Tool.Count(c => c != '*')).ThenBy(p => p.Tool, StringComparer.Ordinal)
             .Select(p => (PatternRegex(p.Tool), EffectiveToolPolicy.From(p))).ToArray();
-        _default = defaultAction == ToolPolicyActions.Allow ? EffectiveToolPolicy.AllowAll : new EffectiveToolPolicy(defaultAction, null, [], "default");
-        IsOpen = _default == EffectiveToolPolicy.AllowAll && all.All(p => p.Action == ToolPolicyActions.Allow && p.RequiredScope is null && p.ArgumentRulesJson is null);
+        _default = defaultAction == ToolPolicyActions.Allow ? EffectiveToolPolicy.AllowAll : new EffectiveToolPolicy(defaultAction, null, []);
+        IsOpen = defaultAction == ToolPolicyActions.Allow && all.All(p => p.Action == ToolPolicyActions.Allow && p.RequiredScope is null && p.ArgumentRulesJson is null);
     }
 
     /// <summary>True when every tool is allowed without conditions: the gateway then relays tool lists untouched.</summary>

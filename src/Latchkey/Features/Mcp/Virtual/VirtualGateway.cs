@@ -9,6 +9,7 @@ using Latchkey.Features.ExternalApi;
 using Latchkey.Features.Mcp.Gateway;
 using Microsoft.AspNetCore.Http.Features;
 using ModelContextProtocol;
+using ModelContextProtocol.Protocol;
 
 namespace Latchkey.Features.Mcp.Virtual;
 
@@ -38,8 +39,9 @@ public sealed partial class VirtualGateway(
             return;
         }
         var baseUrl = ServerAddress.Base(context);
-        var metadataUrl = VirtualServerService.ResourceMetadataUrl(baseUrl, id);
-        var (caller, refusal) = await GatewayAuthentication.AuthenticateAsync(context, metadataUrl, VirtualServerService.GatewayUrl(baseUrl, id));
+        var gatewayUrl = VirtualServerService.GatewayUrl(baseUrl, id);
+        var metadataUrl = GatewayAuthentication.ResourceMetadataUrl(baseUrl, gatewayUrl);
+        var (caller, refusal) = await GatewayAuthentication.AuthenticateAsync(context, metadataUrl, gatewayUrl);
         if (caller is null)
         {
             await refusal!(context);
@@ -119,7 +121,7 @@ public sealed partial class VirtualGateway(
         }
     }
 
-    private static async Task InitializeAsync(HttpContext context, VirtualRoute route, byte[] body, ModelContextProtocol.Protocol.RequestId requestId)
+    private static async Task InitializeAsync(HttpContext context, VirtualRoute route, byte[] body, RequestId requestId)
     {
         string? requested = null;
         try
@@ -143,7 +145,7 @@ public sealed partial class VirtualGateway(
 
     /// <summary>Every member's tools, its policies applied, under its prefix; a member that cannot answer is left out (and logged).</summary>
     private async Task ListToolsAsync(HttpContext context, List<(string Prefix, GatewayRoute Route)> members, ClaimsPrincipal caller,
-        string agentSession, string protocolVersion, ModelContextProtocol.Protocol.RequestId requestId)
+        string agentSession, string protocolVersion, RequestId requestId)
     {
         var answers = await Task.WhenAll(members.Select(async member =>
             (member.Prefix, member.Route, Answer: await upstreams.RequestAsync(member.Route, agentSession, protocolVersion, "tools/list", context.RequestAborted))));
@@ -278,26 +280,11 @@ public sealed partial class VirtualGateway(
         }
     }
 
-    private static async Task AnswerAsync(HttpContext context, ModelContextProtocol.Protocol.RequestId id, JsonNode result)
-    {
-        context.Response.StatusCode = StatusCodes.Status200OK;
-        context.Response.ContentType = "application/json";
-        var answer = new JsonObject { ["jsonrpc"] = "2.0", ["id"] = JsonSerializer.SerializeToNode(id, McpJsonUtilities.DefaultOptions), ["result"] = result };
-        await context.Response.WriteAsync(answer.ToJsonString(), context.RequestAborted);
-    }
+    private static Task AnswerAsync(HttpContext context, RequestId id, JsonNode result) =>
+        GatewayRefusals.WriteJsonRpcAsync(context, new JsonRpcResponse { Id = id, Result = result });
 
-    private static async Task ErrorAsync(HttpContext context, ModelContextProtocol.Protocol.RequestId id, McpErrorCode code, string text)
-    {
-        context.Response.StatusCode = StatusCodes.Status200OK;
-        context.Response.ContentType = "application/json";
-        var answer = new JsonObject
-        {
-            ["jsonrpc"] = "2.0",
-            ["id"] = JsonSerializer.SerializeToNode(id, McpJsonUtilities.DefaultOptions),
-            ["error"] = new JsonObject { ["code"] = (int)code, ["message"] = text },
-        };
-        await context.Response.WriteAsync(answer.ToJsonString(), context.RequestAborted);
-    }
+    private static Task ErrorAsync(HttpContext context, RequestId id, McpErrorCode code, string text) =>
+        GatewayRefusals.WriteJsonRpcAsync(context, new JsonRpcError { Id = id, Error = new JsonRpcErrorDetail { Code = (int)code, Message = text } });
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Virtual MCP server member {ServerId} gave no tool list: {Reason}")]
     private static partial void LogMemberFailed(ILogger logger, string serverId, string reason);

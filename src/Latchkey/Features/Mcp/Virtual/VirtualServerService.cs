@@ -35,9 +35,6 @@ public sealed partial class VirtualServerService(LatchkeyDbContext db, TimeProvi
 
     public static string GatewayUrl(string baseUrl, string id) => $"{baseUrl}{PathPrefix}/{Uri.EscapeDataString(id)}{McpServerService.GatewayPathSuffix}";
 
-    public static string ResourceMetadataUrl(string baseUrl, string id) =>
-        $"{baseUrl}/.well-known/oauth-protected-resource{PathPrefix}/{Uri.EscapeDataString(id)}{McpServerService.GatewayPathSuffix}";
-
     public static VirtualServerView View(McpVirtualServer server, IReadOnlyDictionary<string, string> serverNames, string baseUrl) => new(
         server.Id, server.Name, GatewayUrl(baseUrl, server.Id),
         [.. server.Members.OrderBy(m => m.Prefix, StringComparer.Ordinal).Select(m => new VirtualMemberView(m.ServerId, serverNames.GetValueOrDefault(m.ServerId, m.ServerId), m.Prefix))],
