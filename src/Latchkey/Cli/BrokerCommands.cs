@@ -46,23 +46,43 @@ public static class BrokerCommands
             return CliContext.Success;
         }, cancellationToken));
 
-        var key = new Option<string>("--provider") { Description = "Catalog key (github, google, ...).", Required = true };
-        var clientId = new Option<string>("--client-id") { Description = "The OAuth client id registered with the provider.", Required = true };
-        var secretStdin = new Option<bool>("--client-secret-stdin") { Description = "Read the client secret from standard input (required; keeps it out of shell history)." };
+        var key = new Option<string>("--provider") { Description = "Catalog key (github, google, ...; see 'latchkey providers catalog'), or 'custom' with --definition.", Required = true };
+        var clientId = new Option<string?>("--client-id") { Description = "The OAuth client id registered with the provider (OAuth providers)." };
+        var secretStdin = new Option<bool>("--client-secret-stdin") { Description = "Read the client secret from standard input (OAuth providers; keeps it out of shell history)." };
         var template = new Option<string[]>("--template") { Description = "A template value as name=value (for example shop=acme); repeat for several." };
-        var create = new Command("create", "Add a deployment-wide provider instance.") { key, clientId, secretStdin, template };
+        var name = new Option<string?>("--name") { Description = "A display name (defaults to the catalog's or the definition's name)." };
+        var definitionFile = new Option<FileInfo?>("--definition") { Description = "A custom provider's definition: a JSON file with the fields of docs/broker.md#custom-providers." };
+        var create = new Command("create", "Add a deployment-wide provider instance: a catalog entry, or a custom provider from a definition file.")
+            { key, clientId, secretStdin, template, name, definitionFile };
         create.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
         {
             var error = parse.InvocationConfiguration.Error;
-            if (!parse.GetValue(secretStdin))
+            ProviderDefinition? custom = null;
+            if (parse.GetValue(definitionFile) is { } file)
+            {
+                try
+                {
+                    custom = System.Text.Json.JsonSerializer.Deserialize<ProviderDefinition>(await File.ReadAllTextAsync(file.FullName, ct), ProviderCatalog.Json);
+                }
+                catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+                {
+                    await error.WriteLineAsync($"Cannot read the definition {file.FullName}: {exception.Message}");
+                    return CliContext.ConfigurationError;
+                }
+            }
+            var secret = "";
+            if (parse.GetValue(secretStdin))
+            {
+                secret = (await context.Input.ReadLineAsync(ct))?.Trim() ?? "";
+            }
+            else if (parse.GetValue(clientId) is not null)
             {
                 await error.WriteLineAsync("Pass --client-secret-stdin and send the client secret on standard input.");
                 return CliContext.ConfigurationError;
             }
-            var secret = (await context.Input.ReadLineAsync(ct))?.Trim() ?? "";
             var values = (parse.GetValue(template) ?? []).Select(t => t.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
             var (created, problem) = await services.GetRequiredService<ProviderService>()
-                .CreateAsync(null, new ProviderRequest(parse.GetValue(key), parse.GetValue(clientId), secret, null, values, null), ct);
+                .CreateAsync(null, new ProviderRequest(parse.GetValue(key), parse.GetValue(clientId), secret, parse.GetValue(name), values, custom), ct);
             if (created is null)
             {
                 await error.WriteLineAsync(problem);

@@ -180,9 +180,10 @@ public sealed class OutboundAddressGuard(HostAddressResolver resolver)
     /// <summary>
     /// A handler whose every connection resolves its host once, is refused when any of the
     /// addresses is special-purpose, and is made to exactly those addresses: what was checked is
-    /// what is connected to. Redirects are not followed.
+    /// what is connected to. Redirects are not followed. A refusal names <paramref name="setting"/>,
+    /// the switch that lifts the guard, when given.
     /// </summary>
-    public SocketsHttpHandler CreateHandler(bool allowPrivateNetworks) => new()
+    public SocketsHttpHandler CreateHandler(bool allowPrivateNetworks, string? setting = null) => new()
     {
         AllowAutoRedirect = false,
         PooledConnectionLifetime = TimeSpan.FromMinutes(5),
@@ -197,7 +198,8 @@ public sealed class OutboundAddressGuard(HostAddressResolver resolver)
             if (!allowPrivateNetworks && Array.Exists(addresses, address => Refusal(address) is not null))
             {
                 throw new HttpRequestException(HttpRequestError.ConnectionError,
-                    $"Refused to connect to {InputEcho.Quote(host)}: it resolves to a private, loopback or other special-purpose address.");
+                    $"Refused to connect to {InputEcho.Quote(host)}: it resolves to a private, loopback or other special-purpose address." +
+                    (setting is null ? "" : $" ({setting} permits private and loopback addresses.)"));
             }
             var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             try

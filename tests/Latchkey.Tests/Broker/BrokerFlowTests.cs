@@ -139,10 +139,56 @@ public abstract class BrokerFlowTests(LatchkeyServerFixture server) : IAsyncLife
         Assert.Single(reads.Select(r => r.GetProperty("access_token").GetString()).Distinct());
         Assert.Equal(_provider.LastIssuedAccessToken, reads[0].GetProperty("access_token").GetString());
 
-        // The rotated refresh token was saved: a forced refresh works again.
+        // A forced refresh right after that one returns its result without calling the provider.
+        var coalesced = await PostAsync(caller, "/mcp/oauth/refresh-token", new { credential_id = credentialId });
+        Assert.Equal("active", coalesced.GetProperty("status").GetString());
+        Assert.Equal(before + 1, _provider.RefreshCalls);
+
+        // The rotated refresh token was saved: a forced refresh later works again.
+        await ExpireSoonAsync(credentialId);
         var refreshed = await PostAsync(caller, "/mcp/oauth/refresh-token", new { credential_id = credentialId });
         Assert.Equal("active", refreshed.GetProperty("status").GetString());
         Assert.Equal(before + 2, _provider.RefreshCalls);
+    }
+
+    [Fact]
+    public async Task Each_burst_of_forced_refreshes_makes_exactly_one_provider_call()
+    {
+        var caller = await CallerAsync();
+        var credentialId = (await ConnectAsync(caller, await AddProviderAsync(caller))).Exchange.GetProperty("credential_id").GetString()!;
+        for (var burst = 0; burst < 10; burst++)
+        {
+            // As if the last refresh was long ago: each burst starts outside the coalescing window.
+            await ExpireSoonAsync(credentialId, seconds: 3600);
+            var before = _provider.RefreshCalls;
+            var results = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => PostAsync(caller, "/mcp/oauth/refresh-token", new { credential_id = credentialId })));
+            Assert.All(results, r => Assert.Equal("active", r.GetProperty("status").GetString()));
+            Assert.True(_provider.RefreshCalls - before == 1, $"burst {burst}: {_provider.RefreshCalls - before} provider refreshes");
+            Assert.Single(results.Select(r => r.GetProperty("expires_at").GetString()).Distinct());
+        }
+    }
+
+    [Fact]
+    public async Task A_short_lived_token_is_refreshed_within_half_its_lifetime_not_on_every_read()
+    {
+        var caller = await CallerAsync();
+        _provider.ExpiresIn = 60;
+        var credentialId = (await ConnectAsync(caller, await AddProviderAsync(caller))).Exchange.GetProperty("credential_id").GetString()!;
+        var before = _provider.RefreshCalls;
+
+        // The default margin (300 s) is longer than the token lives: capped at 30 s, reads now use the stored token.
+        for (var read = 0; read < 5; read++)
+        {
+            await PostAsync(caller, $"/mcp/credentials/{credentialId}/access-token", new { });
+        }
+        Assert.Equal(before, _provider.RefreshCalls);
+
+        // 20 s left of 60: within the capped margin, so the next read refreshes, once.
+        await server.WithDbAsync(db => db.BrokerCredentials.Where(c => c.Id == credentialId).ExecuteUpdateAsync(s => s
+            .SetProperty(c => c.ExpiresAt, DateTimeOffset.UtcNow.AddSeconds(20)).SetProperty(c => c.LastRefreshedAt, DateTimeOffset.UtcNow.AddSeconds(-40))));
+        await PostAsync(caller, $"/mcp/credentials/{credentialId}/access-token", new { });
+        await PostAsync(caller, $"/mcp/credentials/{credentialId}/access-token", new { });
+        Assert.Equal(before + 1, _provider.RefreshCalls);
     }
 
     [Fact]
@@ -178,6 +224,7 @@ public abstract class BrokerFlowTests(LatchkeyServerFixture server) : IAsyncLife
         Assert.Equal("active", recovered.GetProperty("status").GetString());
 
         var current = await server.WithDbAsync(db => db.BrokerCredentials.AsNoTracking().SingleAsync(c => c.Id == credentialId));
+        await ExpireSoonAsync(credentialId, seconds: 3600);
         _provider.FailNextTokenCallsWith500 = 10;
         var failed = await caller.Client.PostAsJsonAsync("/mcp/oauth/refresh-token", new { credential_id = credentialId });
         Assert.Equal(HttpStatusCode.BadGateway, failed.StatusCode);
@@ -401,11 +448,7 @@ public abstract class BrokerFlowTests(LatchkeyServerFixture server) : IAsyncLife
         }
     }
 
-    private async Task ExpireSoonAsync(string credentialId)
-    {
-        var soon = DateTimeOffset.UtcNow.AddSeconds(30);
-        await server.WithDbAsync(db => db.BrokerCredentials.Where(c => c.Id == credentialId).ExecuteUpdateAsync(s => s.SetProperty(c => c.ExpiresAt, soon)));
-    }
+    private Task<int> ExpireSoonAsync(string credentialId, int seconds = 30) => TestBroker.ExpireSoonAsync(server, credentialId, seconds);
 
     private static async Task AssertErrorAsync(BrokerCaller caller, string path, object body, HttpStatusCode status, string error)
     {

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.EntityFrameworkCore;
 
 namespace Latchkey.Tests.Infrastructure;
 
@@ -68,6 +69,19 @@ public static class TestBroker
     {
         var (exchange, _) = await ConnectAsync(caller, await AddProviderAsync(caller, provider));
         return exchange.GetProperty("credential_id").GetString()!;
+    }
+
+    /// <summary>
+    /// Makes a stored credential's token expire in <paramref name="seconds"/>, as if refreshed an hour
+    /// ago: within the refresh margin (which is capped at half the token's lifetime), and with no
+    /// recent refresh for a forced one to coalesce with.
+    /// </summary>
+    public static Task<int> ExpireSoonAsync(LatchkeyServerFixture server, string credentialId, int seconds = 30)
+    {
+        var now = DateTimeOffset.UtcNow;
+        return server.WithDbAsync(db => db.BrokerCredentials.Where(c => c.Id == credentialId).ExecuteUpdateAsync(s => s
+            .SetProperty(c => c.ExpiresAt, now.AddSeconds(seconds))
+            .SetProperty(c => c.LastRefreshedAt, now.AddHours(-1))));
     }
 
     /// <summary>The user's visit to the provider's authorize URL, which redirects back with a code.</summary>

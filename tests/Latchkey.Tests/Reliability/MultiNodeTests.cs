@@ -177,9 +177,9 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
     public async Task Fifty_concurrent_reads_on_each_of_three_nodes_of_an_expiring_credential_cause_one_provider_call()
     {
         var caller = await TestBroker.CallerAsync(cluster);
-        // Issued to expire within the refresh margin; the refreshed token lives an hour.
-        _provider.ExpiresIn = 60;
+        // Made to expire within the refresh margin; the refreshed token lives an hour.
         var credentialId = await TestBroker.ConnectedCredentialAsync(caller, _provider);
+        await TestBroker.ExpireSoonAsync(cluster, credentialId);
         _provider.ExpiresIn = 3600;
         _provider.RefreshDelay = TimeSpan.FromMilliseconds(300);
         var before = _provider.RefreshCalls;
@@ -202,6 +202,31 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
         Assert.Equal(1, _provider.RefreshCalls - before);
         Assert.All(tokens, token => Assert.Equal(_provider.LastIssuedAccessToken, token));
         output.WriteLine($"{tokens.Length} concurrent reads on 3 nodes in {clock.ElapsedMilliseconds} ms, {_provider.RefreshCalls - before} provider refresh");
+    }
+
+    [Fact]
+    public async Task Each_burst_of_forced_refreshes_spread_over_three_nodes_makes_one_provider_call()
+    {
+        var caller = await TestBroker.CallerAsync(cluster);
+        var credentialId = await TestBroker.ConnectedCredentialAsync(caller, _provider);
+        var nodes = cluster.Addresses.Select(address =>
+        {
+            var node = Client(address);
+            node.DefaultRequestHeaders.Add("X-API-Key", caller.ApiKey);
+            return node;
+        }).ToList();
+        for (var burst = 0; burst < 5; burst++)
+        {
+            await TestBroker.ExpireSoonAsync(cluster, credentialId, seconds: 3600);
+            var before = _provider.RefreshCalls;
+            var calls = Enumerable.Range(0, 12).Select(async i =>
+            {
+                var response = await nodes[i % nodes.Count].PostAsJsonAsync("/mcp/oauth/refresh-token", new { credential_id = credentialId });
+                Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+            });
+            await Task.WhenAll(calls);
+            Assert.True(_provider.RefreshCalls - before == 1, $"burst {burst}: {_provider.RefreshCalls - before} provider refreshes");
+        }
     }
 
     [Fact]
@@ -229,11 +254,11 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
             candidates.Remove(leader);
             await Eventually.TrueAsync(() => Link(follower).IsLeader, TimeSpan.FromSeconds(10), "the follower takes over");
 
-            // Connected with a token about to expire; the refreshed one lasts an hour, so that
-            // however soon the job runs, it refreshes once.
+            // Connected with a token living 4 s (refreshed within half its lifetime plus a run); the
+            // refreshed one lasts an hour, so that however soon the job runs, it refreshes once.
             var caller = await TestBroker.CallerAsync(cluster);
             var before = _provider.RefreshCalls;
-            _provider.ExpiresIn = 60;
+            _provider.ExpiresIn = 4;
             _provider.RefreshExpiresIn = 3600;
             var credentialId = await TestBroker.ConnectedCredentialAsync(caller, _provider);
             await Eventually.TrueAsync(() => _provider.RefreshCalls > before, TimeSpan.FromSeconds(10), "the job refreshes the credential");

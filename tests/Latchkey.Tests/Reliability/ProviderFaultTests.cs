@@ -75,10 +75,11 @@ public abstract class ProviderFaultTests(LatchkeyServerFixture server) : IAsyncL
         _provider.FailNextTokenCallsWith500 = 1;
         var recovered = await TestBroker.PostAsync(caller, "/mcp/oauth/refresh-token", new { credential_id = credentialId });
         Assert.Equal("active", recovered.GetProperty("status").GetString());
-        var current = await StoredAsync(credentialId);
-        Assert.NotEqual(before.AccessTokenCiphertext, current.AccessTokenCiphertext);
+        Assert.NotEqual(before.AccessTokenCiphertext, (await StoredAsync(credentialId)).AccessTokenCiphertext);
 
-        // 429 on every attempt: 502, nothing stored changes.
+        // 429 on every attempt (outside the window in which a forced refresh returns the last one): 502, nothing stored changes.
+        await TestBroker.ExpireSoonAsync(server, credentialId, seconds: 3600);
+        var current = await StoredAsync(credentialId);
         _provider.FailNextTokenCallsWith500 = 10;
         await AssertFailsUntouchedAsync(caller, credentialId, current, "429");
     }

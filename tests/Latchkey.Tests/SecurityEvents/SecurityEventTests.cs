@@ -189,6 +189,7 @@ public abstract class SecurityEventTests(LatchkeyServerFixture server) : IAsyncL
         await PostAsync(caller, "/mcp/oauth/refresh-token", new { credential_id = credentialId });
         var refreshedAccess = _provider.LastIssuedAccessToken!;
         _provider.FailRefreshWithInvalidGrant = true;
+        await ExpireSoonAsync(server, credentialId, seconds: 3600);
         var failed = await caller.Client.PostAsJsonAsync("/mcp/oauth/refresh-token", new { credential_id = credentialId });
         Assert.Equal(HttpStatusCode.Conflict, failed.StatusCode);
         Assert.Equal(HttpStatusCode.NoContent, (await caller.Client.DeleteAsync($"/mcp/credentials/{credentialId}")).StatusCode);

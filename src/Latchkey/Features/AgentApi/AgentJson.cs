@@ -4,7 +4,7 @@ using Latchkey.Common;
 
 namespace Latchkey.Features.AgentApi;
 
-/// <summary>The agent API's JSON: snake_case, unknown members refused, no NUL in a string.</summary>
+/// <summary>The agent API's JSON: snake_case, unknown members refused, no NUL in a string, instants in UTC with Z.</summary>
 public static class AgentJson
 {
     public const string ContentType = "application/json";
@@ -16,7 +16,7 @@ public static class AgentJson
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-        Converters = { new NulRejectingStringConverter() },
+        Converters = { new NulRejectingStringConverter(), new UtcTimestampConverter() },
     };
 
     /// <summary>Reads a request body, answering a malformed one in the agent API's error shape.</summary>

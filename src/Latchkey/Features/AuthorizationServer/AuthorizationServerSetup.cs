@@ -68,7 +68,7 @@ public static class AuthorizationServerSetup
         builder.Services.AddOutboundAddressGuard();
         builder.Services.AddHttpClient(ClientMetadataDocuments.HttpClientName)
             .ConfigurePrimaryHttpMessageHandler(services => services.GetRequiredService<OutboundAddressGuard>()
-                .CreateHandler(services.GetRequiredService<IOptions<AuthorizationServerOptions>>().Value.ClientMetadataDocuments.AllowPrivateNetworks))
+                .CreateHandler(services.GetRequiredService<IOptions<AuthorizationServerOptions>>().Value.ClientMetadataDocuments.AllowPrivateNetworks, "AuthorizationServer:ClientMetadataDocuments:AllowPrivateNetworks"))
             .ConfigureHttpClient(client => client.DefaultRequestHeaders.UserAgent.ParseAdd("Latchkey/1.0"));
         builder.Services.AddScoped<Latchkey.Features.Site.IContentSecurityPolicyContributor, AuthorizeFormTargets>();
         builder.Services.AddSingleton<AnonymousRegistrationScopes>();

@@ -11,9 +11,19 @@ public sealed class BrokerOptions
     [Range(30, 3600)]
     public int StateLifetimeSeconds { get; set; } = 600;
 
-    /// <summary>A token expiring within this margin is refreshed before it is handed out.</summary>
+    /// <summary>
+    /// A token expiring within this margin is refreshed before it is handed out; the margin is capped
+    /// at half the token's lifetime (a 60-second token is refreshed 30 s before it expires).
+    /// </summary>
     [Range(0, 3600)]
     public int RefreshMarginSeconds { get; set; } = 300;
+
+    /// <summary>
+    /// A forced refresh (<c>/mcp/oauth/refresh-token</c>) within this many seconds of a successful one
+    /// returns that one instead of calling the provider again: one provider call per burst, on every node.
+    /// </summary>
+    [Range(0, 300)]
+    public int ForcedRefreshCoalesceSeconds { get; set; } = 5;
 
     /// <summary>
     /// How often the node that leads the jobs refreshes the credentials that would expire before its

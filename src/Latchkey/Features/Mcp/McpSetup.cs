@@ -42,12 +42,12 @@ public static class McpSetup
         builder.Services.AddOutboundAddressGuard();
         builder.Services.AddHttpClient(McpGateway.HttpClientName)
             .ConfigurePrimaryHttpMessageHandler(services => services.GetRequiredService<OutboundAddressGuard>()
-                .CreateHandler(services.GetRequiredService<IOptions<McpOptions>>().Value.AllowPrivateNetworks))
+                .CreateHandler(services.GetRequiredService<IOptions<McpOptions>>().Value.AllowPrivateNetworks, "Mcp:AllowPrivateNetworks"))
             // Streams stay open as long as the agent keeps them; the gateway times the wait for headers itself.
             .ConfigureHttpClient(client => client.Timeout = Timeout.InfiniteTimeSpan);
         builder.Services.AddHttpClient(Approvals.ToolCallApprovals.WebhookClientName)
             .ConfigurePrimaryHttpMessageHandler(services => services.GetRequiredService<OutboundAddressGuard>()
-                .CreateHandler(services.GetRequiredService<IOptions<McpOptions>>().Value.AllowPrivateNetworks));
+                .CreateHandler(services.GetRequiredService<IOptions<McpOptions>>().Value.AllowPrivateNetworks, "Mcp:AllowPrivateNetworks"));
         return builder;
     }
 

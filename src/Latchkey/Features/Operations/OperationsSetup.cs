@@ -63,6 +63,7 @@ public static class OperationsSetup
             options.SerializerOptions.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
             options.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
             options.SerializerOptions.Converters.Add(new NulRejectingStringConverter());
+            options.SerializerOptions.Converters.Add(new UtcTimestampConverter());
         });
 
         builder.Services.AddHealthChecks().AddDbContextCheck<LatchkeyDbContext>("database", tags: ["ready"]);

@@ -15,20 +15,37 @@ namespace Latchkey.Features.Broker.Credentials;
 /// readers on this node wait for the same refresh and share its result, and on PostgreSQL the
 /// refresh holds the credential's row lock, so readers on other nodes wait for it too and then
 /// find the new token instead of calling the provider again. A provider that rotates refresh
-/// tokens has the new one saved in the same write as the new access token.
+/// tokens has the new one saved in the same write as the new access token. A forced refresh that
+/// finds a successful one younger than <c>Broker:ForcedRefreshCoalesceSeconds</c> (checked under the
+/// row lock, so across nodes too) returns that one: a burst of forced refreshes makes one provider call.
 /// </summary>
 public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOptions<BrokerOptions> options, TimeProvider time, CredentialAudit audit, ILogger<CredentialRefresher> logger)
 {
     private readonly ConcurrentDictionary<string, Lazy<Task<Outcome<Credential>>>> _inFlight = new();
 
     /// <summary>
-    /// Refreshes the credential when <paramref name="force"/> is set or its token expires within
-    /// <paramref name="margin"/> (by default <c>Broker:RefreshMarginSeconds</c>); otherwise returns it as stored.
+    /// The margin before expiry within which a read refreshes first: <c>Broker:RefreshMarginSeconds</c>,
+    /// but at most half the token's lifetime, so that a token living 60 s is not refreshed on every read.
     /// </summary>
-    public async Task<Outcome<Credential>> RefreshAsync(string credentialId, bool force, CancellationToken cancellationToken, TimeSpan? margin = null)
+    public static TimeSpan Margin(Credential credential, BrokerOptions broker)
     {
-        var within = margin ?? TimeSpan.FromSeconds(options.Value.RefreshMarginSeconds);
-        var flight = _inFlight.GetOrAdd(credentialId, id => new Lazy<Task<Outcome<Credential>>>(() => RunAsync(id, force, within)));
+        var configured = TimeSpan.FromSeconds(broker.RefreshMarginSeconds);
+        if (credential.ExpiresAt is not { } expiresAt)
+        {
+            return configured;
+        }
+        var lifetime = expiresAt - (credential.LastRefreshedAt ?? credential.CreatedAt);
+        return lifetime > TimeSpan.Zero && lifetime / 2 < configured ? lifetime / 2 : configured;
+    }
+
+    /// <summary>
+    /// Refreshes the credential when <paramref name="force"/> is set or its token expires within
+    /// its <see cref="Margin"/> plus <paramref name="beyondMargin"/> (the proactive refresh looks one
+    /// run ahead); otherwise returns it as stored.
+    /// </summary>
+    public async Task<Outcome<Credential>> RefreshAsync(string credentialId, bool force, CancellationToken cancellationToken, TimeSpan beyondMargin = default)
+    {
+        var flight = _inFlight.GetOrAdd(credentialId, id => new Lazy<Task<Outcome<Credential>>>(() => RunAsync(id, force, beyondMargin)));
         try
         {
             return await flight.Value.WaitAsync(cancellationToken);
@@ -40,7 +57,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
     }
 
     // Not tied to any one caller's cancellation: the others waiting on it still want the result.
-    private async Task<Outcome<Credential>> RunAsync(string credentialId, bool force, TimeSpan margin)
+    private async Task<Outcome<Credential>> RunAsync(string credentialId, bool force, TimeSpan beyondMargin)
     {
         await using var scope = scopes.CreateAsyncScope();
         var services = scope.ServiceProvider;
@@ -57,9 +74,15 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
             return AgentError.NotFound("credential", $"The credential {InputEcho.Quote(credentialId)} no longer exists.");
         }
         var now = time.GetUtcNow();
-        if (!force && credential.ExpiresAt is { } expiresAt && expiresAt - now > margin)
+        if (!force && credential.ExpiresAt is { } expiresAt && expiresAt - now > Margin(credential, options.Value) + beyondMargin)
         {
             // Fresh: nothing to do, or another node refreshed it while this one waited for the lock.
+            return credential;
+        }
+        if (force && credential.Status == CredentialStatus.Active && credential.LastRefreshedAt is { } last
+            && now - last < TimeSpan.FromSeconds(options.Value.ForcedRefreshCoalesceSeconds))
+        {
+            // A forced refresh that arrives just after one succeeded (here or on another node) gets its result.
             return credential;
         }
         if (credential.Status != CredentialStatus.Active)

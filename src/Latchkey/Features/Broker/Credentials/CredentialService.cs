@@ -73,14 +73,14 @@ public sealed class CredentialService(
         }
 
         var now = time.GetUtcNow();
-        if (credential.ExpiresAt is { } expiresAt && expiresAt - now <= TimeSpan.FromSeconds(options.Value.RefreshMarginSeconds))
+        if (credential.ExpiresAt is { } expiresAt && expiresAt - now <= CredentialRefresher.Margin(credential, options.Value))
         {
             if (credential.RefreshTokenCiphertext is null)
             {
                 if (expiresAt <= now)
                 {
                     audit.Record(credential.Id, accountId, "read", "expired");
-                    return AgentError.Conflict("needs_reauth", $"The {credential.ProviderKey} token has expired and cannot be refreshed; connect the account again.");
+                    return AgentError.Conflict("needs_reauth", $"The token of credential {credential.Id} ({Instance(credential)}) has expired and cannot be refreshed; connect the account again.");
                 }
             }
             else
@@ -114,7 +114,7 @@ public sealed class CredentialService(
         }
         if (credential.RefreshTokenCiphertext is null)
         {
-            return AgentError.Conflict("not_refreshable", $"The {credential.ProviderKey} credential has no refresh token; its access token does not expire or must be re-authorized.");
+            return AgentError.Conflict("not_refreshable", $"The credential {credential.Id} ({Instance(credential)}) has no refresh token; its access token does not expire or must be re-authorized.");
         }
         return await refresher.RefreshAsync(id, force: true, cancellationToken);
     }
@@ -147,5 +147,10 @@ public sealed class CredentialService(
     internal static string RefreshContext(string credentialId) => $"credential:{credentialId}:refresh_token";
 
     internal static AgentError NeedsReauth(Credential credential) => AgentError.Conflict(CredentialStatus.NeedsReauth,
-        $"The {credential.ProviderKey} credential needs to be authorized again ({credential.LastError ?? credential.Status}); start a new flow with /mcp/oauth/init.");
+        $"The credential {credential.Id} ({Instance(credential)}) needs to be authorized again ({credential.LastError ?? credential.Status}); " +
+        $"start a new flow with /mcp/oauth/init and provider_id {credential.ProviderInstanceId}.");
+
+    /// <summary>The provider instance a credential belongs to, by name where loaded and always by id: a deployment may have several of one kind.</summary>
+    internal static string Instance(Credential credential) =>
+        credential.Provider is { } provider ? $"provider {provider.Name}, {provider.Id}" : $"provider {credential.ProviderInstanceId}";
 }

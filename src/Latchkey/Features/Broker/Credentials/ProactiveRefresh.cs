@@ -47,7 +47,7 @@ internal sealed partial class ProactiveRefresh(
             // takes it out of this query); a transient one is tried again at the next run.
             try
             {
-                var (_, error) = await refresher.RefreshAsync(id, force: false, cancellationToken, margin);
+                var (_, error) = await refresher.RefreshAsync(id, force: false, cancellationToken, beyondMargin: Interval);
                 failed += error is null ? 0 : 1;
             }
             catch (Exception exception) when (exception is not OperationCanceledException || !cancellationToken.IsCancellationRequested)

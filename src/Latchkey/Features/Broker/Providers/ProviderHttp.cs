@@ -13,7 +13,7 @@ public static class ProviderHttpSetup
         services.AddOutboundAddressGuard();
         services.AddHttpClient(ClientName)
             .ConfigurePrimaryHttpMessageHandler(provider => provider.GetRequiredService<OutboundAddressGuard>()
-                .CreateHandler(provider.GetRequiredService<IOptions<BrokerOptions>>().Value.AllowPrivateNetworks))
+                .CreateHandler(provider.GetRequiredService<IOptions<BrokerOptions>>().Value.AllowPrivateNetworks, "Broker:AllowPrivateNetworks"))
             .ConfigureHttpClient((provider, client) =>
             {
                 client.Timeout = TimeSpan.FromSeconds(provider.GetRequiredService<IOptions<BrokerOptions>>().Value.ProviderTimeoutSeconds);
