@@ -17,6 +17,9 @@ namespace Latchkey.Tests.Infrastructure;
 /// token answers (GitHub), tokens nested under <c>authed_user</c> (Slack), Basic-only client
 /// authentication (Notion), non-expiring tokens, rotating refresh tokens, <c>invalid_grant</c> and
 /// 5xx failures. It approves every authorization request at once and counts what it was asked.
+/// It also serves an API below <c>/api/</c> (the proxy's and the test request's target) that
+/// accepts the access tokens it issued, or whatever <see cref="ApiAccepts"/> says for typed-in
+/// credentials, and records every request it saw.
 /// </summary>
 public sealed class TestOAuthProvider : IAsyncDisposable
 {
@@ -43,6 +46,19 @@ public sealed class TestOAuthProvider : IAsyncDisposable
 
     private int _tokenCalls;
     private int _refreshCalls;
+    private int _clientCredentialsCalls;
+    private readonly ConcurrentDictionary<string, bool> _validAccessTokens = new();
+
+    /// <summary>For typed-in credentials: whether the API accepts a request's headers (by default, a bearer token it issued).</summary>
+    public Func<IHeaderDictionary, bool>? ApiAccepts { get; set; }
+
+    /// <summary>Every API request: method, path and query, and its headers.</summary>
+    public ConcurrentQueue<(string Method, string PathAndQuery, Dictionary<string, string> Headers)> ApiRequests { get; } = new();
+
+    public int ClientCredentialsCalls => Volatile.Read(ref _clientCredentialsCalls);
+
+    /// <summary>Makes every access token issued so far fail at the API (401), as a provider does when it revokes early.</summary>
+    public void InvalidateAccessTokens() => _validAccessTokens.Clear();
 
     public int TokenCalls => Volatile.Read(ref _tokenCalls);
     public int RefreshCalls => Volatile.Read(ref _refreshCalls);
@@ -84,7 +100,31 @@ public sealed class TestOAuthProvider : IAsyncDisposable
         pkce,
         expires = true,
         refreshable = true,
+        api_base_url = $"{BaseAddress}api",
     };
+
+    /// <summary>A typed-in (or client-credentials) provider definition whose API is here; <paramref name="extra"/> adds or replaces fields.</summary>
+    public Dictionary<string, object?> TypedDefinition(string authType, object? extra = null)
+    {
+        var definition = new Dictionary<string, object?>
+        {
+            ["name"] = $"Test {authType} provider",
+            ["auth_type"] = authType,
+            ["api_base_url"] = $"{BaseAddress}api",
+            ["test_request"] = new { method = "GET", path = "/me" },
+        };
+        if (authType == "client_credentials")
+        {
+            definition["token_url"] = $"{BaseAddress}token";
+            definition["token_auth"] = "basic";
+            definition["expires"] = true;
+        }
+        foreach (var property in System.Text.Json.JsonSerializer.SerializeToElement(extra ?? new { }).EnumerateObject())
+        {
+            definition[property.Name] = property.Value;
+        }
+        return definition;
+    }
 
     private Task DispatchAsync(HttpContext context) => context.Request.Path.Value switch
     {
@@ -92,6 +132,7 @@ public sealed class TestOAuthProvider : IAsyncDisposable
         "/token" => TokenAsync(context),
         "/revoke" => RevokeAsync(context),
         "/userinfo" => UserInfoAsync(context),
+        { } path when path.StartsWith("/api/", StringComparison.Ordinal) => ApiAsync(context),
         _ => NotFound(context),
     };
 
@@ -175,6 +216,10 @@ public sealed class TestOAuthProvider : IAsyncDisposable
                 }
                 scope = "read write";
                 break;
+            case "client_credentials":
+                Interlocked.Increment(ref _clientCredentialsCalls);
+                scope = form["scope"].ToString();
+                break;
             default:
                 await ErrorAsync(context, 400, "unsupported_grant_type");
                 return;
@@ -183,8 +228,9 @@ public sealed class TestOAuthProvider : IAsyncDisposable
         var number = Interlocked.Increment(ref _tokenCounter);
         var accessToken = $"provider-access-{number}-{Guid.NewGuid():N}";
         LastIssuedAccessToken = accessToken;
+        _validAccessTokens[accessToken] = true;
         string? refreshToken = null;
-        if (form["grant_type"] == "authorization_code" || RotateRefreshTokens)
+        if (form["grant_type"] == "authorization_code" || (RotateRefreshTokens && form["grant_type"] == "refresh_token"))
         {
             refreshToken = $"provider-refresh-{number}-{Guid.NewGuid():N}";
             _refreshTokens[refreshToken] = true;
@@ -232,6 +278,65 @@ public sealed class TestOAuthProvider : IAsyncDisposable
         context.Request.Headers.Authorization.ToString().StartsWith("Bearer provider-access-", StringComparison.Ordinal)
             ? context.Response.WriteAsJsonAsync(new { id = 4242, login = "octo-tester" })
             : NotFound(context);
+
+    /// <summary>
+    /// The API: <c>/api/echo</c> answers what it received; <c>/api/stream?chunks=n</c> answers n
+    /// chunks 50 ms apart; <c>/api/upload</c> answers the byte count and SHA-256 of the body;
+    /// <c>/api/redirect</c> redirects elsewhere; any other path answers <c>{}</c>.
+    /// </summary>
+    private async Task ApiAsync(HttpContext context)
+    {
+        var request = context.Request;
+        ApiRequests.Enqueue((request.Method, request.Path + request.QueryString, request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase)));
+        var accepted = ApiAccepts?.Invoke(request.Headers)
+                       ?? (request.Headers.Authorization.ToString() is { } authorization && authorization.StartsWith("Bearer ", StringComparison.Ordinal)
+                           && _validAccessTokens.ContainsKey(authorization[7..]));
+        if (!accepted)
+        {
+            context.Response.StatusCode = 401;
+            context.Response.Headers.WWWAuthenticate = "Bearer error=\"invalid_token\"";
+            await context.Response.WriteAsJsonAsync(new { message = "Bad credentials" });
+            return;
+        }
+        switch (request.Path.Value)
+        {
+            case "/api/echo":
+                var body = await new StreamReader(request.Body).ReadToEndAsync();
+                await context.Response.WriteAsJsonAsync(new { method = request.Method, path = request.Path.Value, query = request.QueryString.Value, body });
+                return;
+            case "/api/stream":
+                var chunks = int.TryParse(request.Query["chunks"], out var n) ? n : 3;
+                context.Response.ContentType = "text/plain";
+                for (var i = 0; i < chunks; i++)
+                {
+                    await context.Response.WriteAsync($"chunk {i}\n");
+                    await context.Response.Body.FlushAsync();
+                    await Task.Delay(50);
+                }
+                return;
+            case "/api/upload":
+                using (var sha = SHA256.Create())
+                {
+                    var buffer = new byte[81920];
+                    long total = 0;
+                    int read;
+                    while ((read = await request.Body.ReadAsync(buffer)) > 0)
+                    {
+                        sha.TransformBlock(buffer, 0, read, null, 0);
+                        total += read;
+                    }
+                    sha.TransformFinalBlock([], 0, 0);
+                    await context.Response.WriteAsJsonAsync(new { bytes = total, sha256 = Convert.ToHexString(sha.Hash!) });
+                }
+                return;
+            case "/api/redirect":
+                context.Response.Redirect("https://elsewhere.example/steal");
+                return;
+            default:
+                await context.Response.WriteAsJsonAsync(new { });
+                return;
+        }
+    }
 
     private static (string? Id, string? Secret) ClientCredentials(HttpContext context, IFormCollection form)
     {

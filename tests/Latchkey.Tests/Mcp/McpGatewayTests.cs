@@ -338,7 +338,7 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
         var mapped = await ConnectedCredentialAsync(caller, _provider);
         var (created, id) = await RepoToolsAsync(caller, mapped);
         var before = await CurrentTokenAsync(caller, mapped);
-        await server.WithDbAsync(db => db.BrokerCredentials.Where(c => c.Id == mapped).ExecuteUpdateAsync(s => s.SetProperty(c => c.ExpiresAt, DateTimeOffset.UtcNow.AddSeconds(30))));
+        await ExpireSoonAsync(server, mapped);
 
         var (agent, _) = await ConnectAgentAsync(GatewayUrl(created), caller.ApiKey);
         await using (agent)

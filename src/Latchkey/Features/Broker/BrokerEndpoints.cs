@@ -6,10 +6,11 @@ using Latchkey.Features.Broker.Flows;
 using Latchkey.Features.Broker.Providers;
 using Latchkey.Features.ExternalApi;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 
 namespace Latchkey.Features.Broker;
 
-public sealed record InitRequest(string? ProviderId, string? RedirectUri, string[]? Scopes);
+public sealed record InitRequest(string? ProviderId, string? RedirectUri, string[]? Scopes, string? EndUserId = null, string[]? Tags = null);
 public sealed record CallbackRequest(string? Code, string? State);
 public sealed record StateRequest(string? State);
 public sealed record StatusRequest(string? State, string? CredentialId);
@@ -25,7 +26,7 @@ internal static class BrokerEndpoints
     {
         var oauth = app.MapAgentApi("/mcp/oauth", "Credential broker");
         oauth.MapPost("/init", async (AgentBody<InitRequest> body, ClaimsPrincipal caller, FlowService flows, CancellationToken ct) =>
-                (await flows.InitAsync(caller.UserId(), body.Value.ProviderId, body.Value.RedirectUri, body.Value.Scopes, ct)).ToOk())
+                (await flows.InitAsync(caller.UserId(), body.Value.ProviderId, body.Value.RedirectUri, body.Value.Scopes, ct, body.Value.EndUserId, body.Value.Tags)).ToOk())
             .WithSummary("Start an OAuth flow with a provider; returns the URL the user visits");
         oauth.MapPost("/callback", async (AgentBody<CallbackRequest> body, ClaimsPrincipal caller, FlowService flows, CancellationToken ct) =>
                 (await flows.CallbackAsync(caller.UserId(), body.Value.Code, body.Value.State, ct)).ToOk())
@@ -69,9 +70,23 @@ internal static class BrokerEndpoints
         });
 
         var credentials = app.MapAgentApi("/mcp/credentials", "Credential broker");
-        credentials.MapGet("/", async (ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
-                AgentResults.Ok(new CredentialList((await service.ListAsync(caller.UserId(), ct)).ConvertAll(CredentialService.View))))
-            .WithSummary("Your stored credentials (metadata only)");
+        credentials.MapGet("/", async Task<Results<AgentOk<CredentialList>, AgentError>> (ClaimsPrincipal caller, CredentialService service, CancellationToken ct,
+                [FromQuery(Name = "end_user_id")] string? endUserId, [FromQuery] string? tag, [FromQuery(Name = "provider_id")] string? providerId, [FromQuery] string? status) =>
+            {
+                if (tag is not null && CredentialTags.Check([tag]) is { } badTag)
+                {
+                    return AgentError.BadRequest(badTag);
+                }
+                var filter = new CredentialFilter(endUserId, tag, providerId, status);
+                return AgentResults.Ok(new CredentialList((await service.ListAsync(caller.UserId(), filter, ct)).ConvertAll(CredentialService.View)));
+            })
+            .WithSummary("Your stored credentials (metadata only), filtered by end_user_id, tag, provider_id or status");
+        credentials.MapPost("/", async (AgentBody<CredentialCreateRequest> body, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
+                (await service.CreateAsync(caller.UserId(), body.Value, ct)).ToCreated(CredentialService.View))
+            .WithSummary("Store an API key, basic, bearer or header credential (tried with the provider's test request first), or fetch a client-credentials token");
+        credentials.MapPatch("/{id}", async (string id, AgentBody<CredentialUpdateRequest> body, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
+                (await service.UpdateAsync(caller.UserId(), id, body.Value, ct)).ToOk(CredentialService.View))
+            .WithSummary("Change a credential's end_user_id, tags or label");
         credentials.MapGet("/{id}", async Task<Results<AgentOk<CredentialView>, AgentError>> (string id, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
             await service.FindAsync(caller.UserId(), id, ct) is { } found
                 ? AgentResults.Ok(CredentialService.View(found))

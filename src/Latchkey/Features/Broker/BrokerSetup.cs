@@ -26,6 +26,8 @@ public static class BrokerSetup
         builder.Services.AddScoped<CredentialService>();
         builder.Services.AddSnapshotCache<Credential>(CacheScope.Credentials);
         builder.Services.AddCacheInvalidation<Credential>(CacheScope.Credentials);
+        // A cached credential carries its provider's definition: removing the provider drops it.
+        builder.Services.AddCacheInvalidation<ProviderInstance>(CacheScope.Credentials);
         builder.Services.AddCleanupTask<FlowCleanup>();
         builder.Services.AddSummarizedTable<ProviderInstance>("broker providers");
         builder.Services.AddSummarizedTable<Credential>("broker credentials");

@@ -39,12 +39,18 @@ public sealed record McpServerView(
     IReadOnlyList<ToolMappingView> ToolMappings, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt,
     string DefaultToolPolicy, IReadOnlyList<ToolPolicyView> ToolPolicies, string? ApprovalWebhookUrl);
 
-/// <summary>Which credential goes upstream, and how. A null header means <c>Authorization: Bearer</c>.</summary>
+/// <summary>
+/// Which credential goes upstream, and how. A null header means the credential's own form (for
+/// OAuth tokens <c>Authorization: Bearer</c>; for API keys, basic and header credentials their
+/// provider's headers); a named header carries the bare token or key.
+/// </summary>
 public sealed record CredentialBinding(string CredentialId, string? Header)
 {
     public string HeaderName => Header ?? McpServerService.AuthorizationHeader;
 
-    public string HeaderValue(string token) => Header is null ? "Bearer " + token : token;
+    /// <summary>The headers a call carries for this binding.</summary>
+    public IEnumerable<KeyValuePair<string, string>> Headers(Broker.Credentials.AccessTokenResponse credential) =>
+        Header is null ? credential.Headers : [new(Header, credential.AccessToken)];
 
     public CredentialBindingView View() => new(CredentialId, HeaderName);
 }

@@ -28,8 +28,10 @@ public sealed class UpstreamTools(CredentialService credentials, IHttpClientFact
                     ? AgentError.Conflict("credential_not_found", $"The server's default credential '{credentialId}' no longer exists; set another with PATCH.")
                     : new AgentError(StatusCodes.Status409Conflict, error.Error, $"The server's default credential cannot be used: {error.Message} Reconnect it at {McpServerService.ReconnectUrl(baseUrl, credentialId)}.");
             }
-            var binding = server.DefaultBinding!;
-            headers[binding.HeaderName] = binding.HeaderValue(token.AccessToken);
+            foreach (var (name, value) in server.DefaultBinding!.Headers(token))
+            {
+                headers[name] = value;
+            }
         }
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -18,11 +18,22 @@ public static class CredentialStatus
 /// </summary>
 public sealed class Credential
 {
+    public const int MaxTags = 20;
+
     public required string Id { get; init; }
     public required string AccountId { get; init; }
     public required string ProviderInstanceId { get; init; }
     public required string ProviderKey { get; init; }
+
+    /// <summary>How it was obtained and is sent: the provider's auth type at creation (<see cref="AuthTypes"/>).</summary>
+    public string Kind { get; init; } = AuthTypes.OAuth2;
     public string Scopes { get; set; } = "";
+
+    /// <summary>The app's own id for the person this credential belongs to (an app serving many end users under one account).</summary>
+    public string? EndUserId { get; set; }
+
+    /// <summary>Free tags, stored as <c>|tag|tag|</c> so that one tag is found with a substring match on every database.</summary>
+    public string Tags { get; set; } = "";
     public string? ExternalAccountId { get; set; }
     public string? ExternalAccountLabel { get; set; }
     public string Status { get; set; } = CredentialStatus.Active;
@@ -33,6 +44,10 @@ public sealed class Credential
     public DateTimeOffset? LastRefreshedAt { get; set; }
     public DateTimeOffset? LastUsedAt { get; set; }
     public string? LastError { get; set; }
+
+    /// <summary>When the health check last ran the provider's test request, and what it found.</summary>
+    public DateTimeOffset? LastCheckedAt { get; set; }
+    public string? LastCheckOutcome { get; set; }
 
     public LatchkeyUser? Account { get; init; }
     public ProviderInstance? Provider { get; init; }
@@ -51,7 +66,12 @@ internal sealed class CredentialConfiguration : IEntityTypeConfiguration<Credent
         credential.Property(c => c.ExternalAccountId).HasMaxLength(300);
         credential.Property(c => c.ExternalAccountLabel).HasMaxLength(300);
         credential.Property(c => c.LastError).HasMaxLength(1000);
+        credential.Property(c => c.Kind).HasMaxLength(20).HasDefaultValue(AuthTypes.OAuth2);
+        credential.Property(c => c.EndUserId).HasMaxLength(200);
+        credential.Property(c => c.Tags).HasMaxLength(1400).HasDefaultValue("");
+        credential.Property(c => c.LastCheckOutcome).HasMaxLength(300);
         credential.HasIndex(c => c.AccountId);
+        credential.HasIndex(c => new { c.AccountId, c.EndUserId });
         // The proactive refresh looks for what expires soonest, once a minute.
         credential.HasIndex(c => c.ExpiresAt);
         credential.HasOne(c => c.Account).WithMany().HasForeignKey(c => c.AccountId).OnDelete(DeleteBehavior.Cascade);
@@ -80,5 +100,39 @@ internal sealed class CredentialAuditEventConfiguration : IEntityTypeConfigurati
         audit.Property(a => a.Action).HasMaxLength(40);
         audit.Property(a => a.Outcome).HasMaxLength(200);
         audit.HasIndex(a => new { a.AccountId, a.At });
+    }
+}
+
+/// <summary>A credential's tags: up to 20 of letters, digits and <c>-_.:</c>, at most 64 characters each.</summary>
+public static partial class CredentialTags
+{
+    public static string? Check(string[]? tags) =>
+        tags is null ? null
+        : tags.Length > Credential.MaxTags || tags.Any(t => !Tag().IsMatch(t))
+            ? $"tags must be at most {Credential.MaxTags} tags of 1 to 64 letters, digits, '-', '_', '.' or ':'."
+            : null;
+
+    public static string Encode(IEnumerable<string>? tags)
+    {
+        var distinct = (tags ?? []).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        return distinct.Count == 0 ? "" : $"|{string.Join('|', distinct)}|";
+    }
+
+    public static IReadOnlyList<string> Decode(string stored) => stored.Split('|', StringSplitOptions.RemoveEmptyEntries);
+
+    /// <summary>What a stored value contains when it carries <paramref name="tag"/>.</summary>
+    public static string Needle(string tag) => $"|{tag}|";
+
+    [System.Text.RegularExpressions.GeneratedRegex("^[A-Za-z0-9_.:-]{1,64}$")]
+    private static partial System.Text.RegularExpressions.Regex Tag();
+}
+
+internal static class CredentialIds
+{
+    /// <summary>Readable sequential ids (<c>cred_github_001</c>); a concurrent duplicate fails on the primary key.</summary>
+    public static async Task<string> NextAsync(Storage.LatchkeyDbContext db, string providerKey, CancellationToken cancellationToken)
+    {
+        var prefix = $"cred_{providerKey}_";
+        return BrokerIds.Next(prefix, await db.BrokerCredentials.Where(c => c.Id.StartsWith(prefix)).Select(c => c.Id).ToListAsync(cancellationToken));
     }
 }

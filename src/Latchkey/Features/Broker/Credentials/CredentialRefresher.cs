@@ -89,16 +89,22 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
         {
             return CredentialService.NeedsReauth(credential);
         }
-        if (credential.RefreshTokenCiphertext is null)
+        if (!CredentialService.Refreshable(credential))
         {
             return AgentError.Conflict("not_refreshable", "The credential has no refresh token.");
         }
 
-        var refreshToken = await vault.DecryptAsync(credential.RefreshTokenCiphertext, CredentialService.RefreshContext(credential.Id));
+        var clientCredentials = credential.Kind == AuthTypes.ClientCredentials;
+        var refreshToken = clientCredentials ? null : await vault.DecryptAsync(credential.RefreshTokenCiphertext!, CredentialService.RefreshContext(credential.Id));
         var secret = await services.GetRequiredService<ProviderService>().ClientSecretAsync(provider, CancellationToken.None);
         try
         {
-            var tokens = await services.GetRequiredService<ProviderClient>().RefreshAsync(provider.Definition, provider.ClientId, secret, refreshToken, CancellationToken.None);
+            var providerClient = services.GetRequiredService<ProviderClient>();
+            var definition = provider.Definition;
+            // A client-credentials token is simply fetched again, for the scopes it was granted.
+            var tokens = clientCredentials
+                ? await providerClient.ClientCredentialsAsync(definition, provider.ClientId, secret, credential.Scopes.Replace(" ", definition.ScopeSeparator, StringComparison.Ordinal), CancellationToken.None)
+                : await providerClient.RefreshAsync(definition, provider.ClientId, secret, refreshToken!, CancellationToken.None);
             // From here to the commit is the window in which a crash, or on PostgreSQL the loss of
             // the session that holds the row lock, loses a rotated refresh token the provider has
             // already issued: only encryption and one write, no other I/O.

@@ -1,4 +1,5 @@
 using Latchkey.Cluster;
+using Latchkey.Features.Broker.Providers;
 using Latchkey.Features.Operations;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
@@ -34,7 +35,7 @@ internal sealed partial class ProactiveRefresh(
         {
             var db = scope.ServiceProvider.GetRequiredService<LatchkeyDbContext>();
             due = await db.BrokerCredentials.AsNoTracking()
-                .Where(c => c.Status == CredentialStatus.Active && c.RefreshTokenCiphertext != null && c.ExpiresAt != null && c.ExpiresAt <= threshold)
+                .Where(c => c.Status == CredentialStatus.Active && (c.RefreshTokenCiphertext != null || c.Kind == AuthTypes.ClientCredentials) && c.ExpiresAt != null && c.ExpiresAt <= threshold)
                 .OrderBy(c => c.ExpiresAt)
                 .Select(c => c.Id)
                 .Take(BatchSize)

@@ -41,8 +41,17 @@ public sealed partial class FlowService(
 {
     private const int StateLength = 43;
 
-    public async Task<Outcome<InitResponse>> InitAsync(string accountId, string? providerId, string? redirectUri, string[]? scopes, CancellationToken cancellationToken)
+    public async Task<Outcome<InitResponse>> InitAsync(string accountId, string? providerId, string? redirectUri, string[]? scopes, CancellationToken cancellationToken,
+        string? endUserId = null, string[]? tags = null, string? connectSessionId = null)
     {
+        if (CredentialTags.Check(tags) is { } badTags)
+        {
+            return AgentError.BadRequest(badTags);
+        }
+        if (endUserId is { Length: 0 or > 200 })
+        {
+            return AgentError.BadRequest("end_user_id must have 1 to 200 characters.");
+        }
         if (string.IsNullOrWhiteSpace(providerId))
         {
             return AgentError.BadRequest("provider_id is required (GET /mcp/providers lists them).");
@@ -63,6 +72,10 @@ public sealed partial class FlowService(
         }
 
         var definition = provider.Definition;
+        if (definition.AuthType != AuthTypes.OAuth2)
+        {
+            return AgentError.BadRequest($"{provider.Name} ({provider.Id}) takes {definition.AuthType} credentials, not an OAuth flow: store one with POST /mcp/credentials.");
+        }
         var requested = scopes is { Length: > 0 } ? scopes : definition.DefaultScopes;
         var state = RandomNumberGenerator.GetString(OpaqueSecretFormat.Alphabet, StateLength);
         var verifier = definition.Pkce ? RandomNumberGenerator.GetString(OpaqueSecretFormat.Alphabet, 64) : null;
@@ -79,6 +92,9 @@ public sealed partial class FlowService(
             CodeVerifierCiphertext = verifier is null ? null : await vault.EncryptAsync(verifier, VerifierContext(flowId), cancellationToken),
             CreatedAt = now,
             ExpiresAt = now.AddSeconds(options.Value.StateLifetimeSeconds),
+            EndUserId = endUserId,
+            Tags = CredentialTags.Encode(tags),
+            ConnectSessionId = connectSessionId,
         };
         db.BrokerFlows.Add(flow);
         await db.SaveChangesAsync(cancellationToken);
@@ -177,8 +193,7 @@ public sealed partial class FlowService(
 
         var userInfo = definition.UserinfoUrl is null ? tokens.Raw : await client.UserInfoAsync(definition, tokens.AccessToken, cancellationToken);
         var now = time.GetUtcNow();
-        var credentialId = BrokerIds.Next($"cred_{provider.CatalogKey}_",
-            await db.BrokerCredentials.Where(c => c.Id.StartsWith("cred_" + provider.CatalogKey + "_")).Select(c => c.Id).ToListAsync(cancellationToken));
+        var credentialId = await CredentialIds.NextAsync(db, provider.CatalogKey, cancellationToken);
         var credential = new Credential
         {
             Id = credentialId,
@@ -192,6 +207,8 @@ public sealed partial class FlowService(
             RefreshTokenCiphertext = tokens.RefreshToken is null ? null : await vault.EncryptAsync(tokens.RefreshToken, CredentialService.RefreshContext(credentialId), cancellationToken),
             ExpiresAt = tokens.ExpiresIn is { } seconds ? now.AddSeconds(seconds) : null,
             CreatedAt = now,
+            EndUserId = flow.EndUserId,
+            Tags = flow.Tags,
         };
         db.BrokerCredentials.Add(credential);
         await db.SaveChangesAsync(cancellationToken);

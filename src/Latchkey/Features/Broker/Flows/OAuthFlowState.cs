@@ -32,6 +32,13 @@ public sealed class OAuthFlowState
     public DateTimeOffset ExpiresAt { get; init; }
     public string? CredentialId { get; set; }
     public string? Error { get; set; }
+
+    /// <summary>End-user id and tags (<see cref="Credentials.CredentialTags"/>) the credential is created with.</summary>
+    public string? EndUserId { get; init; }
+    public string Tags { get; init; } = "";
+
+    /// <summary>The connect session that started the flow, if one did.</summary>
+    public string? ConnectSessionId { get; init; }
 }
 
 internal sealed class OAuthFlowStateConfiguration : IEntityTypeConfiguration<OAuthFlowState>
@@ -47,6 +54,9 @@ internal sealed class OAuthFlowStateConfiguration : IEntityTypeConfiguration<OAu
         flow.Property(f => f.RedirectUri).HasMaxLength(2000);
         flow.Property(f => f.Scopes).HasMaxLength(4000);
         flow.Property(f => f.Error).HasMaxLength(1000);
+        flow.Property(f => f.EndUserId).HasMaxLength(200);
+        flow.Property(f => f.Tags).HasMaxLength(1400).HasDefaultValue("");
+        flow.Property(f => f.ConnectSessionId).HasMaxLength(40);
         flow.HasIndex(f => f.ExpiresAt);
     }
 }

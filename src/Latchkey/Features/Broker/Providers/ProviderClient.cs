@@ -67,6 +67,22 @@ public sealed partial class ProviderClient(IHttpClientFactory httpClients, IOpti
             return Read(provider, await http.RequestRefreshTokenAsync(request, cancellationToken));
         }, cancellationToken);
 
+    /// <summary>The client credentials grant: a token for the client itself (machine to machine).</summary>
+    public Task<ProviderTokens> ClientCredentialsAsync(ProviderDefinition provider, string clientId, string clientSecret, string? scope, CancellationToken cancellationToken) =>
+        WithRetriesAsync(provider, "client credentials grant", async http =>
+        {
+            var request = new ClientCredentialsTokenRequest
+            {
+                Address = provider.TokenUrl,
+                ClientId = clientId,
+                ClientSecret = clientSecret,
+                ClientCredentialStyle = Style(provider),
+                Scope = string.IsNullOrEmpty(scope) ? null : scope,
+            };
+            AcceptJson(request);
+            return Read(provider, await http.RequestClientCredentialsTokenAsync(request, cancellationToken));
+        }, cancellationToken);
+
     /// <summary>Revokes at the provider when it has a revocation endpoint; false when it has none or refused.</summary>
     public async Task<bool> TryRevokeAsync(ProviderDefinition provider, string clientId, string clientSecret, string token, string hint, CancellationToken cancellationToken)
     {

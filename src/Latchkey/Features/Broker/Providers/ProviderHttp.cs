@@ -19,6 +19,15 @@ public static class ProviderHttpSetup
                 client.Timeout = TimeSpan.FromSeconds(provider.GetRequiredService<IOptions<BrokerOptions>>().Value.ProviderTimeoutSeconds);
                 client.DefaultRequestHeaders.UserAgent.ParseAdd("Latchkey/1.0");
             });
+        services.AddHttpClient(ProviderApi.ClientName)
+            .ConfigurePrimaryHttpMessageHandler(provider => provider.GetRequiredService<OutboundAddressGuard>()
+                .CreateHandler(provider.GetRequiredService<IOptions<BrokerOptions>>().Value.AllowPrivateNetworks, "Broker:AllowPrivateNetworks"))
+            .ConfigureHttpClient(client =>
+            {
+                client.Timeout = Timeout.InfiniteTimeSpan;
+                client.DefaultRequestHeaders.UserAgent.ParseAdd("Latchkey/1.0");
+            });
+        services.AddSingleton<ProviderApi>();
         return services;
     }
 }

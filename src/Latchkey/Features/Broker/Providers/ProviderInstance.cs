@@ -20,7 +20,7 @@ public sealed class ProviderInstance
     public required string ClientSecretCiphertext { get; set; }
 
     /// <summary>The resolved definition (template values filled in), as JSON.</summary>
-    public required string DefinitionJson { get; set; }
+    public required string DefinitionJson { get; init; }
 
     /// <summary>The template values given at creation, as JSON.</summary>
     public string TemplateJson { get; set; } = "{}";
@@ -33,7 +33,10 @@ public sealed class ProviderInstance
 
     public LatchkeyUser? Owner { get; init; }
 
-    public ProviderDefinition Definition => JsonSerializer.Deserialize<ProviderDefinition>(DefinitionJson, ProviderCatalog.Json)!;
+    private ProviderDefinition? _definition;
+
+    /// <summary>Parsed once per instance: the definition never changes after creation (a cached credential shares its provider).</summary>
+    public ProviderDefinition Definition => _definition ??= JsonSerializer.Deserialize<ProviderDefinition>(DefinitionJson, ProviderCatalog.Json)!;
 }
 
 internal sealed class ProviderInstanceConfiguration : IEntityTypeConfiguration<ProviderInstance>

@@ -15,7 +15,8 @@ public sealed record ProviderRequest(
 /// <summary>A provider instance as callers see it (never the secret).</summary>
 public sealed record ProviderView(
     string Id, string Provider, string Name, string ClientId, string AuthorizeUrl, string TokenUrl, string? RevocationUrl,
-    IReadOnlyList<string> DefaultScopes, bool Pkce, bool Refreshable, bool Global, DateTimeOffset CreatedAt);
+    IReadOnlyList<string> DefaultScopes, bool Pkce, bool Refreshable, bool Global, DateTimeOffset CreatedAt,
+    string AuthType, string? ApiBaseUrl, IReadOnlyList<string> ApiHosts, IReadOnlyList<string> CredentialFields);
 
 /// <summary>Creating, finding and changing provider instances.</summary>
 public sealed class ProviderService(
@@ -27,7 +28,8 @@ public sealed class ProviderService(
     {
         var definition = instance.Definition;
         return new ProviderView(instance.Id, instance.CatalogKey, instance.Name, instance.ClientId, definition.AuthorizeUrl, definition.TokenUrl,
-            definition.RevocationUrl, definition.DefaultScopes, definition.Pkce, definition.Refreshable, instance.OwnerId is null, instance.CreatedAt);
+            definition.RevocationUrl, definition.DefaultScopes, definition.Pkce, definition.Refreshable, instance.OwnerId is null, instance.CreatedAt,
+            definition.AuthType, definition.ApiBaseUrl, definition.ProxyHosts, Credentials.CredentialMaterial.Fields(definition));
     }
 
     /// <summary>Providers the account may use: its own and the deployment's.</summary>
@@ -43,17 +45,12 @@ public sealed class ProviderService(
         {
             return (null, $"Name the provider: one of {string.Join(", ", catalog.All.Select(p => p.Key))}, or '{CustomKey}' with a 'custom' definition.");
         }
-        if (string.IsNullOrWhiteSpace(request.ClientId) || string.IsNullOrWhiteSpace(request.ClientSecret) || request.ClientId.Length > 500 || request.ClientSecret.Length > 2000)
-        {
-            return (null, "client_id and client_secret, as registered with the provider, are required.");
-        }
-
         ProviderDefinition? definition;
         if (request.Provider == CustomKey)
         {
-            if (request.Custom is null || string.IsNullOrWhiteSpace(request.Custom.AuthorizeUrl) || string.IsNullOrWhiteSpace(request.Custom.TokenUrl))
+            if (request.Custom is null)
             {
-                return (null, "A custom provider needs 'custom' with at least authorize_url and token_url.");
+                return (null, "A custom provider needs 'custom': its definition (docs/broker.md#custom-providers lists the fields).");
             }
             definition = request.Custom with { Key = CustomKey, Name = request.Name ?? request.Custom.Name, Template = [] };
         }
@@ -70,10 +67,19 @@ public sealed class ProviderService(
         {
             return (null, $"Unknown provider {InputEcho.Quote(request.Provider)}. Known: {string.Join(", ", catalog.All.Select(p => p.Key))}, or '{CustomKey}'.");
         }
-
-        if (definition.TokenAuth is not ("basic" or "post"))
+        if (ProviderDefinitionRules.Check(definition) is { } invalid)
         {
-            return (null, "token_auth must be 'basic' or 'post'.");
+            return (null, invalid);
+        }
+
+        var oauthClient = AuthTypes.UsesOAuthClient(definition.AuthType);
+        if (oauthClient && (string.IsNullOrWhiteSpace(request.ClientId) || string.IsNullOrWhiteSpace(request.ClientSecret) || request.ClientId.Length > 500 || request.ClientSecret.Length > 2000))
+        {
+            return (null, "client_id and client_secret, as registered with the provider, are required.");
+        }
+        if (!oauthClient && (request.ClientId is not null || request.ClientSecret is not null))
+        {
+            return (null, $"{definition.Name} takes {definition.AuthType} credentials, which each connection brings (POST /mcp/credentials); the provider has no client_id or client_secret.");
         }
         foreach (var url in definition.Urls)
         {
@@ -91,8 +97,8 @@ public sealed class ProviderService(
             Id = id,
             CatalogKey = key,
             Name = string.IsNullOrWhiteSpace(request.Name) ? definition.Name : request.Name.Trim(),
-            ClientId = request.ClientId.Trim(),
-            ClientSecretCiphertext = await vault.EncryptAsync(request.ClientSecret, SecretContext(id), cancellationToken),
+            ClientId = request.ClientId?.Trim() ?? "",
+            ClientSecretCiphertext = oauthClient ? await vault.EncryptAsync(request.ClientSecret!, SecretContext(id), cancellationToken) : "",
             DefinitionJson = JsonSerializer.Serialize(definition, ProviderCatalog.Json),
             TemplateJson = JsonSerializer.Serialize(request.Template ?? []),
             OwnerId = ownerId,
@@ -118,6 +124,10 @@ public sealed class ProviderService(
                 return "name must have 1 to 100 characters.";
             }
             instance.Name = name.Trim();
+        }
+        if ((request.ClientId ?? request.ClientSecret) is not null && !AuthTypes.UsesOAuthClient(instance.Definition.AuthType))
+        {
+            return "This provider has no client_id or client_secret: its credentials come with each connection.";
         }
         if (request.ClientId is { } clientId)
         {
@@ -146,8 +156,9 @@ public sealed class ProviderService(
         await db.SaveChangesAsync(cancellationToken);
     }
 
+    /// <summary>The OAuth client secret; empty for providers whose credentials are typed in.</summary>
     public ValueTask<string> ClientSecretAsync(ProviderInstance instance, CancellationToken cancellationToken) =>
-        vault.DecryptAsync(instance.ClientSecretCiphertext, SecretContext(instance.Id), cancellationToken);
+        instance.ClientSecretCiphertext.Length == 0 ? ValueTask.FromResult("") : vault.DecryptAsync(instance.ClientSecretCiphertext, SecretContext(instance.Id), cancellationToken);
 
     /// <summary>Creates the providers named in configuration that do not exist yet.</summary>
     public async Task EnsureConfiguredAsync(CancellationToken cancellationToken)

@@ -169,7 +169,7 @@ public sealed partial class McpGateway(
     private async Task<string> RelayWithCredentialAsync(HttpContext context, GatewayRoute route, CredentialBinding? binding, RelayedMessage message, byte[] body,
         string baseUrl, ToolListFilter? filter, Activity? trace, string? upstreamSession)
     {
-        string? token = null;
+        List<KeyValuePair<string, string>> injected = [];
         if (binding is not null)
         {
             var (current, error) = await credentials.AccessTokenAsync(route.OwnerId, binding.CredentialId, context.RequestAborted);
@@ -178,14 +178,14 @@ public sealed partial class McpGateway(
                 await GatewayRefusals.ForCredentialAsync(context, route, binding, message, error!, baseUrl);
                 return GatewayRefusals.CredentialOutcome(error!);
             }
-            token = current.AccessToken;
+            injected = [.. binding.Headers(current)];
         }
 
         using var upstreamRequest = new HttpRequestMessage(new HttpMethod(context.Request.Method), route.Upstream);
         foreach (var header in context.Request.Headers)
         {
             if ((RequestHeadersRelayed.Contains(header.Key) || IsProtocolHeader(header.Key))
-                && (binding is null || !string.Equals(header.Key, binding.HeaderName, StringComparison.OrdinalIgnoreCase))
+                && !injected.Exists(h => string.Equals(header.Key, h.Key, StringComparison.OrdinalIgnoreCase))
                 && !(upstreamSession is not null && string.Equals(header.Key, SessionHeader, StringComparison.OrdinalIgnoreCase)))
             {
                 upstreamRequest.Headers.TryAddWithoutValidation(header.Key, (IEnumerable<string?>)header.Value);
@@ -195,9 +195,9 @@ public sealed partial class McpGateway(
         {
             upstreamRequest.Headers.TryAddWithoutValidation(SessionHeader, upstreamSession);
         }
-        if (binding is not null)
+        foreach (var (name, value) in injected)
         {
-            upstreamRequest.Headers.TryAddWithoutValidation(binding.HeaderName, binding.HeaderValue(token!));
+            upstreamRequest.Headers.TryAddWithoutValidation(name, value);
         }
         if (trace?.Id is { } traceParent)
         {

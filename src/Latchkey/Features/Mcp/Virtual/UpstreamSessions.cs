@@ -133,7 +133,11 @@ public sealed class UpstreamSessions(IHttpClientFactory httpClients, CredentialS
         {
             return $"The credential '{binding.CredentialId}' of the MCP server '{route.Name}' cannot be used: {error!.Message}";
         }
-        request.Headers.TryAddWithoutValidation(binding.HeaderName, binding.HeaderValue(current.AccessToken));
+        foreach (var (name, value) in binding.Headers(current))
+        {
+            request.Headers.Remove(name);
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
         return null;
     }
 

@@ -452,6 +452,10 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<string>("EndUserId")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
                     b.Property<DateTimeOffset?>("ExpiresAt")
                         .HasColumnType("timestamp with time zone");
 
@@ -462,6 +466,20 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.Property<string>("ExternalAccountLabel")
                         .HasMaxLength(300)
                         .HasColumnType("character varying(300)");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(20)
+                        .HasColumnType("character varying(20)")
+                        .HasDefaultValue("oauth2");
+
+                    b.Property<string>("LastCheckOutcome")
+                        .HasMaxLength(300)
+                        .HasColumnType("character varying(300)");
+
+                    b.Property<DateTimeOffset?>("LastCheckedAt")
+                        .HasColumnType("timestamp with time zone");
 
                     b.Property<string>("LastError")
                         .HasMaxLength(1000)
@@ -495,6 +513,13 @@ namespace Latchkey.Storage.Migrations.Postgres
                         .HasMaxLength(20)
                         .HasColumnType("character varying(20)");
 
+                    b.Property<string>("Tags")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(1400)
+                        .HasColumnType("character varying(1400)")
+                        .HasDefaultValue("");
+
                     b.HasKey("Id");
 
                     b.HasIndex("AccountId");
@@ -502,6 +527,8 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.HasIndex("ExpiresAt");
 
                     b.HasIndex("ProviderInstanceId");
+
+                    b.HasIndex("AccountId", "EndUserId");
 
                     b.ToTable("broker_credentials", (string)null);
                 });
@@ -559,11 +586,19 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.Property<string>("CodeVerifierCiphertext")
                         .HasColumnType("text");
 
+                    b.Property<string>("ConnectSessionId")
+                        .HasMaxLength(40)
+                        .HasColumnType("character varying(40)");
+
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
 
                     b.Property<string>("CredentialId")
                         .HasColumnType("text");
+
+                    b.Property<string>("EndUserId")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
 
                     b.Property<string>("Error")
                         .HasMaxLength(1000)
@@ -595,6 +630,13 @@ namespace Latchkey.Storage.Migrations.Postgres
                         .IsRequired()
                         .HasMaxLength(20)
                         .HasColumnType("character varying(20)");
+
+                    b.Property<string>("Tags")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(1400)
+                        .HasColumnType("character varying(1400)")
+                        .HasDefaultValue("");
 
                     b.HasKey("Id");
 

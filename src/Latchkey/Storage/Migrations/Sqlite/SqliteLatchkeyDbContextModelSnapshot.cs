@@ -447,6 +447,10 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.Property<long>("CreatedAt")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("EndUserId")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
                     b.Property<long?>("ExpiresAt")
                         .HasColumnType("INTEGER");
 
@@ -457,6 +461,20 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.Property<string>("ExternalAccountLabel")
                         .HasMaxLength(300)
                         .HasColumnType("TEXT");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT")
+                        .HasDefaultValue("oauth2");
+
+                    b.Property<string>("LastCheckOutcome")
+                        .HasMaxLength(300)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("LastCheckedAt")
+                        .HasColumnType("INTEGER");
 
                     b.Property<string>("LastError")
                         .HasMaxLength(1000)
@@ -490,6 +508,13 @@ namespace Latchkey.Storage.Migrations.Sqlite
                         .HasMaxLength(20)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("Tags")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(1400)
+                        .HasColumnType("TEXT")
+                        .HasDefaultValue("");
+
                     b.HasKey("Id");
 
                     b.HasIndex("AccountId");
@@ -497,6 +522,8 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.HasIndex("ExpiresAt");
 
                     b.HasIndex("ProviderInstanceId");
+
+                    b.HasIndex("AccountId", "EndUserId");
 
                     b.ToTable("broker_credentials", (string)null);
                 });
@@ -552,10 +579,18 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.Property<string>("CodeVerifierCiphertext")
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("ConnectSessionId")
+                        .HasMaxLength(40)
+                        .HasColumnType("TEXT");
+
                     b.Property<long>("CreatedAt")
                         .HasColumnType("INTEGER");
 
                     b.Property<string>("CredentialId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("EndUserId")
+                        .HasMaxLength(200)
                         .HasColumnType("TEXT");
 
                     b.Property<string>("Error")
@@ -588,6 +623,13 @@ namespace Latchkey.Storage.Migrations.Sqlite
                         .IsRequired()
                         .HasMaxLength(20)
                         .HasColumnType("TEXT");
+
+                    b.Property<string>("Tags")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(1400)
+                        .HasColumnType("TEXT")
+                        .HasDefaultValue("");
 
                     b.HasKey("Id");
 
