@@ -69,6 +69,11 @@ internal static class BrokerEndpoints
             return TypedResults.NoContent();
         });
 
+        app.MapAgentApi(Proxy.CredentialProxy.Prefix, "Credential broker")
+            .Map("/{credentialId}/{**path}", (string credentialId, HttpContext context, ClaimsPrincipal caller, Proxy.CredentialProxy proxy) =>
+                proxy.HandleAsync(context, caller.UserId(), credentialId))
+            .WithSummary("Call the provider's API with the credential injected (below its api_base_url; bodies streamed; one refresh on 401)");
+
         var credentials = app.MapAgentApi("/mcp/credentials", "Credential broker");
         credentials.MapGet("/", async Task<Results<AgentOk<CredentialList>, AgentError>> (ClaimsPrincipal caller, CredentialService service, CancellationToken ct,
                 [FromQuery(Name = "end_user_id")] string? endUserId, [FromQuery] string? tag, [FromQuery(Name = "provider_id")] string? providerId, [FromQuery] string? status) =>

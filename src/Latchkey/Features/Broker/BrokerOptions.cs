@@ -36,6 +36,14 @@ public sealed class BrokerOptions
     [Range(1, 120)]
     public int ProviderTimeoutSeconds { get; set; } = 15;
 
+    /// <summary>How long the proxy waits for a provider's answer to begin (the body then streams as long as it takes).</summary>
+    [Range(1, 600)]
+    public int ProxyTimeoutSeconds { get; set; } = 60;
+
+    /// <summary>The largest request body the proxy forwards (uploads stream through; they are not held in memory).</summary>
+    [Range(1024, 10L * 1024 * 1024 * 1024)]
+    public long ProxyMaxRequestBodyBytes { get; set; } = 100L * 1024 * 1024;
+
     /// <summary>Attempts for a provider call that times out or answers 429/5xx.</summary>
     [Range(1, 10)]
     public int ProviderAttempts { get; set; } = 3;

@@ -24,6 +24,7 @@ public static class BrokerSetup
         builder.Services.AddScoped<ProviderService>();
         builder.Services.AddScoped<FlowService>();
         builder.Services.AddScoped<CredentialService>();
+        builder.Services.AddScoped<Proxy.CredentialProxy>();
         builder.Services.AddSnapshotCache<Credential>(CacheScope.Credentials);
         builder.Services.AddCacheInvalidation<Credential>(CacheScope.Credentials);
         // A cached credential carries its provider's definition: removing the provider drops it.

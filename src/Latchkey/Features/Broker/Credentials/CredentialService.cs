@@ -22,6 +22,9 @@ public sealed record CredentialView(
 /// </summary>
 public sealed record AccessTokenResponse(string CredentialId, string AccessToken, string TokenType, DateTimeOffset? ExpiresAt, IReadOnlyDictionary<string, string> Headers);
 
+/// <summary>A current credential with its provider's definition, and whether a new token could be had.</summary>
+internal sealed record CurrentCredential(AccessTokenResponse Token, ProviderDefinition Definition, bool Refreshable);
+
 /// <summary>Which of an account's credentials to list; every given field must match.</summary>
 public sealed record CredentialFilter(string? EndUserId = null, string? Tag = null, string? ProviderId = null, string? Status = null);
 
@@ -225,6 +228,16 @@ public sealed class CredentialService(
     /// </summary>
     public async Task<Outcome<AccessTokenResponse>> AccessTokenAsync(string accountId, string id, CancellationToken cancellationToken)
     {
+        var (current, error) = await CurrentAsync(accountId, id, "read", cancellationToken);
+        return current is null ? error! : current.Token;
+    }
+
+    /// <summary>
+    /// <see cref="AccessTokenAsync"/> with the credential's provider definition (the proxy needs its
+    /// API base and hosts), audited as <paramref name="action"/>.
+    /// </summary>
+    internal async Task<Outcome<CurrentCredential>> CurrentAsync(string accountId, string id, string action, CancellationToken cancellationToken)
+    {
         var credential = await FindForReadAsync(accountId, id, cancellationToken);
         if (credential is null)
         {
@@ -232,7 +245,7 @@ public sealed class CredentialService(
         }
         if (credential.Status != CredentialStatus.Active)
         {
-            audit.Record(credential.Id, accountId, "read", credential.Status);
+            audit.Record(credential.Id, accountId, action, credential.Status);
             return NeedsReauth(credential);
         }
 
@@ -243,7 +256,7 @@ public sealed class CredentialService(
             {
                 if (expiresAt <= now)
                 {
-                    audit.Record(credential.Id, accountId, "read", "expired");
+                    audit.Record(credential.Id, accountId, action, "expired");
                     return AgentError.Conflict("needs_reauth", $"The token of credential {credential.Id} ({Instance(credential)}) has expired and cannot be refreshed; connect the account again.");
                 }
             }
@@ -252,7 +265,7 @@ public sealed class CredentialService(
                 var refreshed = await refresher.RefreshAsync(credential.Id, force: false, cancellationToken);
                 if (refreshed.Error is not null)
                 {
-                    audit.Record(credential.Id, accountId, "read", refreshed.Error.Error);
+                    audit.Record(credential.Id, accountId, action, refreshed.Error.Error);
                     return refreshed.Error;
                 }
                 credential = refreshed.Value!;
@@ -265,10 +278,16 @@ public sealed class CredentialService(
             await LastUseStamp.StampAsync(db, () => db.BrokerCredentials.Where(c => c.Id == credential.Id)
                 .ExecuteUpdateAsync(s => s.SetProperty(c => c.LastUsedAt, now), cancellationToken));
         }
-        audit.Record(credential.Id, accountId, "read");
+        if (action == "read")
+        {
+            // The proxy audits its call itself, with the request and the provider's answer.
+            audit.Record(credential.Id, accountId, action);
+        }
         var definition = credential.Provider?.Definition ?? new ProviderDefinition();
-        return new AccessTokenResponse(credential.Id, CredentialMaterial.Value(credential.Kind, secret), CredentialMaterial.TokenType(credential.Kind), credential.ExpiresAt,
-            CredentialMaterial.Headers(definition, credential.Kind, secret));
+        return new CurrentCredential(
+            new AccessTokenResponse(credential.Id, CredentialMaterial.Value(credential.Kind, secret), CredentialMaterial.TokenType(credential.Kind), credential.ExpiresAt,
+                CredentialMaterial.Headers(definition, credential.Kind, secret)),
+            definition, Refreshable(credential));
     }
 
     /// <summary>Whether a new token can be had without the person: a refresh token, or the client credentials grant.</summary>
