@@ -13,6 +13,7 @@ using Latchkey.Features.RateLimits;
 using Latchkey.Features.Scopes;
 using Latchkey.Features.SecurityEvents;
 using Latchkey.Features.Site;
+using Latchkey.Features.Webhooks;
 using Latchkey.Storage;
 using Microsoft.Extensions.Configuration.CommandLine;
 
@@ -50,6 +51,7 @@ public static class Program
         builder.AddApiKeys();
         builder.AddExternalApi();
         builder.AddAuthorizationServer();
+        builder.AddWebhooks();
         builder.AddBroker();
         builder.AddMcp();
         builder.AddApiDocs();
@@ -70,6 +72,7 @@ public static class Program
         app.MapExternalApi();
         app.MapAuthorizationServer();
         app.MapBroker();
+        app.MapWebhooks();
         app.MapMcp();
         app.MapSecurityEvents();
         app.MapApiDocs();

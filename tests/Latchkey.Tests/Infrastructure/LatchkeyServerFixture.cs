@@ -143,6 +143,9 @@ public abstract class LatchkeyServerFixture : IAsyncLifetime
             // Test providers run on loopback, which the SSRF guard refuses otherwise.
             ["Broker:AllowPrivateNetworks"] = "true",
             ["Mcp:AllowPrivateNetworks"] = "true",
+            ["Webhooks:AllowPrivateNetworks"] = "true",
+            ["Webhooks:FirstRetrySeconds"] = "1",
+            ["Webhooks:PollSeconds"] = "1",
             ["AuthorizationServer:ClientMetadataDocuments:AllowPrivateNetworks"] = "true",
             ["Vault:KeyFile"] = VaultKeyFile,
             // Tests sign up and call from one address far faster than any person; RateLimitTests turn them on.

@@ -1,4 +1,5 @@
 using Latchkey.Features.SecurityEvents;
+using Latchkey.Features.Webhooks;
 using Latchkey.Storage;
 
 namespace Latchkey.Features.Broker.Credentials;
@@ -9,8 +10,35 @@ namespace Latchkey.Features.Broker.Credentials;
 /// Successful reads, thousands a minute on a busy credential, reach the security log once a
 /// minute per caller; this audit keeps every one.
 /// </summary>
-public sealed class CredentialAudit(IServiceScopeFactory scopes, TimeProvider time, SecurityEventLog securityEvents) : AuditLog<CredentialAuditEvent>(scopes)
+public sealed class CredentialAudit(IServiceScopeFactory scopes, TimeProvider time, SecurityEventLog securityEvents, WebhookPublisher webhooks) : AuditLog<CredentialAuditEvent>(scopes)
 {
+    /// <summary>
+    /// Records a change to a credential (created, refreshed, refresh_failed, deleted) and publishes it
+    /// to the account's webhooks, with what an app needs to act on it (never a token). A refresh
+    /// that ends in needs_reauth is also published as <c>credential.needs_reauth</c>.
+    /// </summary>
+    public async Task RecordChangeAsync(Credential credential, string action, string outcome = "ok")
+    {
+        Record(credential.Id, credential.AccountId, action, outcome);
+        var data = new
+        {
+            credential_id = credential.Id,
+            provider_id = credential.ProviderInstanceId,
+            provider = credential.ProviderKey,
+            kind = credential.Kind,
+            status = credential.Status,
+            end_user_id = credential.EndUserId,
+            tags = CredentialTags.Decode(credential.Tags),
+            external_account_label = credential.ExternalAccountLabel,
+            error = action == "refresh_failed" ? credential.LastError ?? outcome : null,
+        };
+        await webhooks.PublishAsync(credential.AccountId, $"credential.{action}", data);
+        if (action == "refresh_failed" && credential.Status == CredentialStatus.NeedsReauth)
+        {
+            await webhooks.PublishAsync(credential.AccountId, WebhookEvents.CredentialNeedsReauth, data);
+        }
+    }
+
     public void Record(string credentialId, string accountId, string action, string outcome = "ok")
     {
         Record(new CredentialAuditEvent { CredentialId = credentialId, AccountId = accountId, Action = action, Outcome = outcome, At = time.GetUtcNow() });

@@ -121,7 +121,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
             credential.LastRefreshedAt = now;
             credential.LastError = null;
             await SaveRefreshedAsync(db, rowLock, credential);
-            audit.Record(credential.Id, credential.AccountId, "refreshed");
+            await audit.RecordChangeAsync(credential, "refreshed");
             return credential;
         }
         catch (ProviderCallException exception)
@@ -134,7 +134,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
             }
             await db.SaveChangesAsync();
             await rowLock.CommitAsync();
-            audit.Record(credential.Id, credential.AccountId, "refresh_failed", exception.Kind.ToString());
+            await audit.RecordChangeAsync(credential, "refresh_failed", exception.Kind.ToString());
             LogRefreshFailed(logger, credential.Id, exception.Kind);
             return exception.Kind == ProviderFailureKind.InvalidGrant ? CredentialService.NeedsReauth(credential) : AgentError.Provider(exception.Message);
         }

@@ -172,7 +172,7 @@ public sealed class CredentialService(
         };
         db.BrokerCredentials.Add(credential);
         await db.SaveChangesAsync(cancellationToken);
-        audit.Record(credential.Id, accountId, "created");
+        await audit.RecordChangeAsync(credential, "created");
         return credential;
     }
 
@@ -326,7 +326,8 @@ public sealed class CredentialService(
         }
         db.BrokerCredentials.Remove(credential);
         await db.SaveChangesAsync(cancellationToken);
-        audit.Record(id, accountId, "deleted", revoked ? "revoked at provider" : "removed");
+        credential.Status = CredentialStatus.Revoked;
+        await audit.RecordChangeAsync(credential, "deleted", revoked ? "revoked at provider" : "removed");
         return true;
     }
 

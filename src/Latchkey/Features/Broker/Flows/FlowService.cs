@@ -213,7 +213,7 @@ public sealed partial class FlowService(
         db.BrokerCredentials.Add(credential);
         await db.SaveChangesAsync(cancellationToken);
         await SetStatusAsync(flow.Id, FlowStatus.Active, null, credential.Id, cancellationToken);
-        audit.Record(credential.Id, accountId, "created");
+        await audit.RecordChangeAsync(credential, "created");
         return new ExchangeResponse(credential.Id, CredentialStatus.Active, provider.Id, CredentialService.View(credential).Scopes, credential.ExpiresAt);
     }
 

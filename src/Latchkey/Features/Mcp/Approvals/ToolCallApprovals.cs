@@ -5,6 +5,7 @@ using System.Text.Json;
 using Latchkey.Common;
 using Latchkey.Features.AgentApi;
 using Latchkey.Features.SecurityEvents;
+using Latchkey.Features.Webhooks;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -37,6 +38,7 @@ public sealed partial class ToolCallApprovals(
     SecurityEventLog securityLog,
     ToolCallAudit audit,
     IHttpClientFactory httpClients,
+    WebhookPublisher webhooks,
     ILogger<ToolCallApprovals> logger)
 {
     public const string WebhookClientName = "latchkey-approval-webhook";
@@ -97,6 +99,8 @@ public sealed partial class ToolCallApprovals(
             {
                 _ = AnnounceAsync(webhook, approval, baseUrl);
             }
+            // The account's signed webhooks hear of it too (durably, with retries): same fields, no arguments.
+            await webhooks.PublishAsync(route.OwnerId, WebhookEvents.ApprovalRequested, Announcement(approval, baseUrl), CancellationToken.None);
         }
 
         var deadline = time.GetUtcNow().AddSeconds(Settings.ApprovalWaitSeconds);
@@ -217,6 +221,18 @@ public sealed partial class ToolCallApprovals(
         approval.Caller, approval.SessionId, approval.Status, approval.Grant, approval.CreatedAt, approval.ExpiresAt,
         approval.DecidedAt, approval.GrantExpiresAt, ApprovalUrl(baseUrl, approval.Id));
 
+    /// <summary>What a webhook hears of a held call: which server, tool and agent, and where to decide.</summary>
+    private static Dictionary<string, object?> Announcement(ToolCallApproval approval, string baseUrl) => new()
+    {
+        ["approval_id"] = approval.Id,
+        ["server_id"] = approval.ServerId,
+        ["server_name"] = approval.ServerName,
+        ["tool"] = approval.ToolName,
+        ["caller"] = approval.Caller,
+        ["expires_at"] = approval.ExpiresAt,
+        ["approval_url"] = ApprovalUrl(baseUrl, approval.Id),
+    };
+
     /// <summary>
     /// Tells the server's webhook that a call waits (best effort, off the request path): which
     /// server, tool and agent, and where to decide. Not the arguments, which may hold data the
@@ -227,17 +243,12 @@ public sealed partial class ToolCallApprovals(
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            using var response = await httpClients.CreateClient(WebhookClientName).PostAsJsonAsync(webhook, new
+            var body = new Dictionary<string, object?> { ["type"] = "tool_call_approval_requested" };
+            foreach (var (name, value) in Announcement(approval, baseUrl))
             {
-                type = "tool_call_approval_requested",
-                approval_id = approval.Id,
-                server_id = approval.ServerId,
-                server_name = approval.ServerName,
-                tool = approval.ToolName,
-                caller = approval.Caller,
-                expires_at = approval.ExpiresAt,
-                approval_url = ApprovalUrl(baseUrl, approval.Id),
-            }, timeout.Token);
+                body[name] = value;
+            }
+            using var response = await httpClients.CreateClient(WebhookClientName).PostAsJsonAsync(webhook, body, timeout.Token);
             if (!response.IsSuccessStatusCode)
             {
                 LogWebhookFailed(logger, approval.ServerId, $"answered {(int)response.StatusCode}");
