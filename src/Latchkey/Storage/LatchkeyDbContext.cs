@@ -41,6 +41,7 @@ public abstract class LatchkeyDbContext(DbContextOptions options)
     public DbSet<OAuthFlowState> BrokerFlows => Set<OAuthFlowState>();
     public DbSet<Credential> BrokerCredentials => Set<Credential>();
     public DbSet<CredentialAuditEvent> BrokerCredentialAudit => Set<CredentialAuditEvent>();
+    public DbSet<Features.Broker.Connect.ConnectSession> BrokerConnectSessions => Set<Features.Broker.Connect.ConnectSession>();
     public DbSet<Features.Webhooks.WebhookEndpoint> WebhookEndpoints => Set<Features.Webhooks.WebhookEndpoint>();
     public DbSet<Features.Webhooks.WebhookDelivery> WebhookDeliveries => Set<Features.Webhooks.WebhookDelivery>();
     public DbSet<McpServer> McpServers => Set<McpServer>();

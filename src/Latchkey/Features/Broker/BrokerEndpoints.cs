@@ -69,6 +69,14 @@ internal static class BrokerEndpoints
             return TypedResults.NoContent();
         });
 
+        var sessions = app.MapAgentApi("/mcp/connect-sessions", "Credential broker");
+        sessions.MapPost("/", async (AgentBody<Connect.ConnectSessionRequest> body, HttpContext context, ClaimsPrincipal caller, Connect.ConnectSessionService service, CancellationToken ct) =>
+                (await service.CreateAsync(caller.UserId(), body.Value, ServerAddress.Base(context), ct)).ToCreated(created => created))
+            .WithSummary("Create a short-lived, single-use session for one end user to connect one of the given providers on Latchkey's connect page");
+        sessions.MapGet("/{id}", async (string id, ClaimsPrincipal caller, Connect.ConnectSessionService service, CancellationToken ct) =>
+                (await service.FindAsync(caller.UserId(), id, ct)).ToOk())
+            .WithSummary("Where a connect session stands (pending, opened, completed, failed, expired) and the credential it made");
+
         app.MapAgentApi(Proxy.CredentialProxy.Prefix, "Credential broker")
             .Map("/{credentialId}/{**path}", (string credentialId, HttpContext context, ClaimsPrincipal caller, Proxy.CredentialProxy proxy) =>
                 proxy.HandleAsync(context, caller.UserId(), credentialId))

@@ -32,6 +32,10 @@ public sealed class BrokerOptions
     [Range(0, 86_400)]
     public int ProactiveRefreshSeconds { get; set; } = 60;
 
+    /// <summary>How long a connect session's link stays usable after the app creates it.</summary>
+    [Range(1, 1440)]
+    public int ConnectSessionMinutes { get; set; } = 30;
+
     /// <summary>Timeout of one request to a provider.</summary>
     [Range(1, 120)]
     public int ProviderTimeoutSeconds { get; set; } = 15;

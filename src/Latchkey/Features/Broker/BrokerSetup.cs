@@ -25,6 +25,8 @@ public static class BrokerSetup
         builder.Services.AddScoped<FlowService>();
         builder.Services.AddScoped<CredentialService>();
         builder.Services.AddScoped<Proxy.CredentialProxy>();
+        builder.Services.AddScoped<Connect.ConnectSessionService>();
+        builder.Services.AddCleanupTask<Connect.ConnectSessionCleanup>();
         builder.Services.AddSnapshotCache<Credential>(CacheScope.Credentials);
         builder.Services.AddCacheInvalidation<Credential>(CacheScope.Credentials);
         // A cached credential carries its provider's definition: removing the provider drops it.

@@ -29,6 +29,22 @@ public static class CredentialMaterial
         _ => [],
     };
 
+    /// <summary>A field's label on a page.</summary>
+    public static string Label(string field) => field switch
+    {
+        "api_key" => "API key",
+        "token" => "Access token",
+        "username" => "User name",
+        "password" => "Password",
+        _ => field,
+    };
+
+    /// <summary>The request a page's form makes: its fields by name (<c>fields[api_key]</c>, <c>fields[X-App-Key]</c>, ...).</summary>
+    public static CredentialCreateRequest FromForm(ProviderDefinition definition, string providerId, IReadOnlyDictionary<string, string> fields, string? endUserId, string[]? tags) =>
+        new(providerId, fields.GetValueOrDefault("api_key"), fields.GetValueOrDefault("token"), fields.GetValueOrDefault("username"), fields.GetValueOrDefault("password"),
+            definition.AuthType == AuthTypes.Header ? definition.HeaderNames.ToDictionary(n => n, n => fields.GetValueOrDefault(n, "")) : null,
+            null, endUserId, tags, null, null);
+
     /// <summary>The secret to store from what the caller typed; or the problem.</summary>
     public static (string? Secret, string? Error) FromRequest(ProviderDefinition definition, CredentialCreateRequest request)
     {

@@ -37,6 +37,18 @@ public sealed class ConnectionsModel(CredentialService credentials, ProviderServ
     public async Task<IActionResult> OnPostConnectAsync(string providerId, CancellationToken cancellationToken) =>
         await StartAsync(providerId, null, null, cancellationToken);
 
+    /// <summary>A typed-in credential (API key, token, ...) for a provider that takes one; tried with the provider first.</summary>
+    public async Task<IActionResult> OnPostCredentialAsync(string providerId, Dictionary<string, string> fields, CancellationToken cancellationToken)
+    {
+        if (await providers.FindVisibleAsync(User.UserId(), providerId, cancellationToken) is not { } provider)
+        {
+            return NotFound();
+        }
+        var (created, error) = await credentials.CreateAsync(User.UserId(), CredentialMaterial.FromForm(provider.Definition, provider.Id, fields, null, null), cancellationToken);
+        Notice = created is null ? $"Not saved: {error!.Message}" : $"Saved your {provider.Name} credential. Your agents can use it now.";
+        return RedirectToPage();
+    }
+
     public async Task<IActionResult> OnPostReconnectAsync(string credentialId, CancellationToken cancellationToken)
     {
         if (await credentials.FindAsync(User.UserId(), credentialId, cancellationToken) is not { } credential)
