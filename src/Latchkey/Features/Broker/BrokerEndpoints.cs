@@ -97,6 +97,9 @@ internal static class BrokerEndpoints
         credentials.MapPost("/", async (AgentBody<CredentialCreateRequest> body, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
                 (await service.CreateAsync(caller.UserId(), body.Value, ct)).ToCreated(CredentialService.View))
             .WithSummary("Store an API key, basic, bearer or header credential (tried with the provider's test request first), or fetch a client-credentials token");
+        credentials.MapPost("/{id}/check", async (string id, ClaimsPrincipal caller, CredentialHealth health, CancellationToken ct) =>
+                (await health.CheckAsync(caller.UserId(), id, ct)).ToOk(CredentialService.View))
+            .WithSummary("Try the credential with its provider's test request now (a refusal marks it needs_reauth)");
         credentials.MapPatch("/{id}", async (string id, AgentBody<CredentialUpdateRequest> body, ClaimsPrincipal caller, CredentialService service, CancellationToken ct) =>
                 (await service.UpdateAsync(caller.UserId(), id, body.Value, ct)).ToOk(CredentialService.View))
             .WithSummary("Change a credential's end_user_id, tags or label");

@@ -36,6 +36,13 @@ public sealed class BrokerOptions
     [Range(1, 1440)]
     public int ConnectSessionMinutes { get; set; } = 30;
 
+    /// <summary>
+    /// How often each active credential is tried with its provider's test request (on the node that
+    /// leads the jobs, up to 200 a run); a refusal marks it needs_reauth. 0 turns the check off.
+    /// </summary>
+    [Range(0, 30 * 86_400)]
+    public int HealthCheckSeconds { get; set; } = 6 * 3600;
+
     /// <summary>Timeout of one request to a provider.</summary>
     [Range(1, 120)]
     public int ProviderTimeoutSeconds { get; set; } = 15;

@@ -19,6 +19,9 @@ public static class BrokerSetup
         builder.Services.AddAuditLog<CredentialAudit, CredentialAuditEvent>();
         builder.Services.AddSingleton<CredentialRefresher>();
         builder.Services.AddHostedService<ProactiveRefresh>();
+        builder.Services.AddScoped<CredentialHealth>();
+        builder.Services.AddSingleton<HealthCheckJob>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<HealthCheckJob>());
         builder.Services.AddProviderHttpClient();
         builder.Services.AddScoped<ProviderClient>();
         builder.Services.AddScoped<ProviderService>();
