@@ -70,7 +70,7 @@ public static class BrokerCommands
                     return CliContext.ConfigurationError;
                 }
             }
-            var secret = "";
+            string? secret = null;
             if (parse.GetValue(secretStdin))
             {
                 secret = (await context.Input.ReadLineAsync(ct))?.Trim() ?? "";

@@ -53,6 +53,8 @@ public abstract class BrokerFlowTests(LatchkeyServerFixture server) : IAsyncLife
         Assert.Equal(providerId, exchange.GetProperty("provider_id").GetString());
         Assert.Equal(["read"], exchange.GetProperty("scopes").EnumerateArray().Select(s => s.GetString()));
         Assert.True(exchange.GetProperty("expires_at").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddMinutes(50));
+        // RFC 3339 in UTC with whole seconds, as most APIs print instants.
+        Assert.Matches("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$", exchange.GetProperty("expires_at").GetString());
         Assert.Single(_provider.VerifiedPkce);
 
         var byState = await PostAsync(caller, "/mcp/oauth/status", new { state });
@@ -203,7 +205,11 @@ public abstract class BrokerFlowTests(LatchkeyServerFixture server) : IAsyncLife
         var response = await caller.Client.PostAsJsonAsync("/mcp/oauth/refresh-token", new { credential_id = credentialId });
 
         Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
-        Assert.Equal("needs_reauth", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
+        var refusal = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("needs_reauth", refusal.GetProperty("error").GetString());
+        // The message names the credential and its provider instance (a deployment may have several of one kind).
+        Assert.Contains(credentialId, refusal.GetProperty("message").GetString());
+        Assert.Contains((await server.WithDbAsync(db => db.BrokerCredentials.Where(c => c.Id == credentialId).Select(c => c.ProviderInstanceId).SingleAsync())), refusal.GetProperty("message").GetString());
         var storedAfter = await server.WithDbAsync(db => db.BrokerCredentials.AsNoTracking().SingleAsync(c => c.Id == credentialId));
         Assert.Equal("needs_reauth", storedAfter.Status);
         Assert.Equal(storedBefore.AccessTokenCiphertext, storedAfter.AccessTokenCiphertext);
@@ -430,6 +436,25 @@ public abstract class BrokerFlowTests(LatchkeyServerFixture server) : IAsyncLife
         Assert.Contains("(needs: shop)", catalog.Output);
         Assert.Contains("provider_custom_", (await server.RunCliAsync(["providers", "list"])).Output);
         Assert.Contains(credentialId, (await server.RunCliAsync(["credentials", "list", "--user", caller.AccountEmail])).Output);
+
+        // A custom provider from a definition file; a typed-in one needs no client id or secret.
+        var definitionFile = Path.Combine(Path.GetTempPath(), $"latchkey-definition-{Guid.NewGuid():N}.json");
+        await File.WriteAllTextAsync(definitionFile, JsonSerializer.Serialize(_provider.TypedDefinition("api_key", new { name = "Internal tools API" })));
+        try
+        {
+            var custom = await server.RunCliAsync(["providers", "create", "--provider", "custom", "--definition", definitionFile]);
+            Assert.True(custom.ExitCode == 0, custom.Output + custom.Error);
+            Assert.Matches("Created provider_custom_[0-9]{3} \\(Internal tools API\\)", custom.Output);
+            var oauth = await server.RunCliAsync(["providers", "create", "--provider", "custom", "--definition", definitionFile, "--client-id", "x"]);
+            Assert.Equal(2, oauth.ExitCode);
+            Assert.Contains("--client-secret-stdin", oauth.Error);
+        }
+        finally
+        {
+            File.Delete(definitionFile);
+        }
+        var missingFile = await server.RunCliAsync(["providers", "create", "--provider", "custom", "--definition", "/nonexistent/definition.json"]);
+        Assert.NotEqual(0, missingFile.ExitCode);
 
         var rotate = await server.RunCliAsync(["vault", "rotate-key"]);
         Assert.Equal(0, rotate.ExitCode);

@@ -200,6 +200,9 @@ public abstract class CredentialKindsTests(LatchkeyServerFixture server) : IAsyn
         Assert.Equal([carol], await ListAsync($"?provider_id={oauthProvider}"));
         Assert.Empty(await ListAsync("?end_user_id=nobody"));
         await SendAsync(caller, HttpMethod.Get, "/mcp/credentials?tag=bad%20tag", null, HttpStatusCode.BadRequest);
+        // A NUL in a filter is a 400 on both databases (PostgreSQL cannot compare it), found by the fuzz campaign.
+        await SendAsync(caller, HttpMethod.Get, "/mcp/credentials?status=%00", null, HttpStatusCode.BadRequest);
+        await SendAsync(caller, HttpMethod.Get, "/mcp/credentials?end_user_id=a%00b", null, HttpStatusCode.BadRequest);
 
         var changed = await SendAsync(caller, HttpMethod.Patch, $"/mcp/credentials/{bob}", new { tags = new[] { "prod" }, end_user_id = "robert" }, HttpStatusCode.OK);
         Assert.Equal("robert", changed.GetProperty("end_user_id").GetString());

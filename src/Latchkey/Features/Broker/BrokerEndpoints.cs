@@ -90,6 +90,11 @@ internal static class BrokerEndpoints
                 {
                     return AgentError.BadRequest(badTag);
                 }
+                // PostgreSQL cannot compare text holding a NUL: refused here, as in bodies, rather than a 500 there.
+                if (new[] { endUserId, providerId, status }.Any(v => v is not null && (v.Length > 300 || v.Any(char.IsControl))))
+                {
+                    return AgentError.BadRequest("end_user_id, provider_id and status must be single-line text of at most 300 characters.");
+                }
                 var filter = new CredentialFilter(endUserId, tag, providerId, status);
                 return AgentResults.Ok(new CredentialList((await service.ListAsync(caller.UserId(), filter, ct)).ConvertAll(CredentialService.View)));
             })
