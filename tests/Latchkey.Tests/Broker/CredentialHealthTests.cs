@@ -85,9 +85,16 @@ public abstract class CredentialHealthTests(LatchkeyServerFixture server) : IAsy
         var unreachable = (await SendAsync(caller, HttpMethod.Post, "/mcp/credentials", new { provider_id = downProvider, api_key = "k", verify = false }, HttpStatusCode.Created))
             .GetProperty("id").GetString()!;
 
+        var untestableProvider = (await SendAsync(caller, HttpMethod.Post, "/mcp/providers",
+            new { provider = "custom", custom = _provider.TypedDefinition("api_key", new { test_request = (object?)null }) }, HttpStatusCode.Created)).GetProperty("id").GetString()!;
+        var untestable = (await SendAsync(caller, HttpMethod.Post, "/mcp/credentials", new { provider_id = untestableProvider, api_key = "k" }, HttpStatusCode.Created))
+            .GetProperty("id").GetString()!;
+
         await server.Services.GetRequiredService<HealthCheckJob>().RunNowAsync(CancellationToken.None);
 
-        var stored = await server.WithDbAsync(db => db.BrokerCredentials.AsNoTracking().Where(c => c.Id == checkedByJob || c.Id == unreachable).ToDictionaryAsync(c => c.Id));
+        var stored = await server.WithDbAsync(db => db.BrokerCredentials.AsNoTracking().Where(c => c.Id == checkedByJob || c.Id == unreachable || c.Id == untestable).ToDictionaryAsync(c => c.Id));
+        // One without a test request goes to the back of the queue rather than filling every run.
+        Assert.Equal("no test request", stored[untestable].LastCheckOutcome);
         Assert.Equal("ok", stored[checkedByJob].LastCheckOutcome);
         Assert.NotNull(stored[checkedByJob].LastCheckedAt);
         Assert.Equal("active", stored[unreachable].Status);

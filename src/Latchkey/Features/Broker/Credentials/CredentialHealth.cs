@@ -98,6 +98,15 @@ internal sealed partial class HealthCheckJob(IServiceScopeFactory scopes, IOptio
                 .Where(c => c.Status == CredentialStatus.Active && (c.LastCheckedAt == null || c.LastCheckedAt < before))
                 .OrderBy(c => c.LastCheckedAt).Take(BatchSize * 5).ToListAsync(cancellationToken);
             due = [.. candidates.Where(c => c.Provider?.Definition.TestRequest is not null).Take(BatchSize).Select(c => (c.Id, c.AccountId))];
+            // Those that cannot be checked are stamped, so that they go to the back of the queue
+            // instead of filling every run's candidates.
+            var uncheckable = candidates.Where(c => c.Provider?.Definition.TestRequest is null).Select(c => c.Id).ToList();
+            if (uncheckable.Count > 0)
+            {
+                var now = Time.GetUtcNow();
+                await db.BrokerCredentials.Where(c => uncheckable.Contains(c.Id)).ExecuteUpdateAsync(s => s
+                    .SetProperty(c => c.LastCheckedAt, now).SetProperty(c => c.LastCheckOutcome, "no test request"), cancellationToken);
+            }
         }
         var broken = 0;
         foreach (var (id, accountId) in due)
