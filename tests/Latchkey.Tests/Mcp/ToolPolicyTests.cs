@@ -233,6 +233,10 @@ public abstract class ToolPolicyTests(LatchkeyServerFixture server) : IAsyncLife
         var (id, gateway) = await ServerAsync(caller);
         await PolicyAsync(caller, id, "delete_repo", new { action = "require_approval" });
         await SendAsync(caller, HttpMethod.Patch, $"/mcp/servers/{id}", new { approval_webhook_url = hook.Urls.First() + "/hook" }, HttpStatusCode.OK);
+        // The account's signed webhooks hear of it too.
+        await using var receiver = await TestWebhookReceiver.StartAsync();
+        var secret = (await SendAsync(caller, HttpMethod.Post, "/mcp/webhooks", new { url = receiver.Url.AbsoluteUri, events = new[] { "approval.requested" } }, HttpStatusCode.Created))
+            .GetProperty("secret").GetString()!;
         await using var agent = await ConnectAsync(gateway, caller.ApiKey);
 
         _ = agent.CallToolAsync("delete_repo", new Dictionary<string, object?> { ["repo"] = "secret/project" }).AsTask();
@@ -245,6 +249,14 @@ public abstract class ToolPolicyTests(LatchkeyServerFixture server) : IAsyncLife
         Assert.Equal("delete_repo", announced.GetProperty("tool").GetString());
         Assert.EndsWith($"/profile/approvals#{approvalId}", announced.GetProperty("approval_url").GetString());
         Assert.DoesNotContain("secret/project", announced.GetRawText());
+
+        await Eventually.TrueAsync(() => !receiver.Received.IsEmpty, TimeSpan.FromSeconds(10), "the account's webhook to hear of it");
+        var signed = Assert.Single(receiver.Received);
+        new StandardWebhooks.StandardWebhook(secret).Verify(signed.Body, signed.Headers);
+        var data = JsonDocument.Parse(signed.Body).RootElement.GetProperty("data");
+        Assert.Equal(approvalId, data.GetProperty("approval_id").GetString());
+        Assert.Equal("delete_repo", data.GetProperty("tool").GetString());
+        Assert.DoesNotContain("secret/project", signed.Body);
     }
 
     [Fact]
