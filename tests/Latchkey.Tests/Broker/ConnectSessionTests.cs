@@ -101,6 +101,42 @@ public abstract partial class ConnectSessionTests(LatchkeyServerFixture server) 
     }
 
     [Fact]
+    public async Task A_code_and_state_from_another_sessions_flow_cannot_complete_this_one()
+    {
+        var app = await CallerAsync(server);
+        var providerId = await AddProviderAsync(app, _provider);
+        async Task<(HttpClient Browser, string Id)> OpenAsync(string endUser)
+        {
+            var created = await SendAsync(app, HttpMethod.Post, "/mcp/connect-sessions",
+                new { end_user_id = endUser, provider_ids = new[] { providerId }, redirect_uri = AppRedirect }, HttpStatusCode.Created);
+            var browser = Browser();
+            await browser.GetAsync(created.GetProperty("connect_url").GetString());
+            return (browser, created.GetProperty("id").GetString()!);
+        }
+        var (attacker, attackerSession) = await OpenAsync("attacker");
+        var (victim, victimSession) = await OpenAsync("victim");
+
+        // The attacker authorizes their own account and stops before coming back...
+        var start = await attacker.PostAsync("/connect/Start", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["providerId"] = providerId, ["__RequestVerificationToken"] = await AntiforgeryAsync(attacker),
+        }));
+        using var providerVisit = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false });
+        var callback = (await providerVisit.GetAsync(start.Headers.Location)).Headers.Location!;
+
+        // ...and has the victim's browser follow the callback: it is refused, nothing is stored for the victim.
+        var refused = await victim.GetAsync(callback.PathAndQuery);
+        Assert.Equal(HttpStatusCode.OK, refused.StatusCode);
+        Assert.Contains("not started here", await refused.Content.ReadAsStringAsync());
+        Assert.Equal("opened", (await SendAsync(app, HttpMethod.Get, $"/mcp/connect-sessions/{victimSession}", null, HttpStatusCode.OK)).GetProperty("status").GetString());
+        Assert.Equal(0, await server.WithDbAsync(db => db.BrokerCredentials.CountAsync(c => c.EndUserId == "victim")));
+
+        // The flow still belongs to its own session.
+        var own = await BackAtTheAppAsync(await attacker.GetAsync(callback.PathAndQuery));
+        Assert.Equal(attackerSession, own["connect_session_id"]);
+    }
+
+    [Fact]
     public async Task An_expired_session_cannot_be_opened_and_another_accounts_session_is_not_found()
     {
         var app = await CallerAsync(server);

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Latchkey.Tests.Infrastructure;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using static Latchkey.Tests.Infrastructure.TestBroker;
 
 namespace Latchkey.Tests.Broker;
@@ -100,6 +101,7 @@ public abstract class CredentialKindsTests(LatchkeyServerFixture server) : IAsyn
             (new { provider_id = apiKeyProvider, api_key = "k", tags = new[] { "has space" } }, "tags"),
             (new { provider_id = apiKeyProvider, api_key = "k", scopes = new[] { "x" } }, "client_credentials"),
             (new { provider_id = "provider_nope_001", api_key = "k" }, "no provider"),
+            (new { provider_id = apiKeyProvider, api_key = "k", tags = new string?[] { null } }, "tags"),
         })
         {
             var response = await caller.Client.PostAsJsonAsync("/mcp/credentials", body);
@@ -115,6 +117,9 @@ public abstract class CredentialKindsTests(LatchkeyServerFixture server) : IAsyn
             (_provider.TypedDefinition("header", new { header_names = Array.Empty<string>() }), "header_names"),
             (_provider.TypedDefinition("api_key", new { test_request = new { method = "GET", path = "//evil.example/x" } }), "test_request"),
             (_provider.TypedDefinition("api_key", new { api_hosts = new[] { "other.example" } }), "api_hosts"),
+            (_provider.TypedDefinition("api_key", new { header_name = "Content-Language" }), "cannot carry a credential"),
+            (_provider.TypedDefinition("header", new { header_names = new string?[] { null } }), "null"),
+            (_provider.TypedDefinition("api_key", new { extra_headers = new Dictionary<string, string?> { ["X-Version"] = null } }), "null"),
         })
         {
             var response = await caller.Client.PostAsJsonAsync("/mcp/providers", new { provider = "custom", custom = definition });
@@ -167,6 +172,18 @@ public abstract class CredentialKindsTests(LatchkeyServerFixture server) : IAsyn
         await ExpireSoonAsync(server, credentialId, seconds: 3600);
         Assert.Equal("active", (await PostAsync(caller, "/mcp/oauth/refresh-token", new { credential_id = credentialId })).GetProperty("status").GetString());
         Assert.Equal(before + 3, _provider.ClientCredentialsCalls);
+        // A deployment-wide client-credentials provider is the deployment's own client: no account may take its token.
+        await using (var scope = server.Services.CreateAsyncScope())
+        {
+            var (shared, problem) = await scope.ServiceProvider.GetRequiredService<Latchkey.Features.Broker.Providers.ProviderService>().CreateAsync(null,
+                new(Latchkey.Features.Broker.Providers.ProviderService.CustomKey, TestOAuthProvider.ClientId, TestOAuthProvider.ClientSecret, "Shared machine client", null,
+                    JsonSerializer.Deserialize<Latchkey.Features.Broker.Providers.ProviderDefinition>(JsonSerializer.Serialize(_provider.TypedDefinition("client_credentials")),
+                        Latchkey.Features.Broker.Providers.ProviderCatalog.Json)), CancellationToken.None);
+            Assert.True(shared is not null, problem);
+            var calls = _provider.ClientCredentialsCalls;
+            await SendAsync(caller, HttpMethod.Post, "/mcp/credentials", new { provider_id = shared.Id }, HttpStatusCode.NotFound);
+            Assert.Equal(calls, _provider.ClientCredentialsCalls);
+        }
         var badClient = await AddCustomProviderAsync(caller, _provider.TypedDefinition("client_credentials"), TestOAuthProvider.ClientId, "wrong-secret");
         var refused = await SendAsync(caller, HttpMethod.Post, "/mcp/credentials", new { provider_id = badClient }, HttpStatusCode.BadGateway);
         Assert.Contains("invalid_client", refused.GetProperty("message").GetString());

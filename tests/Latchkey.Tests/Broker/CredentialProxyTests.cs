@@ -105,6 +105,10 @@ public abstract class CredentialProxyTests(LatchkeyServerFixture server) : IAsyn
     [InlineData("/%2e%2e/token")]
     [InlineData("/a/../../token")]
     [InlineData("/./echo")]
+    [InlineData("/a/..%2F..%2Ftoken")]
+    [InlineData("/..%5Ctoken")]
+    [InlineData("/..;/token")]
+    [InlineData("/%252e%252e/token")]
     public async Task A_path_that_leaves_the_api_base_is_refused(string path)
     {
         var caller = await CallerAsync(server);

@@ -105,7 +105,11 @@ public sealed partial class RequestRateLimiter : IAsyncDisposable
         }
         if (path.StartsWithSegments("/mcp/oauth", StringComparison.OrdinalIgnoreCase)
             || path.StartsWithSegments("/mcp/credentials", StringComparison.OrdinalIgnoreCase)
-            || path.StartsWithSegments("/mcp/providers", StringComparison.OrdinalIgnoreCase))
+            || path.StartsWithSegments("/mcp/providers", StringComparison.OrdinalIgnoreCase)
+            || path.StartsWithSegments("/mcp/proxy", StringComparison.OrdinalIgnoreCase)
+            || path.StartsWithSegments("/mcp/connect-sessions", StringComparison.OrdinalIgnoreCase)
+            || path.StartsWithSegments("/mcp/webhooks", StringComparison.OrdinalIgnoreCase)
+            || path.StartsWithSegments("/connect", StringComparison.OrdinalIgnoreCase))
         {
             return Area.Broker;
         }

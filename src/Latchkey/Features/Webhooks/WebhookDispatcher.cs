@@ -87,6 +87,15 @@ public sealed partial class WebhookDispatcher(IServiceScopeFactory scopes, IHttp
     {
         var delivery = await db.WebhookDeliveries.Include(d => d.Endpoint).FirstAsync(d => d.Id == id, cancellationToken);
         var endpoint = delivery.Endpoint!;
+        if (!endpoint.Enabled)
+        {
+            // Disabled after the event was queued: not sent, and said so in the log (redeliver once enabled).
+            delivery.Status = DeliveryStatuses.Failed;
+            delivery.LastError = "the endpoint is disabled";
+            delivery.LeaseUntil = null;
+            await db.SaveChangesAsync(CancellationToken.None);
+            return;
+        }
         var secret = await vault.DecryptAsync(endpoint.SecretCiphertext, WebhookService.SecretContext(endpoint.Id), cancellationToken);
         var timestamp = time.GetUtcNow().ToUnixTimeSeconds();
         int? status = null;
@@ -102,7 +111,8 @@ public sealed partial class WebhookDispatcher(IServiceScopeFactory scopes, IHttp
             request.Headers.Add("webhook-signature", WebhookSignature.Sign(secret, delivery.Id, timestamp, delivery.Payload));
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(TimeSpan.FromSeconds(options.Value.TimeoutSeconds));
-            using var response = await httpClients.CreateClient(ClientName).SendAsync(request, timeout.Token);
+            // Only the status matters: the answer's body is never read (a receiver cannot make a node buffer it).
+            using var response = await httpClients.CreateClient(ClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             status = (int)response.StatusCode;
             error = response.IsSuccessStatusCode ? null : $"answered {status}";
         }

@@ -108,7 +108,7 @@ public sealed class WebhookService(LatchkeyDbContext db, SecretVault vault, Time
         }
         delivery.Status = DeliveryStatuses.Pending;
         delivery.NextAttemptAt = time.GetUtcNow();
-        delivery.LeaseUntil = null;
+        // A lease another node holds is left to run out: clearing it would send twice at once.
         await db.SaveChangesAsync(cancellationToken);
         dispatcher.Wake();
         return delivery;

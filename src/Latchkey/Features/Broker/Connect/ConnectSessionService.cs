@@ -118,7 +118,9 @@ public sealed class ConnectSessionService(LatchkeyDbContext db, ProviderService 
     /// <summary>The open session this browser holds, by its cookie; null when it holds none (or it ended or expired).</summary>
     public async Task<ConnectSession?> ForBrowserAsync(string? sessionId, string? browserSecret, CancellationToken cancellationToken)
     {
-        if (string.IsNullOrEmpty(sessionId) || string.IsNullOrEmpty(browserSecret))
+        // The cookie is the browser's to send: only a well-formed id reaches the database.
+        if (sessionId is not { Length: 19 } || !sessionId.StartsWith("cs_", StringComparison.Ordinal) || !sessionId[3..].All(char.IsAsciiHexDigitLower)
+            || string.IsNullOrEmpty(browserSecret) || browserSecret.Length > 100)
         {
             return null;
         }
@@ -129,31 +131,33 @@ public sealed class ConnectSessionService(LatchkeyDbContext db, ProviderService 
     }
 
     /// <summary>
-    /// Records the outcome (once), tells the account's webhooks, and gives the URL the browser goes
-    /// to: the app's redirect URI with the outcome in the query, or null to show it on the page.
+    /// Records the outcome (once: false when the session had already finished, for instance by a
+    /// second form sent at the same time), tells the account's webhooks, and gives the URL the
+    /// browser goes to: the app's redirect URI with the outcome in the query, or null to show it on the page.
     /// </summary>
-    public async Task<string?> FinishAsync(ConnectSession session, Credential? credential, string? error, CancellationToken cancellationToken)
+    public async Task<(bool Recorded, string? Back)> FinishAsync(ConnectSession session, Credential? credential, string? error, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         var status = credential is null ? ConnectSessionStatus.Failed : ConnectSessionStatus.Completed;
         var finished = await db.BrokerConnectSessions.Where(s => s.Id == session.Id && s.Status == ConnectSessionStatus.Opened)
             .ExecuteUpdateAsync(s => s.SetProperty(c => c.Status, status).SetProperty(c => c.CompletedAt, now)
-                .SetProperty(c => c.CredentialId, credential == null ? null : credential.Id).SetProperty(c => c.Error, error), cancellationToken);
-        if (finished == 1)
+                .SetProperty(c => c.CredentialId, credential == null ? null : credential.Id).SetProperty(c => c.Error, error), CancellationToken.None);
+        if (finished != 1)
         {
-            await webhooks.PublishAsync(session.AccountId, WebhookEvents.ConnectSessionCompleted, new
-            {
-                connect_session_id = session.Id,
-                status,
-                end_user_id = session.EndUserId,
-                credential_id = credential?.Id,
-                provider_id = credential?.ProviderInstanceId,
-                error,
-            }, cancellationToken);
+            return (false, null);
         }
+        await webhooks.PublishAsync(session.AccountId, WebhookEvents.ConnectSessionCompleted, new
+        {
+            connect_session_id = session.Id,
+            status,
+            end_user_id = session.EndUserId,
+            credential_id = credential?.Id,
+            provider_id = credential?.ProviderInstanceId,
+            error,
+        }, CancellationToken.None);
         if (session.RedirectUri is not { } redirect)
         {
-            return null;
+            return (true, null);
         }
         var outcome = new Dictionary<string, string?> { ["connect_session_id"] = session.Id, ["status"] = status };
         if (credential is not null)
@@ -165,7 +169,7 @@ public sealed class ConnectSessionService(LatchkeyDbContext db, ProviderService 
         {
             outcome["error"] = error;
         }
-        return QueryHelpers.AddQueryString(redirect, outcome);
+        return (true, QueryHelpers.AddQueryString(redirect, outcome));
     }
 
     /// <summary>Removes sessions a day after they expired.</summary>

@@ -108,7 +108,7 @@ public static partial class CredentialTags
 {
     public static string? Check(string[]? tags) =>
         tags is null ? null
-        : tags.Length > Credential.MaxTags || tags.Any(t => !Tag().IsMatch(t))
+        : tags.Length > Credential.MaxTags || tags.Any(t => t is null || !Tag().IsMatch(t))
             ? $"tags must be at most {Credential.MaxTags} tags of 1 to 64 letters, digits, '-', '_', '.' or ':'."
             : null;
 

@@ -96,7 +96,8 @@ internal sealed partial class HealthCheckJob(IServiceScopeFactory scopes, IOptio
             // The test request lives in the provider's definition (JSON), so the filter on it runs here.
             var candidates = await db.BrokerCredentials.AsNoTracking().Include(c => c.Provider)
                 .Where(c => c.Status == CredentialStatus.Active && (c.LastCheckedAt == null || c.LastCheckedAt < before))
-                .OrderBy(c => c.LastCheckedAt).Take(BatchSize * 5).ToListAsync(cancellationToken);
+                // Never checked first (PostgreSQL would sort nulls last), then the longest unchecked.
+                .OrderBy(c => c.LastCheckedAt == null ? 0 : 1).ThenBy(c => c.LastCheckedAt).Take(BatchSize * 5).ToListAsync(cancellationToken);
             due = [.. candidates.Where(c => c.Provider?.Definition.TestRequest is not null).Take(BatchSize).Select(c => (c.Id, c.AccountId))];
             // Those that cannot be checked are stamped, so that they go to the back of the queue
             // instead of filling every run's candidates.

@@ -111,6 +111,16 @@ public sealed class CredentialService(
         {
             return AgentError.BadRequest("scopes apply to client_credentials providers only.");
         }
+        if (definition.AuthType == AuthTypes.ClientCredentials && provider.OwnerId != accountId)
+        {
+            // The token would be the deployment's own client acting as itself: only the provider's owner may hold it.
+            return AgentError.NotFound("provider", $"You have no client_credentials provider {InputEcho.Quote(provider.Id)} of your own; create one with your client's id and secret.");
+        }
+        if (request.Scopes is { } requested && (requested.Length > 100 || requested.Any(s => string.IsNullOrWhiteSpace(s) || s.Length > 300 || s.Any(char.IsWhiteSpace) || s.Any(char.IsControl))
+                                                || string.Join(' ', requested).Length > 3000))
+        {
+            return AgentError.BadRequest("scopes must be an array of at most 100 scope names without spaces (3000 characters in all).");
+        }
 
         var id = await CredentialIds.NextAsync(db, provider.CatalogKey, cancellationToken);
         var now = time.GetUtcNow();
@@ -273,7 +283,7 @@ public sealed class CredentialService(
         }
 
         var secret = await vault.DecryptAsync(credential.AccessTokenCiphertext, AccessContext(credential.Id), cancellationToken);
-        if (usage.ShouldRecord(credential.Id, now, LastUsedResolution))
+        if (action != "health_check" && usage.ShouldRecord(credential.Id, now, LastUsedResolution))
         {
             await LastUseStamp.StampAsync(db, () => db.BrokerCredentials.Where(c => c.Id == credential.Id)
                 .ExecuteUpdateAsync(s => s.SetProperty(c => c.LastUsedAt, now), cancellationToken));

@@ -220,11 +220,18 @@ public sealed partial class FlowService(
     /// <summary>
     /// The provider's redirect, for Latchkey's own pages that receive it themselves: a refusal
     /// (<paramref name="providerError"/>) cancels the flow; otherwise callback and exchange in one
-    /// go. The problem comes back in words for the person in the browser.
+    /// go. The problem comes back in words for the person in the browser. Only a flow started by
+    /// <paramref name="connectSessionId"/> (null: by no connect session) is completed, so that a
+    /// code and state from one browser cannot finish another person's connection.
     /// </summary>
     public async Task<(ExchangeResponse? Response, string? Problem)> CompleteRedirectAsync(
-        string accountId, string? code, string? state, string? providerError, CancellationToken cancellationToken)
+        string accountId, string? code, string? state, string? providerError, CancellationToken cancellationToken, string? connectSessionId = null)
     {
+        if (string.IsNullOrWhiteSpace(state) || state.Length > 200
+            || await FindAsync(accountId, state, cancellationToken) is not { } flow || flow.ConnectSessionId != connectSessionId)
+        {
+            return (null, "This connection was not started here. Start again.");
+        }
         if (!string.IsNullOrEmpty(providerError))
         {
             await CancelAsync(accountId, state, cancellationToken);

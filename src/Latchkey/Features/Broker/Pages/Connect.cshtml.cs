@@ -104,7 +104,7 @@ public sealed class ConnectModel(ConnectSessionService sessions, ProviderService
         {
             return NoSession();
         }
-        var (exchanged, problem) = await flows.CompleteRedirectAsync(Session!.AccountId, code, state, error, cancellationToken);
+        var (exchanged, problem) = await flows.CompleteRedirectAsync(Session!.AccountId, code, state, error, cancellationToken, Session.Id);
         if (exchanged is null || await credentials.FindAsync(Session.AccountId, exchanged.CredentialId, cancellationToken) is not { } credential)
         {
             // The session stays open: the person may try again (or another provider) until it expires.
@@ -116,8 +116,15 @@ public sealed class ConnectModel(ConnectSessionService sessions, ProviderService
 
     private async Task<IActionResult> FinishAsync(Credential credential, ProviderInstance? provider, CancellationToken cancellationToken)
     {
-        var back = await sessions.FinishAsync(Session!, credential, null, cancellationToken);
+        var (recorded, back) = await sessions.FinishAsync(Session!, credential, null, cancellationToken);
         Response.Cookies.Delete(CookieName, new CookieOptions { Path = ConnectSessionService.PagePath });
+        if (!recorded)
+        {
+            // Another request finished the session first: this credential is not the session's, so it is not kept.
+            await credentials.DeleteAsync(Session!.AccountId, credential.Id, cancellationToken);
+            Problem = "This connection was already completed.";
+            return Page();
+        }
         if (back is not null)
         {
             return Redirect(back);

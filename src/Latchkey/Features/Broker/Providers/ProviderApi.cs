@@ -5,8 +5,12 @@ namespace Latchkey.Features.Broker.Providers;
 /// <summary>What a provider's test request found.</summary>
 public sealed record ProbeResult(bool Works, int? Status, string Message)
 {
-    /// <summary>The provider refused the credential itself (401 or 403), as opposed to failing.</summary>
-    public bool Refused => Status is 401 or 403;
+    /// <summary>
+    /// The provider refused the credential itself (401), as opposed to failing. A 403 is not a
+    /// refusal: the credential was recognised but lacks a permission (a restricted key, a rate
+    /// limit), and marking it broken would stop a working connection.
+    /// </summary>
+    public bool Refused => Status == 401;
 }
 
 /// <summary>
@@ -38,8 +42,14 @@ public sealed class ProviderApi(IHttpClientFactory httpClients, IOptions<BrokerO
         var inside = target.Scheme == apiBase.Scheme && target.Authority == apiBase.Authority
                      && (target.AbsolutePath == basePath || target.AbsolutePath.StartsWith(basePath + "/", StringComparison.Ordinal))
                      && definition.ProxyHosts.Contains(target.Host, StringComparer.OrdinalIgnoreCase);
-        // A dot segment, raw or encoded, is refused rather than normalised: the caller meant something else.
-        var dotted = relative.Split('?')[0].Split('/').Any(segment => Uri.UnescapeDataString(segment) is "." or "..");
+        // A dot segment, raw or encoded, is refused rather than normalised: the caller meant something
+        // else. So is an encoded slash, backslash or dot, a raw backslash and a ';' after dots: servers
+        // that decode them, or strip ';' parameters, would read a dot segment there.
+        var path = relative.Split('?')[0];
+        var dotted = path.Contains('\\', StringComparison.Ordinal)
+                     || path.Contains("%2f", StringComparison.OrdinalIgnoreCase) || path.Contains("%5c", StringComparison.OrdinalIgnoreCase)
+                     || path.Contains("%2e", StringComparison.OrdinalIgnoreCase) || path.Contains("%25", StringComparison.Ordinal)
+                     || path.Split('/').Any(segment => segment.Split(';')[0] is "." or "..");
         return inside && !dotted ? target : null;
     }
 
@@ -62,8 +72,8 @@ public sealed class ProviderApi(IHttpClientFactory httpClients, IOptions<BrokerO
         {
             using var response = await httpClients.CreateClient(ClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             var status = (int)response.StatusCode;
-            return response.IsSuccessStatusCode
-                ? new ProbeResult(true, status, $"{test.Method} {test.Path} answered {status}.")
+            return response.IsSuccessStatusCode || status == 403
+                ? new ProbeResult(true, status, $"{test.Method} {test.Path} answered {status}{(status == 403 ? " (recognised, but not allowed that request)" : "")}.")
                 : new ProbeResult(false, status, $"{definition.Name} answered {status} to {test.Method} {test.Path}.");
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)

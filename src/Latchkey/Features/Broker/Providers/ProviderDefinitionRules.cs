@@ -17,6 +17,13 @@ public static partial class ProviderDefinitionRules
     /// <returns>The first problem, in words for the caller; null when the definition is usable.</returns>
     public static string? Check(ProviderDefinition definition)
     {
+        // JSON null for a list or map, or an entry in one, instead of leaving it out.
+        if (definition.HeaderNames is null || definition.HeaderNames.Any(n => n is null) || definition.ApiHosts is null || definition.ApiHosts.Any(h => h is null)
+            || definition.ExtraHeaders is null || definition.ExtraHeaders.Values.Any(v => v is null) || definition.DefaultScopes is null
+            || definition.ExtraAuthorizeParams is null || definition.Template is null || definition.AuthType is null || definition.TokenAuth is null)
+        {
+            return "The definition's lists and maps (header_names, api_hosts, extra_headers, default_scopes, ...) may be left out but not null, nor hold null.";
+        }
         if (!AuthTypes.All.Contains(definition.AuthType))
         {
             return $"auth_type must be one of {string.Join(", ", AuthTypes.All)}.";
@@ -43,12 +50,13 @@ public static partial class ProviderDefinitionRules
         }
         foreach (var name in definition.HeaderNames.Append(definition.HeaderName).Concat(definition.ExtraHeaders.Keys).OfType<string>())
         {
-            if (!HeaderName().IsMatch(name) || ReservedHeaders.Contains(name))
+            if (!HeaderName().IsMatch(name) || ReservedHeaders.Contains(name) || !Sendable(name))
             {
                 return $"{InputEcho.Quote(name)} cannot carry a credential: use a header name (letters, digits, '-'), not one of {string.Join(", ", ReservedHeaders.Order())}.";
             }
         }
-        if ((definition.HeaderPrefix ?? "").Length > 40 || definition.ExtraHeaders.Values.Any(v => v.Length > 500 || v.Any(char.IsControl)))
+        if ((definition.HeaderPrefix ?? "").Length > 40 || (definition.HeaderPrefix ?? "").Any(char.IsControl)
+            || definition.ExtraHeaders.Values.Any(v => v.Length > 500 || v.Any(char.IsControl)))
         {
             return "header_prefix and extra_headers values must be short single-line text.";
         }
@@ -77,6 +85,13 @@ public static partial class ProviderDefinitionRules
             }
         }
         return null;
+    }
+
+    /// <summary>Whether a request can carry the header at all (not a content or response header such as <c>Content-Language</c> or <c>Location</c>).</summary>
+    private static bool Sendable(string name)
+    {
+        using var probe = new HttpRequestMessage();
+        return probe.Headers.TryAddWithoutValidation(name, "x");
     }
 
     [GeneratedRegex("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")]

@@ -72,6 +72,10 @@ public sealed class ProviderService(
             return (null, invalid);
         }
 
+        if (request.Name is { } wanted && (string.IsNullOrWhiteSpace(wanted) || wanted.Length > 100))
+        {
+            return (null, "name must have 1 to 100 characters.");
+        }
         var oauthClient = AuthTypes.UsesOAuthClient(definition.AuthType);
         if (oauthClient && (string.IsNullOrWhiteSpace(request.ClientId) || string.IsNullOrWhiteSpace(request.ClientSecret) || request.ClientId.Length > 500 || request.ClientSecret.Length > 2000))
         {

@@ -32,11 +32,16 @@ public sealed partial class CredentialProxy(CredentialService credentials, IHttp
     {
         "Host", "Connection", "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade", "Proxy-Authorization", "Proxy-Connection",
         "Authorization", "X-API-Key", "Cookie", "DPoP", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Expect",
+        // Answers must arrive whole and uncompressed, or an echo of the secret would pass unmasked.
+        "Accept-Encoding", "Range", "If-Range",
     }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
 
     private static readonly FrozenSet<string> ResponseHeadersDropped = new[]
     {
         "Connection", "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade", "Proxy-Authenticate", "Set-Cookie", "Alt-Svc",
+        // The provider's policies are not Latchkey's origin's.
+        "Strict-Transport-Security", "Clear-Site-Data", "Content-Security-Policy", "Access-Control-Allow-Origin", "Access-Control-Allow-Credentials",
+        "Access-Control-Allow-Headers", "Access-Control-Allow-Methods", "Access-Control-Expose-Headers", "Access-Control-Max-Age",
     }.ToFrozenSet(StringComparer.OrdinalIgnoreCase);
 
     public async Task HandleAsync(HttpContext context, string accountId, string credentialId)
@@ -47,6 +52,11 @@ public sealed partial class CredentialProxy(CredentialService credentials, IHttp
             limit.MaxRequestBodySize = options.Value.ProxyMaxRequestBodyBytes;
         }
         var aborted = context.RequestAborted;
+        if (HttpMethods.IsTrace(context.Request.Method) || HttpMethods.IsConnect(context.Request.Method))
+        {
+            await WriteAsync(context, new AgentError(StatusCodes.Status405MethodNotAllowed, "invalid_request", "TRACE and CONNECT are not proxied."));
+            return;
+        }
         var (current, error) = await credentials.CurrentAsync(accountId, credentialId, "proxy", aborted);
         if (current is null)
         {
@@ -69,7 +79,8 @@ public sealed partial class CredentialProxy(CredentialService credentials, IHttp
 
         var request = context.Request;
         byte[]? kept = null;
-        var hasBody = request.ContentLength > 0 || request.Headers.TransferEncoding.Count > 0;
+        // HTTP/2 and 3 bodies need not announce a length; the server knows whether one may follow.
+        var hasBody = request.ContentLength > 0 || (request.ContentLength is null && context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true);
         if (hasBody && request.ContentLength is <= RetryableBodyBytes)
         {
             kept = new byte[request.ContentLength.Value];
@@ -127,11 +138,12 @@ public sealed partial class CredentialProxy(CredentialService credentials, IHttp
         {
             audit.Record(credentialId, accountId, "proxy", Truncate($"{request.Method} {target.AbsolutePath} {(int)response.StatusCode}"));
             LogProxied(logger, credentialId, request.Method, target.Host, (int)response.StatusCode);
-            var secrets = Secrets(token);
+            var secrets = Secrets(token, current.Definition);
             context.Response.StatusCode = (int)response.StatusCode;
             foreach (var header in response.Headers.Concat(response.Content.Headers))
             {
-                if (!ResponseHeadersDropped.Contains(header.Key))
+                // A value that is not ASCII cannot be written by Kestrel: dropped rather than a 500 after the provider acted.
+                if (!ResponseHeadersDropped.Contains(header.Key) && header.Value.All(v => v.All(char.IsAscii)))
                 {
                     context.Response.Headers[header.Key] = header.Value.Select(v => Mask(v, secrets)).ToArray();
                 }
@@ -190,9 +202,13 @@ public sealed partial class CredentialProxy(CredentialService credentials, IHttp
         return null;
     }
 
-    /// <summary>The secret values a header of this credential carries (the token, a Basic value, each custom header).</summary>
-    private static string[] Secrets(AccessTokenResponse token) =>
-        [.. token.Headers.Values.Append(token.AccessToken).Where(v => v.Length >= MaskableLength).Distinct(StringComparer.Ordinal).OrderByDescending(v => v.Length)];
+    /// <summary>
+    /// The secret values this credential's headers carry (the token, a Basic value, each custom
+    /// header), not the provider's fixed headers (Notion's version date is not a secret).
+    /// </summary>
+    private static string[] Secrets(AccessTokenResponse token, ProviderDefinition definition) =>
+        [.. token.Headers.Where(h => !definition.ExtraHeaders.ContainsKey(h.Key)).Select(h => h.Value).Append(token.AccessToken)
+            .Where(v => v.Length >= MaskableLength).Distinct(StringComparer.Ordinal).OrderByDescending(v => v.Length)];
 
     private static string Mask(string? value, string[] secrets)
     {

@@ -248,7 +248,9 @@ public sealed partial class ToolCallApprovals(
             {
                 body[name] = value;
             }
-            using var response = await httpClients.CreateClient(WebhookClientName).PostAsJsonAsync(webhook, body, timeout.Token);
+            using var request = new HttpRequestMessage(HttpMethod.Post, webhook) { Content = JsonContent.Create(body) };
+            // Only the status matters: the answer's body is never read.
+            using var response = await httpClients.CreateClient(WebhookClientName).SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
             if (!response.IsSuccessStatusCode)
             {
                 LogWebhookFailed(logger, approval.ServerId, $"answered {(int)response.StatusCode}");
