@@ -22,10 +22,21 @@ public abstract partial class ConnectSessionTests(LatchkeyServerFixture server) 
 
     private HttpClient Browser() => new(new HttpClientHandler { AllowAutoRedirect = false, CookieContainer = new CookieContainer(), UseCookies = true }) { BaseAddress = server.BaseAddress };
 
-    private static async Task<string> AntiforgeryAsync(HttpClient browser)
+    private static async Task<string> AntiforgeryAsync(HttpClient browser, string path = "/connect")
     {
-        var page = await browser.GetStringAsync("/connect");
+        var page = await browser.GetStringAsync(path);
         return RequestVerificationToken().Match(page).Groups[1].Value;
+    }
+
+    /// <summary>Opens a connect link as a person does: the page, then Continue (which spends it).</summary>
+    private static async Task<HttpResponseMessage> OpenLinkAsync(HttpClient browser, string connectUrl)
+    {
+        var antiforgery = await AntiforgeryAsync(browser, connectUrl);
+        var token = QueryHelpers.ParseQuery(new Uri(connectUrl).Query)["token"].ToString();
+        return await browser.PostAsync("/connect/Open", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["token"] = token, ["__RequestVerificationToken"] = antiforgery,
+        }));
     }
 
     private static async Task<Dictionary<string, Microsoft.Extensions.Primitives.StringValues>> BackAtTheAppAsync(HttpResponseMessage response)
@@ -48,7 +59,11 @@ public abstract partial class ConnectSessionTests(LatchkeyServerFixture server) 
         var session = await SendAsync(app, HttpMethod.Post, "/mcp/connect-sessions",
             new { end_user_id = "eu-oauth", provider_ids = new[] { oauthProvider, typedProvider }, redirect_uri = AppRedirect }, HttpStatusCode.Created);
         using var browser = Browser();
-        var opened = await browser.GetAsync(session.GetProperty("connect_url").GetString());
+        // Fetching the link (as a link preview or a mail scanner does) does not spend it.
+        Assert.Equal(HttpStatusCode.OK, (await Browser().GetAsync(session.GetProperty("connect_url").GetString())).StatusCode);
+        Assert.Equal("pending", (await SendAsync(app, HttpMethod.Get, $"/mcp/connect-sessions/{session.GetProperty("id").GetString()}", null, HttpStatusCode.OK))
+            .GetProperty("status").GetString());
+        var opened = await OpenLinkAsync(browser, session.GetProperty("connect_url").GetString()!);
         Assert.Equal(HttpStatusCode.Redirect, opened.StatusCode);
         Assert.Equal("/connect", opened.Headers.Location!.OriginalString);
         Assert.Equal("opened", (await SendAsync(app, HttpMethod.Get, $"/mcp/connect-sessions/{session.GetProperty("id").GetString()}", null, HttpStatusCode.OK))
@@ -75,7 +90,7 @@ public abstract partial class ConnectSessionTests(LatchkeyServerFixture server) 
         var second = await SendAsync(app, HttpMethod.Post, "/mcp/connect-sessions",
             new { end_user_id = "eu-typed", provider_ids = new[] { typedProvider }, redirect_uri = AppRedirect }, HttpStatusCode.Created);
         using var other = Browser();
-        await other.GetAsync(second.GetProperty("connect_url").GetString());
+        await OpenLinkAsync(other, second.GetProperty("connect_url").GetString()!);
         FormUrlEncodedContent Form(string key, string antiforgery) => new(new Dictionary<string, string>
         {
             ["providerId"] = typedProvider, ["fields[api_key]"] = key, ["__RequestVerificationToken"] = antiforgery,
@@ -92,7 +107,7 @@ public abstract partial class ConnectSessionTests(LatchkeyServerFixture server) 
         var third = await SendAsync(app, HttpMethod.Post, "/mcp/connect-sessions",
             new { end_user_id = "eu-3", provider_ids = new[] { typedProvider } }, HttpStatusCode.Created);
         using var thirdBrowser = Browser();
-        await thirdBrowser.GetAsync(third.GetProperty("connect_url").GetString());
+        await OpenLinkAsync(thirdBrowser, third.GetProperty("connect_url").GetString()!);
         var outside = await thirdBrowser.PostAsync("/connect/Start", new FormUrlEncodedContent(new Dictionary<string, string>
         {
             ["providerId"] = oauthProvider, ["__RequestVerificationToken"] = await AntiforgeryAsync(thirdBrowser),
@@ -110,7 +125,7 @@ public abstract partial class ConnectSessionTests(LatchkeyServerFixture server) 
             var created = await SendAsync(app, HttpMethod.Post, "/mcp/connect-sessions",
                 new { end_user_id = endUser, provider_ids = new[] { providerId }, redirect_uri = AppRedirect }, HttpStatusCode.Created);
             var browser = Browser();
-            await browser.GetAsync(created.GetProperty("connect_url").GetString());
+            await OpenLinkAsync(browser, created.GetProperty("connect_url").GetString()!);
             return (browser, created.GetProperty("id").GetString()!);
         }
         var (attacker, attackerSession) = await OpenAsync("attacker");

@@ -84,6 +84,24 @@ public sealed class ConnectSessionService(LatchkeyDbContext db, ProviderService 
             : AgentError.NotFound("connect_session", $"You have no connect session {InputEcho.Quote(id)}.");
 
     /// <summary>
+    /// Whether a link can still be opened, without spending it: the page asks the person to go on
+    /// first, so that a link preview or a mail scanner fetching the URL does not use it up.
+    /// </summary>
+    public async Task<string?> CheckAsync(string? token, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(token) || token.Length > 200)
+        {
+            return "This link is not a connect link.";
+        }
+        var hash = SecretHash.Compute(token);
+        var session = await db.BrokerConnectSessions.AsNoTracking().FirstOrDefaultAsync(s => s.TokenHash == hash, cancellationToken);
+        return session is null ? "This link is not valid. Go back to the app and start again."
+            : session.ExpiresAt <= time.GetUtcNow() ? "This link has expired. Go back to the app and start again."
+            : session.Status != ConnectSessionStatus.Pending ? "This link has already been used. Go back to the app and start again."
+            : null;
+    }
+
+    /// <summary>
     /// Spends the link: a pending, unexpired session becomes this browser's (by the hash of
     /// <paramref name="browserSecret"/>, which the browser keeps in a cookie). Null with the reason
     /// when the token is unknown, used or expired.

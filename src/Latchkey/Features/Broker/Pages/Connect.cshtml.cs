@@ -28,31 +28,48 @@ public sealed class ConnectModel(ConnectSessionService sessions, ProviderService
     /// <summary>The provider connected, when the session is done and there is no redirect URI to go back to.</summary>
     public string? Connected { get; private set; }
 
+    /// <summary>A link that can be opened: the page asks the person to continue, which spends it.</summary>
+    public string? PendingToken { get; private set; }
+
     public async Task<IActionResult> OnGetAsync(string? token, CancellationToken cancellationToken)
     {
         if (token is not null)
         {
-            var browserSecret = Base64Url(RandomNumberGenerator.GetBytes(32));
-            var (opened, problem) = await sessions.OpenAsync(token, browserSecret, cancellationToken);
-            if (opened is null)
+            // Only looked at: fetching the URL (a link preview, a mail scanner) must not use it up.
+            Problem = await sessions.CheckAsync(token, cancellationToken);
+            if (Problem is not null)
             {
-                Problem = problem;
                 Response.StatusCode = StatusCodes.Status400BadRequest;
                 return Page();
             }
-            Response.Cookies.Append(CookieName, $"{opened.Id}.{browserSecret}", new CookieOptions
-            {
-                HttpOnly = true,
-                Secure = Request.IsHttps,
-                // Lax: the provider's redirect back here is a top-level navigation from another site.
-                SameSite = SameSiteMode.Lax,
-                Path = ConnectSessionService.PagePath,
-                MaxAge = opened.ExpiresAt - DateTimeOffset.UtcNow,
-            });
-            // The link leaves the address bar (and the history) at once.
-            return Redirect(Request.PathBase + ConnectSessionService.PagePath);
+            PendingToken = token;
+            return Page();
         }
         return await LoadAsync(cancellationToken) ? Page() : NoSession();
+    }
+
+    /// <summary>The person continues: the link is spent and the session becomes this browser's.</summary>
+    public async Task<IActionResult> OnPostOpenAsync(string? token, CancellationToken cancellationToken)
+    {
+        var browserSecret = Base64Url(RandomNumberGenerator.GetBytes(32));
+        var (opened, problem) = await sessions.OpenAsync(token, browserSecret, cancellationToken);
+        if (opened is null)
+        {
+            Problem = problem;
+            Response.StatusCode = StatusCodes.Status400BadRequest;
+            return Page();
+        }
+        Response.Cookies.Append(CookieName, $"{opened.Id}.{browserSecret}", new CookieOptions
+        {
+            HttpOnly = true,
+            Secure = Request.IsHttps,
+            // Lax: the provider's redirect back here is a top-level navigation from another site.
+            SameSite = SameSiteMode.Lax,
+            Path = ConnectSessionService.PagePath,
+            MaxAge = opened.ExpiresAt - DateTimeOffset.UtcNow,
+        });
+        // The link leaves the address bar.
+        return Redirect(Request.PathBase + ConnectSessionService.PagePath);
     }
 
     public async Task<IActionResult> OnPostStartAsync(string providerId, CancellationToken cancellationToken)
