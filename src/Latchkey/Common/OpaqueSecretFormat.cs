@@ -127,4 +127,7 @@ public static class SecretHash
 public static class Identifiers
 {
     public static string New(string kind) => $"{kind}_{RandomNumberGenerator.GetString(OpaqueSecretFormat.Alphabet, 20)}";
+
+    /// <summary>A kind and 16 random lowercase hex digits (<c>mcp_3f9c0a...</c>): the form ids in URLs and cookies are checked against.</summary>
+    public static string NewHex(string kind) => $"{kind}_{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}";
 }

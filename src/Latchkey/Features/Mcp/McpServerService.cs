@@ -1,5 +1,4 @@
 using System.Collections.Frozen;
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
@@ -119,7 +118,7 @@ public sealed partial class McpServerService(
         var now = time.GetUtcNow();
         var server = new McpServer
         {
-            Id = "mcp_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)),
+            Id = Identifiers.NewHex("mcp"),
             OwnerId = ownerId,
             Name = name,
             UpstreamUrl = request.Url!.Trim(),
@@ -346,7 +345,7 @@ public sealed partial class McpServerService(
             return (null, null);
         }
         header = header.Trim();
-        if (!HeaderNamePattern().IsMatch(header))
+        if (!HttpHeaderName.IsValid(header))
         {
             return (null, AgentError.BadRequest($"{InputEcho.Quote(header)} is not an HTTP header name."));
         }
@@ -360,7 +359,4 @@ public sealed partial class McpServerService(
     [GeneratedRegex("^[A-Za-z0-9_.-]{1,128}$")]
     private static partial Regex ToolNamePattern();
 
-    // RFC 9110 token characters.
-    [GeneratedRegex("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")]
-    private static partial Regex HeaderNamePattern();
 }

@@ -1,3 +1,4 @@
+using System.Linq.Expressions;
 using System.Text;
 using Latchkey.Features.Broker.Vault;
 using Latchkey.Storage;
@@ -66,14 +67,13 @@ public sealed partial class WebhookDispatcher(IServiceScopeFactory scopes, IHttp
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<LatchkeyDbContext>();
         var now = time.GetUtcNow();
-        var due = await db.WebhookDeliveries.AsNoTracking()
-            .Where(d => d.Status == DeliveryStatuses.Pending && d.NextAttemptAt <= now && (d.LeaseUntil == null || d.LeaseUntil < now))
+        var due = await db.WebhookDeliveries.AsNoTracking().Where(Due(now))
             .OrderBy(d => d.NextAttemptAt).Select(d => d.Id).Take(BatchSize).ToListAsync(cancellationToken);
         foreach (var id in due)
         {
             var leaseUntil = time.GetUtcNow().AddSeconds(options.Value.TimeoutSeconds * 3);
-            var claimed = await db.WebhookDeliveries
-                .Where(d => d.Id == id && d.Status == DeliveryStatuses.Pending && d.NextAttemptAt <= now && (d.LeaseUntil == null || d.LeaseUntil < now))
+            // The same condition again, in the update: of several nodes that found it due, one claims it.
+            var claimed = await db.WebhookDeliveries.Where(d => d.Id == id).Where(Due(now))
                 .ExecuteUpdateAsync(s => s.SetProperty(d => d.LeaseUntil, leaseUntil).SetProperty(d => d.Attempts, d => d.Attempts + 1), cancellationToken);
             if (claimed == 1)
             {
@@ -82,6 +82,10 @@ public sealed partial class WebhookDispatcher(IServiceScopeFactory scopes, IHttp
         }
         return due.Count;
     }
+
+    /// <summary>Pending, its time come, and no other attempt's lease running.</summary>
+    private static Expression<Func<WebhookDelivery, bool>> Due(DateTimeOffset now) =>
+        d => d.Status == DeliveryStatuses.Pending && d.NextAttemptAt <= now && (d.LeaseUntil == null || d.LeaseUntil < now);
 
     private async Task AttemptAsync(LatchkeyDbContext db, SecretVault vault, string id, CancellationToken cancellationToken)
     {

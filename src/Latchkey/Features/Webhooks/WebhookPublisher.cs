@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Latchkey.Common;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
 
@@ -12,12 +11,6 @@ namespace Latchkey.Features.Webhooks;
 /// </summary>
 public sealed partial class WebhookPublisher(IServiceScopeFactory scopes, TimeProvider time, WebhookDispatcher dispatcher, ILogger<WebhookPublisher> logger)
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        Converters = { new UtcTimestampConverter() },
-    };
-
     public async Task PublishAsync(string accountId, string type, object data, CancellationToken cancellationToken = default)
     {
         try
@@ -35,7 +28,8 @@ public sealed partial class WebhookPublisher(IServiceScopeFactory scopes, TimePr
                     EndpointId = endpoint.Id,
                     AccountId = accountId,
                     EventType = type,
-                    Payload = JsonSerializer.Serialize(new { id, type, timestamp = now, data }, Json),
+                    // The agent API's JSON: snake_case, instants in UTC with Z, as the rest of the API answers.
+                    Payload = JsonSerializer.Serialize(new { id, type, timestamp = now, data }, AgentApi.AgentJson.Options),
                     CreatedAt = now,
                     NextAttemptAt = now,
                 });

@@ -49,7 +49,7 @@ public sealed class WebhookService(LatchkeyDbContext db, SecretVault vault, Time
         {
             return AgentError.Conflict("too_many_webhooks", $"An account has at most {MaxEndpointsPerAccount} webhook endpoints; delete one first.");
         }
-        var id = "wh_" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+        var id = Identifiers.NewHex("wh");
         var secret = WebhookSignature.NewSecret();
         var endpoint = new WebhookEndpoint
         {

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Latchkey.Common;
 using Latchkey.Features.AgentApi;
 using Latchkey.Features.Broker.Credentials;
@@ -63,7 +62,7 @@ public sealed class ConnectSessionService(LatchkeyDbContext db, ProviderService 
         var now = time.GetUtcNow();
         var session = new ConnectSession
         {
-            Id = "cs_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)),
+            Id = Identifiers.NewHex("cs"),
             TokenHash = SecretHash.Compute(token),
             AccountId = accountId,
             EndUserId = request.EndUserId,
@@ -87,19 +86,8 @@ public sealed class ConnectSessionService(LatchkeyDbContext db, ProviderService 
     /// Whether a link can still be opened, without spending it: the page asks the person to go on
     /// first, so that a link preview or a mail scanner fetching the URL does not use it up.
     /// </summary>
-    public async Task<string?> CheckAsync(string? token, CancellationToken cancellationToken)
-    {
-        if (string.IsNullOrEmpty(token) || token.Length > 200)
-        {
-            return "This link is not a connect link.";
-        }
-        var hash = SecretHash.Compute(token);
-        var session = await db.BrokerConnectSessions.AsNoTracking().FirstOrDefaultAsync(s => s.TokenHash == hash, cancellationToken);
-        return session is null ? "This link is not valid. Go back to the app and start again."
-            : session.ExpiresAt <= time.GetUtcNow() ? "This link has expired. Go back to the app and start again."
-            : session.Status != ConnectSessionStatus.Pending ? "This link has already been used. Go back to the app and start again."
-            : null;
-    }
+    public async Task<string?> CheckAsync(string? token, CancellationToken cancellationToken) =>
+        (await OpenableAsync(token, cancellationToken)).Problem;
 
     /// <summary>
     /// Spends the link: a pending, unexpired session becomes this browser's (by the hash of
@@ -108,29 +96,37 @@ public sealed class ConnectSessionService(LatchkeyDbContext db, ProviderService 
     /// </summary>
     public async Task<(ConnectSession? Session, string? Problem)> OpenAsync(string? token, string browserSecret, CancellationToken cancellationToken)
     {
-        if (string.IsNullOrEmpty(token) || token.Length > 200)
-        {
-            return (null, "This link is not a connect link.");
-        }
-        var hash = SecretHash.Compute(token);
-        var now = time.GetUtcNow();
-        var session = await db.BrokerConnectSessions.AsNoTracking().FirstOrDefaultAsync(s => s.TokenHash == hash, cancellationToken);
+        var (session, problem) = await OpenableAsync(token, cancellationToken);
         if (session is null)
         {
-            return (null, "This link is not valid. Go back to the app and start again.");
-        }
-        if (session.ExpiresAt <= now)
-        {
-            return (null, "This link has expired. Go back to the app and start again.");
+            return (null, problem);
         }
         var browserHash = SecretHash.Compute(browserSecret);
+        var now = time.GetUtcNow();
         // Conditional: of two browsers opening one link, one wins.
         var opened = await db.BrokerConnectSessions.Where(s => s.Id == session.Id && s.Status == ConnectSessionStatus.Pending)
             .ExecuteUpdateAsync(s => s.SetProperty(c => c.Status, ConnectSessionStatus.Opened).SetProperty(c => c.BrowserHash, browserHash)
                 .SetProperty(c => c.OpenedAt, now), cancellationToken);
         return opened == 1
             ? (await db.BrokerConnectSessions.AsNoTracking().FirstAsync(s => s.Id == session.Id, cancellationToken), null)
-            : (null, "This link has already been used. Go back to the app and start again.");
+            : (null, AlreadyUsed);
+    }
+
+    private const string AlreadyUsed = "This link has already been used. Go back to the app and start again.";
+
+    /// <summary>The session a link names while it can still be opened; otherwise the reason, in words for the person.</summary>
+    private async Task<(ConnectSession? Session, string? Problem)> OpenableAsync(string? token, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(token) || token.Length > 200)
+        {
+            return (null, "This link is not a connect link.");
+        }
+        var hash = SecretHash.Compute(token);
+        var session = await db.BrokerConnectSessions.AsNoTracking().FirstOrDefaultAsync(s => s.TokenHash == hash, cancellationToken);
+        return session is null ? (null, "This link is not valid. Go back to the app and start again.")
+            : session.ExpiresAt <= time.GetUtcNow() ? (null, "This link has expired. Go back to the app and start again.")
+            : session.Status != ConnectSessionStatus.Pending ? (null, AlreadyUsed)
+            : (session, null);
     }
 
     /// <summary>The open session this browser holds, by its cookie; null when it holds none (or it ended or expired).</summary>
@@ -153,7 +149,7 @@ public sealed class ConnectSessionService(LatchkeyDbContext db, ProviderService 
     /// second form sent at the same time), tells the account's webhooks, and gives the URL the
     /// browser goes to: the app's redirect URI with the outcome in the query, or null to show it on the page.
     /// </summary>
-    public async Task<(bool Recorded, string? Back)> FinishAsync(ConnectSession session, Credential? credential, string? error, CancellationToken cancellationToken)
+    public async Task<(bool Recorded, string? Back)> FinishAsync(ConnectSession session, Credential? credential, string? error)
     {
         var now = time.GetUtcNow();
         var status = credential is null ? ConnectSessionStatus.Failed : ConnectSessionStatus.Completed;

@@ -127,6 +127,7 @@ public sealed class CredentialService(
         string secret;
         DateTimeOffset? expiresAt = null;
         var scopes = "";
+        var tried = false;
         if (definition.AuthType == AuthTypes.ClientCredentials)
         {
             scopes = string.Join(' ', request.Scopes is { Length: > 0 } ? request.Scopes : definition.DefaultScopes);
@@ -160,6 +161,7 @@ public sealed class CredentialService(
                         ? new AgentError(StatusCodes.Status400BadRequest, "invalid_credential", $"{provider.Name} refused the credential: {probe.Message} Nothing was stored.")
                         : AgentError.Provider($"{probe.Message} Nothing was stored; send \"verify\": false to store it untried.");
                 }
+                tried = true;
             }
         }
 
@@ -177,8 +179,8 @@ public sealed class CredentialService(
             AccessTokenCiphertext = await vault.EncryptAsync(secret, AccessContext(id), cancellationToken),
             ExpiresAt = expiresAt,
             CreatedAt = now,
-            LastCheckedAt = request.Verify != false && definition.TestRequest is not null ? now : null,
-            LastCheckOutcome = request.Verify != false && definition.TestRequest is not null ? "ok" : null,
+            LastCheckedAt = tried ? now : null,
+            LastCheckOutcome = tried ? "ok" : null,
         };
         db.BrokerCredentials.Add(credential);
         await db.SaveChangesAsync(cancellationToken);

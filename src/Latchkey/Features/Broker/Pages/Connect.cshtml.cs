@@ -5,6 +5,7 @@ using Latchkey.Features.Broker.Flows;
 using Latchkey.Features.Broker.Providers;
 using Latchkey.Features.Site;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 
 namespace Latchkey.Features.Broker.Pages;
@@ -51,7 +52,7 @@ public sealed class ConnectModel(ConnectSessionService sessions, ProviderService
     /// <summary>The person continues: the link is spent and the session becomes this browser's.</summary>
     public async Task<IActionResult> OnPostOpenAsync(string? token, CancellationToken cancellationToken)
     {
-        var browserSecret = Base64Url(RandomNumberGenerator.GetBytes(32));
+        var browserSecret = WebEncoders.Base64UrlEncode(RandomNumberGenerator.GetBytes(32));
         var (opened, problem) = await sessions.OpenAsync(token, browserSecret, cancellationToken);
         if (opened is null)
         {
@@ -133,7 +134,8 @@ public sealed class ConnectModel(ConnectSessionService sessions, ProviderService
 
     private async Task<IActionResult> FinishAsync(Credential credential, ProviderInstance? provider, CancellationToken cancellationToken)
     {
-        var (recorded, back) = await sessions.FinishAsync(Session!, credential, null, cancellationToken);
+        // Not the request's token: once recorded, the outcome is announced whatever the browser does.
+        var (recorded, back) = await sessions.FinishAsync(Session!, credential, null);
         Response.Cookies.Delete(CookieName, new CookieOptions { Path = ConnectSessionService.PagePath });
         if (!recorded)
         {
@@ -176,6 +178,4 @@ public sealed class ConnectModel(ConnectSessionService sessions, ProviderService
         Response.StatusCode = StatusCodes.Status400BadRequest;
         return Page();
     }
-
-    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 }

@@ -184,6 +184,7 @@ public sealed partial class ProviderCatalog
     [GeneratedRegex(@"\{([a-z_]+)\}")]
     private static partial Regex Placeholder();
 
+    /// <summary>A host name or part of one: letters, digits, '-' and '.' (also what a definition's api_hosts must be).</summary>
     [GeneratedRegex(@"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")]
-    private static partial Regex HostPart();
+    internal static partial Regex HostPart();
 }

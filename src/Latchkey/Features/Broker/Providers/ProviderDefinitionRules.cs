@@ -1,11 +1,10 @@
 using System.Collections.Frozen;
-using System.Text.RegularExpressions;
 using Latchkey.Common;
 
 namespace Latchkey.Features.Broker.Providers;
 
 /// <summary>What a provider definition must satisfy (catalog entries are checked by a test; custom ones at creation).</summary>
-public static partial class ProviderDefinitionRules
+public static class ProviderDefinitionRules
 {
     /// <summary>Headers that carry the HTTP exchange itself or the caller's identity: a credential may not take their place.</summary>
     public static readonly FrozenSet<string> ReservedHeaders = new[]
@@ -50,7 +49,7 @@ public static partial class ProviderDefinitionRules
         }
         foreach (var name in definition.HeaderNames.Append(definition.HeaderName).Concat(definition.ExtraHeaders.Keys).OfType<string>())
         {
-            if (!HeaderName().IsMatch(name) || ReservedHeaders.Contains(name) || !Sendable(name))
+            if (!HttpHeaderName.IsValid(name) || ReservedHeaders.Contains(name) || !Sendable(name))
             {
                 return $"{InputEcho.Quote(name)} cannot carry a credential: use a header name (letters, digits, '-'), not one of {string.Join(", ", ReservedHeaders.Order())}.";
             }
@@ -64,7 +63,7 @@ public static partial class ProviderDefinitionRules
         {
             return "api_base_url must be an absolute http(s) URL without a query or fragment.";
         }
-        if (definition.ApiHosts.Any(h => !HostName().IsMatch(h)))
+        if (definition.ApiHosts.Any(h => !ProviderCatalog.HostPart().IsMatch(h)))
         {
             return "api_hosts must be host names.";
         }
@@ -94,9 +93,5 @@ public static partial class ProviderDefinitionRules
         return probe.Headers.TryAddWithoutValidation(name, "x");
     }
 
-    [GeneratedRegex("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")]
-    private static partial Regex HeaderName();
 
-    [GeneratedRegex(@"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")]
-    private static partial Regex HostName();
 }

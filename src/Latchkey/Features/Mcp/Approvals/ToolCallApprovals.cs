@@ -77,7 +77,7 @@ public sealed partial class ToolCallApprovals(
         {
             var approval = new ToolCallApproval
             {
-                Id = "apr_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)),
+                Id = Identifiers.NewHex("apr"),
                 OwnerId = route.OwnerId,
                 ServerId = route.ServerId,
                 ServerName = route.Name,

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 using Latchkey.Cluster;
@@ -56,7 +55,7 @@ public sealed partial class VirtualServerService(LatchkeyDbContext db, TimeProvi
         var now = time.GetUtcNow();
         var server = new McpVirtualServer
         {
-            Id = "vmcp_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)),
+            Id = Identifiers.NewHex("vmcp"),
             OwnerId = ownerId,
             Name = "",
             CreatedAt = now,
