@@ -11,10 +11,18 @@ internal static class LatchkeyHandlers
     public static OpenIddictServerBuilder AddLatchkeyHandlers(this OpenIddictServerBuilder server)
     {
         // Token storage (TokenStorageHandlers): one insert per access or refresh token, in
-        // Latchkey's prefixed format; malformed ones refused before a look-up; introspection
+        // Latchkey's prefixed format, read back from its row; malformed ones refused before a look-up; introspection
         // answers kept for the cache in front of the endpoint.
         Replace(server, OpenIddictServerHandlers.Protection.CreateTokenEntry.Descriptor, CreateTokenEntryOnce.Descriptor);
+        // OpenIddict's look-up stays, with one more filter (removing and re-adding it would remove both: removal goes by handler type).
+        server.Configure(options =>
+        {
+            var index = options.Handlers.FindIndex(handler => handler.ServiceDescriptor.ServiceType == typeof(OpenIddictServerHandlers.Protection.ValidateReferenceTokenIdentifier));
+            options.Handlers[index] = RestoreStoredTokenPrincipal.BuiltInLookup;
+        });
+        server.Services.AddSingleton<RestoreStoredTokenPrincipal.RequireNoPrincipalYet>();
         server.AddEventHandler(AttachPrefixedReferenceIdentifier.Descriptor)
+            .AddEventHandler(RestoreStoredTokenPrincipal.Descriptor)
             .AddEventHandler(RejectMalformedPrefixedTokens.Descriptor)
             .AddEventHandler(IntrospectionCache.RememberAnswer.Descriptor);
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Latchkey.Features.AuthorizationServer.Tokens;
 using Latchkey.Features.AuthorizationServer.Stores;
 using OpenIddict.Abstractions;
 using OpenIddict.Server;
@@ -99,22 +100,62 @@ internal sealed class AttachPrefixedReferenceIdentifier(IOpenIddictTokenManager 
         }
 
         var descriptor = pending.Descriptor;
-        descriptor.Payload = context.Token;
+        // No payload: the row says what the token means (StoredTokenClaims), and only Latchkey reads it back.
+        descriptor.Payload = null;
         descriptor.Principal = context.Principal;
         descriptor.ReferenceId = TokenFormats.New(format, time.GetUtcNow());
-        // Kept beside the encrypted payload so that resource checks need no decryption.
-        descriptor.Properties[TokenFormats.ScopesProperty] = JsonSerializer.SerializeToElement(context.Principal.GetScopes());
-        descriptor.Properties[TokenFormats.AudiencesProperty] = JsonSerializer.SerializeToElement(context.Principal.GetAudiences());
-        if (Tokens.DPoPProofs.BoundThumbprint(context.Principal.GetClaim(Claims.Confirmation)) is { } keyThumbprint)
-        {
-            descriptor.Properties[TokenFormats.KeyThumbprintProperty] = JsonSerializer.SerializeToElement(keyThumbprint);
-        }
         var entry = new OAuthToken { Id = pending.Id };
         await tokens.PopulateAsync(entry, descriptor, context.CancellationToken);
+        entry.Properties = StoredTokenClaims.Serialize(context.Principal);
         await tokens.CreateAsync(entry, context.CancellationToken);
 
         context.Token = descriptor.ReferenceId;
         context.PersistTokenPayload = false;
+    }
+}
+
+/// <summary>
+/// Reads a token in Latchkey's format from its row (<see cref="StoredTokenClaims"/>) where
+/// OpenIddict would decrypt the payload. Runs just before OpenIddict's
+/// <c>ValidateReferenceTokenIdentifier</c>, which then runs only for what this did not resolve:
+/// JWTs, codes, rows of the older format with a payload, and a token of an unexpected type (which
+/// it refuses with its own message).
+/// </summary>
+internal sealed class RestoreStoredTokenPrincipal(IOpenIddictTokenManager tokens) : IOpenIddictServerHandler<ValidateTokenContext>
+{
+    public static OpenIddictServerHandlerDescriptor Descriptor { get; } = HandlerDescriptors.Scoped<ValidateTokenContext, RestoreStoredTokenPrincipal>(
+        HandlerDescriptors.Before(OpenIddictServerHandlers.Protection.ValidateReferenceTokenIdentifier.Descriptor, 250),
+        filters => filters.AddFilter<OpenIddictServerHandlerFilters.RequireDegradedModeDisabled>().AddFilter<OpenIddictServerHandlerFilters.RequireTokenStorageEnabled>());
+
+    /// <summary>OpenIddict's own look-up, kept for what <see cref="RestoreStoredTokenPrincipal"/> leaves unresolved.</summary>
+    public static OpenIddictServerHandlerDescriptor BuiltInLookup { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ValidateTokenContext>()
+        .Import(OpenIddictServerHandlers.Protection.ValidateReferenceTokenIdentifier.Descriptor)
+        .AddFilter<RequireNoPrincipalYet>()
+        .Build();
+
+    public async ValueTask HandleAsync(ValidateTokenContext context)
+    {
+        if (context.Principal is not null || string.IsNullOrEmpty(context.Token) || !TokenFormats.HasLatchkeyPrefix(context.Token)
+            || await tokens.FindByReferenceIdAsync(context.Token, context.CancellationToken) is not OAuthToken entry
+            || !string.IsNullOrEmpty(entry.Payload) || entry.Type is null
+            || (context.ValidTokenTypes.Count > 0 && !context.ValidTokenTypes.Contains(entry.Type)))
+        {
+            return;
+        }
+        using var properties = JsonDocument.Parse(string.IsNullOrEmpty(entry.Properties) ? "{}" : entry.Properties);
+        if (!StoredTokenClaims.IsComplete(properties.RootElement))
+        {
+            return;
+        }
+        context.IsReferenceToken = true;
+        context.TokenId = entry.Id;
+        context.Principal = StoredTokenClaims.Restore(entry, properties.RootElement);
+    }
+
+    /// <summary>Lets OpenIddict's look-up run only when no principal was restored from the row.</summary>
+    internal sealed class RequireNoPrincipalYet : IOpenIddictServerHandlerFilter<ValidateTokenContext>
+    {
+        public ValueTask<bool> IsActiveAsync(ValidateTokenContext context) => ValueTask.FromResult(context.Principal is null);
     }
 }
 
