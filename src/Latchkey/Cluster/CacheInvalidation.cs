@@ -142,7 +142,7 @@ internal sealed class CacheInvalidationInterceptor(CacheRevisions revisions, ICa
         {
             return;
         }
-        if (eventData.Context is not { } context || context is LatchkeyDbContext { OnlyStampingLastUse: true })
+        if (eventData.Context is not { } context || context is LatchkeyDbContext { ChangesNothingCached: true })
         {
             return;
         }

@@ -61,14 +61,14 @@ public static class LastUseStamp
     // ExecuteUpdate (dotnet/efcore#36908), and its SQL layout is not ours to rely on.
     public static async Task StampAsync(LatchkeyDbContext db, Func<Task<int>> update)
     {
-        db.OnlyStampingLastUse = true;
+        db.ChangesNothingCached = true;
         try
         {
             await update();
         }
         finally
         {
-            db.OnlyStampingLastUse = false;
+            db.ChangesNothingCached = false;
         }
     }
 }

@@ -26,8 +26,12 @@ namespace Latchkey.Storage;
 public abstract class LatchkeyDbContext(DbContextOptions options)
     : IdentityDbContext<LatchkeyUser>(options), IDataProtectionKeyContext
 {
-    /// <summary>Set by <see cref="LastUseStamp"/> for the duration of its update.</summary>
-    internal bool OnlyStampingLastUse { get; set; }
+    /// <summary>
+    /// Set for the duration of bulk updates that change no cached answer, so that they move no
+    /// cache revision on: <see cref="LastUseStamp"/>, and a refresh token's redemption by the
+    /// direct grants (only access tokens, apps and authorizations are cached).
+    /// </summary>
+    internal bool ChangesNothingCached { get; set; }
 
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();

@@ -59,6 +59,13 @@ public sealed class AuthorizationServerOptions
     /// <summary>Sender-constrained tokens (RFC 9449; the <c>DPoP</c> subsection).</summary>
     public DPoPOptions DPoP { get; set; } = new();
 
+    /// <summary>
+    /// The client-credentials and refresh-token grants are answered by Latchkey's own handler
+    /// (<c>DirectTokenGrants</c>: the same checks, rows and answer, with tokens written by group
+    /// commit) when a request will plainly succeed; everything else goes to OpenIddict. Off: OpenIddict answers every request.
+    /// </summary>
+    public bool DirectGrants { get; set; } = true;
+
     public bool UsesJwtAccessTokens => string.Equals(AccessTokenFormat, "jwt", StringComparison.OrdinalIgnoreCase);
 }
 

@@ -76,11 +76,14 @@ public static class AuthorizationServerSetup
         builder.Services.AddScoped<UserGrants>();
         builder.Services.TryAddSingleton<Handlers.DevicePolling>();
         builder.Services.AddScoped<IAccessTokenValidator, AccessTokenValidator>();
+        builder.Services.AddSingleton<TokenCommitQueue>();
+        builder.Services.AddSingleton<DirectTokenGrants>();
         builder.Services.AddSnapshotCache<AccessTokenSnapshot>(CacheScope.OAuth);
         builder.Services.AddSnapshotCache<IntrospectionAnswer>(CacheScope.OAuth);
         builder.Services.AddSnapshotCache<OAuthApplicationSnapshot>(CacheScope.OAuth);
-        // Issuing a token updates its row (and its authorization's) while it stays valid: no cached answer changes.
-        builder.Services.AddCacheInvalidation<OAuthToken>(CacheScope.OAuth, unchangedWhenModified: token => token.Status == Statuses.Valid);
+        // Issuing a token updates its row (and its authorization's) while it stays valid, and redeeming a
+        // code or a refresh token marks it redeemed: no cached answer changes (only access tokens are cached).
+        builder.Services.AddCacheInvalidation<OAuthToken>(CacheScope.OAuth, unchangedWhenModified: token => token.Status is Statuses.Valid or Statuses.Redeemed);
         builder.Services.AddCacheInvalidation<OAuthAuthorization>(CacheScope.OAuth, unchangedWhenModified: authorization => authorization.Status == Statuses.Valid);
         builder.Services.AddCacheInvalidation<OAuthApplication>(CacheScope.OAuth);
         // A new server key is a rotation, which every node must load.
@@ -182,8 +185,11 @@ public static class AuthorizationServerSetup
         return builder;
     }
 
-    /// <summary>Before authentication: repeated introspection questions are answered from the cache (see IntrospectionCache).</summary>
-    public static WebApplication UseAuthorizationServer(this WebApplication app) => app.UseIntrospectionCache();
+    /// <summary>
+    /// Before authentication: repeated introspection questions are answered from the cache (see
+    /// IntrospectionCache), and the hot grants by Latchkey's own handler (DirectTokenGrants).
+    /// </summary>
+    public static WebApplication UseAuthorizationServer(this WebApplication app) => app.UseIntrospectionCache().UseDirectTokenGrants();
 
     public static WebApplication MapAuthorizationServer(this WebApplication app)
     {
