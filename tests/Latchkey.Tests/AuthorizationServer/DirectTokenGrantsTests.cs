@@ -41,7 +41,7 @@ public abstract class DirectTokenGrantsTests(LatchkeyServerFixture server)
         var introspectedGeneral = await IntrospectAsync(server.CreateClient(), app, general.GetProperty("access_token").GetString()!);
         var introspectedDirect = await IntrospectAsync(server.CreateClient(), app, direct.GetProperty("access_token").GetString()!);
         Assert.True(introspectedDirect.GetProperty("active").GetBoolean());
-        AssertSameAnswer(introspectedGeneral, introspectedDirect, "iat", "exp", "jti");
+        AssertSameAnswer(introspectedGeneral, introspectedDirect, "iat", "nbf", "exp", "jti");
     }
 
     [Fact]

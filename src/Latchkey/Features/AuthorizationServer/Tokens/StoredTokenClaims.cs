@@ -106,9 +106,12 @@ public static class StoredTokenClaims
                 }
             }
         }
-        if (entry.ClientIdOfPresenter(properties) is { } clientId)
+        if (entry.Type == TokenTypeIdentifiers.AccessToken)
         {
-            identity.SetClaim(Claims.ClientId, clientId);
+            // RFC 9068's client_id and jti, as OpenIddict writes them into an access token (its jti is
+            // random; the row's id is as unique, and the same each time the token is read).
+            identity.SetClaim(Claims.ClientId, ReadArray(properties, PresentersProperty).FirstOrDefault());
+            identity.SetClaim(Claims.JwtId, entry.Id);
         }
         var principal = new ClaimsPrincipal(identity);
         // The authorization id and the dates are restored from the row by OpenIddict (RestoreTokenEntryProperties) as for any token.
@@ -123,10 +126,6 @@ public static class StoredTokenClaims
         }
         return principal;
     }
-
-    /// <summary>An access token names its client in <c>client_id</c> (RFC 9068), as OpenIddict's own access tokens do.</summary>
-    private static string? ClientIdOfPresenter(this OAuthToken entry, JsonElement properties) =>
-        entry.Type == TokenTypeIdentifiers.AccessToken ? ReadArray(properties, PresentersProperty).FirstOrDefault() : null;
 
     public static string[] ReadArray(JsonElement properties, string name) =>
         properties.ValueKind == JsonValueKind.Object && properties.TryGetProperty(name, out var values) && values.ValueKind == JsonValueKind.Array
