@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The side-by-side benchmark (docs/BENCHMARKS.md). Builds Release, starts the ceiling (a plain
-# ASP.NET Core endpoint), the peer (oidc-provider) and Latchkey on SQLite (and on PostgreSQL when
-# Debian's postgresql package is installed) on loopback, drives each workload with wrk, and prints
-# the table with every ratio. Options: ./bench/run.sh --help
+# The side-by-side benchmark (docs/BENCHMARKS.md). Builds Release, times start-ups with hyperfine,
+# starts the ceiling (a plain ASP.NET Core endpoint), the peer (oidc-provider) and Latchkey on
+# SQLite (and on PostgreSQL when Debian's postgresql package is installed) on loopback, drives each
+# workload with wrk in interleaved rounds, and prints the tables with every ratio's median.
+# Options: ./bench/run.sh --help
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/throwaway-postgres.sh
@@ -17,13 +18,16 @@ for arg in "$@"; do
   fi
 done
 
-# wrk is the load generator for every target (Debian package).
-if ! command -v wrk >/dev/null; then
-  say "installing wrk (Debian package)"
+# Debian packages: wrk, the load generator for every target; hyperfine, which times start-ups.
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v hyperfine >/dev/null || missing+=(hyperfine)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]} (Debian packages)"
   sudo_cmd=()
   [ "$(id -u)" = "0" ] || sudo_cmd=(sudo)
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends wrk >/dev/null \
-    || { DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends wrk >/dev/null; }
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+    || { DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
 fi
 command -v node >/dev/null || { say "Node.js is needed for the peer (oidc-provider); install nodejs and npm."; exit 1; }
 

@@ -4,24 +4,59 @@ using System.Text.Json;
 
 namespace Latchkey.Bench;
 
-/// <summary>One measured workload on one target.</summary>
-internal sealed record Measurement(string Target, string Workload, LoadResult Load, string? Note = null);
+/// <summary>One wrk sample of a target's workload, in one round of one comparison.</summary>
+internal sealed record Sample(string Comparison, int Round, string Target, string Workload, LoadResult Load, string? Note = null);
 
 /// <summary>
-/// The whole run: the ceiling, the peer and each Latchkey target up at once on loopback; each
-/// workload measured in turn with the same wrk settings; ratios taken between numbers of this run.
+/// One side of a comparison: a target's workload, and the requests for its next wrk runs, given
+/// their lengths in seconds (workloads of single-use tokens make fresh ones for every run).
+/// </summary>
+internal sealed record Contender(string Target, string Workload, string Url, Func<IReadOnlyList<int>, Task<IReadOnlyList<LoadRequest>>> Prepare, string? Note = null)
+{
+    /// <summary>Told every run's result; false when the run's single-use tokens ran out.</summary>
+    public Func<LoadResult, bool> Supplied { get; init; } = _ => true;
+
+    /// <summary>
+    /// Prepare a sample's warm-up and measured run each right before it, rather than both before
+    /// the warm-up (for tokens that would not outlive the warm-up).
+    /// </summary>
+    public bool PrepareJustBeforeEachRun { get; init; }
+
+    public static Contender Fixed(string target, string workload, string url, LoadRequest request, string? note = null) =>
+        new(target, workload, url, runs => Task.FromResult<IReadOnlyList<LoadRequest>>([.. runs.Select(_ => request)]), note);
+}
+
+/// <summary>
+/// The whole run: start-up times first, then the ceiling, the peer and each Latchkey target up at
+/// once on loopback. Each comparison (a Latchkey workload and what it is judged against) runs in
+/// rounds, its targets taking turns within each round, so that the machine's swings reach both
+/// sides of every ratio; ratios are taken per round, between samples of this run.
 /// </summary>
 internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
 {
     public const string Ceiling = "Ceiling (ASP.NET Core)";
     public const string Peer = "Peer (oidc-provider)";
+    private const string PeerClientId = "bench-client", PeerSecret = "bench-client-secret-0123456789abcdef";
 
     private readonly List<IAsyncDisposable> _owned = [];
     private readonly Wrk _wrk = new(options);
-    public List<Measurement> Measurements { get; } = [];
+    private readonly HashSet<(string Target, string Workload)> _warmedUp = [];
+    private readonly HttpClient _http = new();
+    public List<Sample> Samples { get; } = [];
     public Dictionary<string, double> Facts { get; } = [];
+    public List<StartupResult> Startup { get; } = [];
+
+    /// <summary>What went wrong besides a sample's error answers (codes that ran out, a start-up that failed).</summary>
+    public List<string> Problems { get; } = [];
 
     private string _ceilingUrl = "";
+    private Contender? _ceiling;
+    private PeerWorkloads? _peer;
+    private Contender CeilingContender => _ceiling ?? throw new InvalidOperationException("The ceiling has not started.");
+    private PeerWorkloads PeerContenders => _peer ?? throw new InvalidOperationException("The peer has not started.");
+
+    /// <summary>The peer's side of the comparisons that name it.</summary>
+    private sealed record PeerWorkloads(Contender Introspection, Contender Issuance, Contender Refresh);
 
     private string LogDirectory => Path.Combine(options.ResultsDirectory, "logs");
 
@@ -33,13 +68,16 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         {
             Directory.Delete(LogDirectory, recursive: true);
         }
-        Say($"Latchkey benchmark ({(options.Smoke ? "smoke" : "full")}): wrk -t1 -c{options.Connections}, {options.DurationSeconds} s per workload after {options.WarmupSeconds} s of warm-up.");
+        Say($"Latchkey benchmark ({(options.Smoke ? "smoke" : "full")}): wrk -t1 -c{options.Connections}; {options.Rounds} round(s) per comparison, " +
+            $"{options.DurationSeconds} s per sample after {options.SampleWarmupSeconds} s of warm-up ({options.WarmupSeconds} s before a target's first round).");
 
-        var ceiling = await StartCeilingAsync();
-        _ceilingUrl = ceiling;
-        var peer = await StartPeerAsync();
-        await MeasureCeilingAsync(ceiling, "ceiling (start)");
-        await MeasurePeerAsync(peer);
+        // First, while nothing else runs.
+        Startup.AddRange(await new StartupBench(options).MeasureAsync(Problems));
+
+        _ceilingUrl = await StartCeilingAsync();
+        _ceiling = Contender.Fixed(Ceiling, Workloads.Ceiling, _ceilingUrl + "/introspect",
+            LoadRequest.PostForm("token=lk_at_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ&token_type_hint=access_token"));
+        _peer = await StartPeerAsync();
 
         var targets = new List<bool> { false };
         if (options.PostgresConnectionString is not null)
@@ -54,9 +92,8 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         {
             await MeasureLatchkeyAsync(postgres);
         }
-        await MeasureCeilingAsync(ceiling, "ceiling (end)");
 
-        var report = new BenchReport(options, Measurements, Facts);
+        var report = new BenchReport(options, Samples, Facts, Startup, Problems);
         var table = report.Render();
         Console.WriteLine();
         Console.WriteLine(table);
@@ -101,7 +138,7 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         return url;
     }
 
-    private async Task<string> StartPeerAsync()
+    private async Task<PeerWorkloads> StartPeerAsync()
     {
         var port = ChildProcess.FreePort();
         var peerDirectory = Path.Combine(options.Root, "bench", "peer");
@@ -111,52 +148,14 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         var url = $"http://127.0.0.1:{port}";
         await process.WaitUntilReadyAsync(url + "/.well-known/openid-configuration", TimeSpan.FromSeconds(60));
         Say($"peer on {url}");
-        return url;
-    }
 
-    /// <summary>Warm-up (not recorded), then the measured run.</summary>
-    private async Task<LoadResult> MeasureAsync(string target, string workload, string url, LoadRequest request, string? note = null)
-    {
-        await _wrk.RunAsync(url, request, options.WarmupSeconds);
-        var result = await _wrk.RunAsync(url, request, options.DurationSeconds);
-        Record(target, workload, result, note);
-        return result;
-    }
-
-    private void Record(string target, string workload, LoadResult result, string? note = null)
-    {
-        Measurements.Add(new Measurement(target, workload, result, note));
-        if (result.Errors > 0 || result.Requests == 0)
-        {
-            // The whole wrk output, for finding out what went wrong.
-            var file = Path.Combine(LogDirectory, $"{Slug(target)}-{Slug(workload)}.wrk.txt");
-            File.WriteAllText(file, result.Raw);
-        }
-        Say(result.Requests == 0
-            ? $"{target,-24} {workload,-30} FAILED: {Shorten(result.Raw)}"
-            : $"{target,-24} {workload,-30} {result.RequestsPerSecond,10:0} req/s  p50 {result.P50Ms,7:0.00} ms  p99 {result.P99Ms,7:0.00} ms  errors {result.Errors}");
-    }
-
-    private static string Slug(string text) =>
-        string.Concat(text.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-')).Trim('-');
-
-    private static string Shorten(string text) => text.Length > 400 ? text[..400] + "..." : text;
-
-    private Task<LoadResult> MeasureCeilingAsync(string url, string workload) =>
-        MeasureAsync(Ceiling, workload, url + "/introspect",
-            LoadRequest.PostForm("token=lk_at_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ&token_type_hint=access_token"));
-
-    private async Task MeasurePeerAsync(string url)
-    {
-        const string clientId = "bench-client", secret = "bench-client-secret-0123456789abcdef";
-        var basic = LoadRequest.Basic(clientId, secret);
-        using var http = new HttpClient();
+        var basic = LoadRequest.Basic(PeerClientId, PeerSecret);
         using var request = new HttpRequestMessage(HttpMethod.Post, url + "/token")
         {
             Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["grant_type"] = "client_credentials", ["scope"] = "api" }),
         };
         request.Headers.TryAddWithoutValidation("Authorization", basic["Authorization: ".Length..]);
-        using var response = await http.SendAsync(request);
+        using var response = await _http.SendAsync(request);
         var body = await response.Content.ReadAsStringAsync();
         if (!response.IsSuccessStatusCode)
         {
@@ -164,11 +163,140 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         }
         var token = JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString()!;
 
-        await MeasureAsync(Peer, Workloads.Introspection, url + "/token/introspection",
+        var introspection = Contender.Fixed(Peer, Workloads.Introspection, url + "/token/introspection",
             LoadRequest.PostForm($"token={token}&token_type_hint=access_token", basic));
-        await MeasureAsync(Peer, Workloads.ClientCredentials, url + "/token",
+        var issuance = Contender.Fixed(Peer, Workloads.ClientCredentials, url + "/token",
             LoadRequest.PostForm("grant_type=client_credentials&scope=api", basic));
+        // Fresh chains for every run from the peer's bench-only seeding route (bench/peer/server.mjs),
+        // made right before the run: the in-memory adapter keeps only its latest 1,000 entries, so
+        // tokens seeded before a warm-up would be gone after it.
+        var refresh = new Contender(Peer, Workloads.Refresh, url + "/token", async runs =>
+        {
+            var requests = new List<LoadRequest>();
+            foreach (var _ in runs)
+            {
+                using var seeded = await _http.PostAsync(url + $"/bench/refresh-tokens?count={options.Connections + 1}", null);
+                var tokens = JsonSerializer.Deserialize<List<string>>(await seeded.EnsureSuccessStatusCode().Content.ReadAsStringAsync())!;
+                requests.Add(LoadRequest.RefreshChain(await TokensFileAsync(tokens), basic));
+            }
+            return requests;
+        }, "each refresh token redeemed once")
+        {
+            PrepareJustBeforeEachRun = true,
+        };
+        return new PeerWorkloads(introspection, issuance, refresh);
     }
+
+    /// <summary>A file of single-use tokens for one wrk run (deleted after it).</summary>
+    private async Task<string> TokensFileAsync(IEnumerable<string> tokens)
+    {
+        var file = Path.Combine(options.ResultsDirectory, $"tokens-{Guid.NewGuid():N}.txt");
+        await File.WriteAllLinesAsync(file, tokens);
+        return file;
+    }
+
+    /// <summary>
+    /// One comparison: every contender warmed up once per run (the JIT needs it), then
+    /// <see cref="BenchOptions.Rounds"/> rounds in which each takes its turn: a short warm-up and
+    /// one measured sample.
+    /// </summary>
+    private async Task CompareAsync(string comparison, params Contender[] contenders)
+    {
+        foreach (var contender in contenders)
+        {
+            if (_warmedUp.Add((contender.Target, contender.Workload)))
+            {
+                await WarmUpAsync(contender);
+            }
+        }
+        for (var round = 1; round <= options.Rounds; round++)
+        {
+            foreach (var contender in contenders)
+            {
+                var result = await SampleAsync(contender);
+                if (!contender.Supplied(result))
+                {
+                    // Once more, with a batch sized from the higher rate this one showed.
+                    Say($"r{round} {contender.Target} {contender.Workload}: ran out of single-use tokens ({result.Starved} requests without one); sampling again with more");
+                    result = await SampleAsync(contender);
+                    if (!contender.Supplied(result))
+                    {
+                        Problems.Add($"{contender.Target}: {contender.Workload}, round {round}, ran out of single-use tokens twice " +
+                                     $"({result.Starved} requests without one), so its rate is not a measurement");
+                    }
+                }
+                Record(new Sample(comparison, round, contender.Target, contender.Workload, result, contender.Note));
+            }
+        }
+    }
+
+    /// <summary>One sample: a short warm-up, then the measured run.</summary>
+    private async Task<LoadResult> SampleAsync(Contender contender)
+    {
+        LoadRequest warmup, measured;
+        if (contender.PrepareJustBeforeEachRun)
+        {
+            warmup = (await contender.Prepare([options.SampleWarmupSeconds]))[0];
+            contender.Supplied(await RunAsync(contender.Url, warmup, options.SampleWarmupSeconds));
+            measured = (await contender.Prepare([options.DurationSeconds]))[0];
+        }
+        else
+        {
+            var requests = await contender.Prepare([options.SampleWarmupSeconds, options.DurationSeconds]);
+            (warmup, measured) = (requests[0], requests[1]);
+            contender.Supplied(await RunAsync(contender.Url, warmup, options.SampleWarmupSeconds));
+        }
+        return await RunAsync(contender.Url, measured, options.DurationSeconds);
+    }
+
+    /// <summary>The first warm-up; repeated (with a larger batch) while its single-use tokens ran out, to learn the rate.</summary>
+    private async Task WarmUpAsync(Contender contender)
+    {
+        for (var attempt = 1; attempt <= 4; attempt++)
+        {
+            var requests = await contender.Prepare([options.WarmupSeconds]);
+            if (contender.Supplied(await RunAsync(contender.Url, requests[0], options.WarmupSeconds)))
+            {
+                return;
+            }
+            Say($"{contender.Target} {contender.Workload}: the warm-up ran out of tokens; again with more");
+        }
+    }
+
+    private async Task<LoadResult> RunAsync(string url, LoadRequest request, int seconds, CancellationToken stopEarly = default)
+    {
+        try
+        {
+            return await _wrk.RunAsync(url, request, seconds, stopEarly);
+        }
+        finally
+        {
+            if (request.TokensFile is not null)
+            {
+                File.Delete(request.TokensFile);
+            }
+        }
+    }
+
+    private void Record(Sample sample)
+    {
+        Samples.Add(sample);
+        var (target, workload, result) = (sample.Target, sample.Workload, sample.Load);
+        if (result.Errors > 0 || result.Requests == 0)
+        {
+            // The whole wrk output, for finding out what went wrong.
+            var file = Path.Combine(LogDirectory, $"{Slug(target)}-{Slug(workload)}-{sample.Round}.wrk.txt");
+            File.WriteAllText(file, result.Raw);
+        }
+        Say(result.Requests == 0
+            ? $"r{sample.Round} {target,-24} {workload,-34} FAILED: {Shorten(result.Raw)}"
+            : $"r{sample.Round} {target,-24} {workload,-34} {result.RequestsPerSecond,8:0} req/s  p50 {result.P50Ms,7:0.00} ms  p99 {result.P99Ms,7:0.00} ms  errors {result.Errors}");
+    }
+
+    private static string Slug(string text) =>
+        string.Concat(text.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-')).Trim('-');
+
+    private static string Shorten(string text) => text.Length > 400 ? text[..400] + "..." : text;
 
     private async Task MeasureLatchkeyAsync(bool postgres)
     {
@@ -183,21 +311,26 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         var seed = await seeder.SeedAsync();
         var basic = LoadRequest.Basic(seed.ClientId, seed.ClientSecret);
         var url = target.BaseUrl;
+        var (ceiling, peer) = (CeilingContender, PeerContenders);
 
         // Introspection with a small table first: the reference for the large-table run below.
         var expiredAdded = (int)Math.Max(0, options.FewTokens - await target.CountTokensAsync());
         await target.AddExpiredTokensAsync(expiredAdded);
         var introspect = LoadRequest.PostForm($"token={seed.ClientCredentialsToken}&token_type_hint=access_token", basic);
-        await MeasureAsync(name, Workloads.Introspection, url + "/api/oauth/introspect", introspect,
-            $"{await target.CountTokensAsync():N0} tokens stored");
-        await MeasureAsync(name, Workloads.MeBearer, url + "/external-api/v1/me", LoadRequest.Get($"Authorization: Bearer {seed.UserAccessToken}"));
-        await MeasureAsync(name, Workloads.MeApiKey, url + "/external-api/v1/me", LoadRequest.Get($"X-API-Key: {seed.ApiKey}"));
-        await MeasureAsync(name, Workloads.BrokerRead, url + $"/mcp/credentials/{seed.CredentialId}/access-token",
-            LoadRequest.PostJson("{}", $"X-API-Key: {seed.ApiKey}"));
+        await CompareAsync(Comparisons.Of(name, Workloads.Introspection), ceiling, peer.Introspection,
+            Contender.Fixed(name, Workloads.Introspection, url + "/api/oauth/introspect", introspect, $"{await target.CountTokensAsync():N0} tokens stored"));
+        await CompareAsync(Comparisons.Of(name, Workloads.MeBearer), ceiling,
+            Contender.Fixed(name, Workloads.MeBearer, url + "/external-api/v1/me", LoadRequest.Get($"Authorization: Bearer {seed.UserAccessToken}")));
+        await CompareAsync(Comparisons.Of(name, Workloads.MeApiKey), ceiling,
+            Contender.Fixed(name, Workloads.MeApiKey, url + "/external-api/v1/me", LoadRequest.Get($"X-API-Key: {seed.ApiKey}")));
+        await CompareAsync(Comparisons.Of(name, Workloads.BrokerRead), ceiling,
+            Contender.Fixed(name, Workloads.BrokerRead, url + $"/mcp/credentials/{seed.CredentialId}/access-token", LoadRequest.PostJson("{}", $"X-API-Key: {seed.ApiKey}")));
         await MeasureGatewayAsync(name, await seeder.McpGatewayAsync(seed, _ceilingUrl + "/mcp"), seed.ApiKey);
         var issuance = LoadRequest.PostForm("grant_type=client_credentials&scope=IDENTITY", basic);
-        await MeasureAsync(name, Workloads.ClientCredentials, url + "/api/oauth/token", issuance);
-        await MeasureRefreshAsync(target, seeder, seed, basic);
+        await CompareAsync(Comparisons.Of(name, Workloads.ClientCredentials), peer.Issuance,
+            Contender.Fixed(name, Workloads.ClientCredentials, url + "/api/oauth/token", issuance));
+        await CompareAsync(Comparisons.Of(name, Workloads.Refresh), ceiling, peer.Refresh, RefreshContender(target, seeder, seed, basic));
+        await CompareAsync(Comparisons.Of(name, Workloads.CodeRedemption), ceiling, CodeRedemptionContender(target, seeder, seed, basic));
 
         // The large table: introspection of the same token, then clean-up under issuance load.
         var add = options.ManyTokens - expiredAdded;
@@ -206,7 +339,8 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         await target.AddExpiredTokensAsync(add, offset: expiredAdded);
         var stored = await target.CountTokensAsync();
         Say($"{name}: {stored:N0} tokens stored ({inserting.Elapsed.TotalSeconds:0} s to insert)");
-        await MeasureAsync(name, Workloads.IntrospectionLarge, url + "/api/oauth/introspect", introspect, $"{stored:N0} tokens stored");
+        await CompareAsync(Comparisons.Of(name, Workloads.IntrospectionLarge), ceiling,
+            Contender.Fixed(name, Workloads.IntrospectionLarge, url + "/api/oauth/introspect", introspect, $"{stored:N0} tokens stored"));
         await MeasureCleanupAsync(target, issuance, stored);
 
         Facts[$"{name}|rss"] = target.Server.ResidentMegabytes();
@@ -217,35 +351,41 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
 
     /// <summary>
     /// A tool call to the upstream directly and through the gateway (with a fresh credential put on
-    /// it), one connection each, side by side: the difference of the medians is the gateway's overhead.
+    /// it), one connection each, in turns: the difference of the medians is the gateway's overhead.
     /// </summary>
     private async Task MeasureGatewayAsync(string target, string gatewayUrl, string apiKey)
     {
         const string call = """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}""";
         string[] accept = ["Accept: application/json, text/event-stream", "MCP-Protocol-Version: 2025-11-25"];
-        await MeasureAsync(target, Workloads.ToolCallDirect, _ceilingUrl + "/mcp",
-            LoadRequest.PostJson(call, accept) with { Connections = 1 }, "the upstream alone, one connection");
-        await MeasureAsync(target, Workloads.ToolCallGateway, gatewayUrl,
-            LoadRequest.PostJson(call, [.. accept, $"X-API-Key: {apiKey}"]) with { Connections = 1 }, "credential injected, one connection");
+        await CompareAsync(Comparisons.Of(target, Workloads.ToolCallGateway),
+            Contender.Fixed(Ceiling, Workloads.ToolCallDirect, _ceilingUrl + "/mcp",
+                LoadRequest.PostJson(call, accept) with { Connections = 1 }, "the upstream alone, one connection"),
+            Contender.Fixed(target, Workloads.ToolCallGateway, gatewayUrl,
+                LoadRequest.PostJson(call, [.. accept, $"X-API-Key: {apiKey}"]) with { Connections = 1 }, "credential injected, one connection"));
     }
 
-    private async Task MeasureRefreshAsync(LatchkeyTarget target, LatchkeySeeder seeder, LatchkeySeed seed, string basic)
+    /// <summary>Fresh chains for every run, each from its own code flow: every refresh token is redeemed once.</summary>
+    private Contender RefreshContender(LatchkeyTarget target, LatchkeySeeder seeder, LatchkeySeed seed, string basic) =>
+        new(target.Name, Workloads.Refresh, target.BaseUrl + "/api/oauth/token", async runs =>
+        {
+            var requests = new List<LoadRequest>();
+            foreach (var _ in runs)
+            {
+                // One spare beyond a chain per connection.
+                requests.Add(LoadRequest.RefreshChain(await TokensFileAsync(await seeder.RefreshTokensAsync(seed, options.Connections + 1)), basic));
+            }
+            return requests;
+        }, "each refresh token redeemed once");
+
+    /// <summary>Codes made through the authorization endpoint right before each sample (<see cref="AuthorizationCodeBatches"/>).</summary>
+    private Contender CodeRedemptionContender(LatchkeyTarget target, LatchkeySeeder seeder, LatchkeySeed seed, string basic)
     {
-        var file = Path.Combine(options.ResultsDirectory, "refresh-tokens.txt");
-        try
+        var batches = new AuthorizationCodeBatches(options, seeder, seed, TokensFileAsync, basic);
+        return new Contender(target.Name, Workloads.CodeRedemption, target.BaseUrl + "/api/oauth/token", batches.PrepareAsync,
+            "each code redeemed once, with PKCE")
         {
-            // Fresh chains for the warm-up and for the measured run: every token is redeemed once.
-            // One spare: wrk calls request() once at start-up to check the script, without sending it.
-            await File.WriteAllLinesAsync(file, await seeder.RefreshTokensAsync(seed, options.Connections + 1));
-            await _wrk.RunAsync(target.BaseUrl + "/api/oauth/token", LoadRequest.RefreshChain(file, basic), options.WarmupSeconds);
-            await File.WriteAllLinesAsync(file, await seeder.RefreshTokensAsync(seed, options.Connections + 1));
-            var result = await _wrk.RunAsync(target.BaseUrl + "/api/oauth/token", LoadRequest.RefreshChain(file, basic), options.DurationSeconds);
-            Record(target.Name, Workloads.Refresh, result, "each refresh token redeemed once");
-        }
-        finally
-        {
-            File.Delete(file);
-        }
+            Supplied = batches.Observe,
+        };
     }
 
     /// <summary>
@@ -255,7 +395,7 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
     private async Task MeasureCleanupAsync(LatchkeyTarget target, LoadRequest issuance, long storedBefore)
     {
         using var done = new CancellationTokenSource();
-        var load = _wrk.RunAsync(target.BaseUrl + "/api/oauth/token", issuance, 600, done.Token);
+        var load = RunAsync(target.BaseUrl + "/api/oauth/token", issuance, 600, done.Token);
         await Task.Delay(TimeSpan.FromSeconds(1));
         var clock = Stopwatch.StartNew();
         string output;
@@ -272,8 +412,8 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         var storedAfter = await target.CountTokensAsync();
         Facts[$"{target.Name}|cleanup-seconds"] = clock.Elapsed.TotalSeconds;
         Facts[$"{target.Name}|cleanup-removed"] = storedBefore - storedAfter + result.Requests;
-        Record(target.Name, Workloads.IssuanceDuringCleanup, result,
-            $"clean-up took {clock.Elapsed.TotalSeconds:0.0} s: {output.Trim()}");
+        Record(new Sample(Comparisons.Of(target.Name, Workloads.IssuanceDuringCleanup), 1, target.Name, Workloads.IssuanceDuringCleanup, result,
+            $"clean-up took {clock.Elapsed.TotalSeconds:0.0} s: {output.Trim()}"));
     }
 
     public async ValueTask DisposeAsync()
@@ -289,6 +429,7 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
                 Console.Error.WriteLine($"[bench] stopping: {exception.Message}");
             }
         }
+        _http.Dispose();
     }
 
     private sealed class DeleteDirectory(string path) : IAsyncDisposable
@@ -306,14 +447,22 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
 
 internal static class Workloads
 {
+    public const string Ceiling = "ceiling";
     public const string Introspection = "introspection";
     public const string MeBearer = "GET /me (bearer token)";
     public const string MeApiKey = "GET /me (API key)";
     public const string ClientCredentials = "client credentials (persisted)";
     public const string Refresh = "refresh with rotation";
+    public const string CodeRedemption = "authorization-code redemption";
     public const string BrokerRead = "broker access-token read";
     public const string IntrospectionLarge = "introspection, large table";
     public const string IssuanceDuringCleanup = "client credentials during clean-up";
     public const string ToolCallDirect = "MCP tool call, upstream direct";
     public const string ToolCallGateway = "MCP tool call via gateway";
+}
+
+/// <summary>A comparison is named by the Latchkey target and workload it judges.</summary>
+internal static class Comparisons
+{
+    public static string Of(string target, string workload) => $"{target}|{workload}";
 }

@@ -55,16 +55,54 @@ internal sealed partial class LatchkeySeeder(LatchkeyTarget target)
             credentialId);
     }
 
-    /// <summary>Refresh tokens, one per connection of a refresh-chain run.</summary>
+    /// <summary>
+    /// The PKCE verifier of every code <see cref="AuthorizationCodesAsync"/> makes: one for all is
+    /// enough, since each code is still bound to its challenge and redeemed once.
+    /// </summary>
+    public const string CodeVerifier = "bench-pkce-verifier-0123456789abcdefghijklmnopqrstuvwxyz";
+
+    /// <summary>
+    /// The rest of the token request that redeems one of <see cref="AuthorizationCodesAsync"/>'s
+    /// codes (the code itself goes last): a confidential app's code with PKCE, as a web server redeems it.
+    /// </summary>
+    public static string CodeRedemptionForm =>
+        $"grant_type=authorization_code&redirect_uri={Uri.EscapeDataString(RedirectUri)}&code_verifier={CodeVerifier}";
+
+    /// <summary>
+    /// Authorization codes for the app, made the way a returning user's browser gets them: with the
+    /// consent given at seeding, <c>GET /auth/authorize</c> with the session cookie answers a redirect
+    /// carrying a new code at once. <paramref name="parallel"/> requests at a time, since every code
+    /// is a database write and the workload needs thousands per sample.
+    /// </summary>
+    public async Task<List<string>> AuthorizationCodesAsync(LatchkeySeed seed, int count, int parallel)
+    {
+        var url = AuthorizeUrl(seed.ClientId, "IDENTITY", Challenge(CodeVerifier));
+        var codes = new string[count];
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = parallel }, async (i, cancellationToken) =>
+        {
+            using var response = await Browser.GetAsync(url, cancellationToken);
+            codes[i] = Code(response);
+        });
+        return [.. codes];
+    }
+
+    /// <summary>Refresh tokens, one per connection of a refresh-chain run: each from its own code flow.</summary>
     public async Task<List<string>> RefreshTokensAsync(LatchkeySeed seed, int count)
     {
-        var tokens = new List<string>(count);
-        for (var i = 0; i < count; i++)
+        var codes = await AuthorizationCodesAsync(seed, count, parallel: 8);
+        var tokens = new string[count];
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
         {
-            var issued = await AuthorizationCodeAsync(seed.ClientId, seed.ClientSecret, "IDENTITY");
-            tokens.Add(issued.GetProperty("refresh_token").GetString()!);
-        }
-        return tokens;
+            var issued = await TokenAsync(seed.ClientId, seed.ClientSecret, new()
+            {
+                ["grant_type"] = "authorization_code",
+                ["code"] = codes[i],
+                ["redirect_uri"] = RedirectUri,
+                ["code_verifier"] = CodeVerifier,
+            });
+            tokens[i] = issued.GetProperty("refresh_token").GetString()!;
+        });
+        return [.. tokens];
     }
 
     private static string Field(string output, string name) =>
@@ -119,10 +157,7 @@ internal sealed partial class LatchkeySeeder(LatchkeyTarget target)
     private async Task<JsonElement> AuthorizationCodeAsync(string clientId, string clientSecret, string scope)
     {
         var verifier = Base64Url(RandomNumberGenerator.GetBytes(32));
-        var challenge = Base64Url(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
-        var url = $"/auth/authorize?response_type=code&client_id={Uri.EscapeDataString(clientId)}&redirect_uri={Uri.EscapeDataString(RedirectUri)}" +
-                  $"&scope={Uri.EscapeDataString(scope)}&state=bench&code_challenge={challenge}&code_challenge_method=S256";
-        var code = await AuthorizeAsync(url);
+        var code = await AuthorizeAsync(AuthorizeUrl(clientId, scope, Challenge(verifier)));
         return await TokenAsync(clientId, clientSecret, new()
         {
             ["grant_type"] = "authorization_code",
@@ -131,6 +166,12 @@ internal sealed partial class LatchkeySeeder(LatchkeyTarget target)
             ["code_verifier"] = verifier,
         });
     }
+
+    private static string AuthorizeUrl(string clientId, string scope, string challenge) =>
+        $"/auth/authorize?response_type=code&client_id={Uri.EscapeDataString(clientId)}&redirect_uri={Uri.EscapeDataString(RedirectUri)}" +
+        $"&scope={Uri.EscapeDataString(scope)}&state=bench&code_challenge={challenge}&code_challenge_method=S256";
+
+    private static string Challenge(string verifier) => Base64Url(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
 
     private async Task<JsonElement> TokenAsync(string clientId, string clientSecret, Dictionary<string, string> parameters)
     {

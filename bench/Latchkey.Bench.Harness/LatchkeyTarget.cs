@@ -12,6 +12,8 @@ namespace Latchkey.Bench;
 internal sealed class LatchkeyTarget : IAsyncDisposable
 {
     public const string TokensTable = "\"OpenIddictTokens\"";
+    public const string SqliteName = "Latchkey (SQLite)";
+    public const string PostgresName = "Latchkey (PostgreSQL)";
 
     private readonly BenchOptions _options;
     private readonly Dictionary<string, string?> _environment;
@@ -33,23 +35,40 @@ internal sealed class LatchkeyTarget : IAsyncDisposable
         BaseUrl = $"http://127.0.0.1:{port}";
     }
 
-    private string Dll => Path.Combine(_options.Root, "src", "Latchkey", "bin", "Release", "net10.0", "latchkey.dll");
+    private string Dll => Path.Combine(BuildDirectory(_options), "latchkey.dll");
+
+    /// <summary>Where the Release build is: latchkey.dll, and the native launcher <c>latchkey</c> beside it.</summary>
+    public static string BuildDirectory(BenchOptions options) => Path.Combine(options.Root, "src", "Latchkey", "bin", "Release", "net10.0");
+
+    /// <summary>The settings every benchmark server runs with, its data in <paramref name="workDirectory"/>.</summary>
+    public static Dictionary<string, string?> ServerEnvironment(string workDirectory) => new()
+    {
+        ["LATCHKEY_Vault__KeyFile"] = Path.Combine(workDirectory, "vault-master-keys.json"),
+        // The benchmark's broker provider is this same server, on loopback.
+        ["LATCHKEY_Broker__AllowPrivateNetworks"] = "true",
+        // The MCP upstream of the gateway workload is the ceiling process, on loopback.
+        ["LATCHKEY_Mcp__AllowPrivateNetworks"] = "true",
+        // One client from one address at thousands of requests a second is the point here, not abuse.
+        ["LATCHKEY_RateLimits__Enabled"] = "false",
+        ["DOTNET_ENVIRONMENT"] = "Production",
+        ["ASPNETCORE_ENVIRONMENT"] = "Production",
+    };
+
+    /// <summary>The settings of a server on a SQLite file in <paramref name="workDirectory"/>.</summary>
+    public static Dictionary<string, string?> SqliteEnvironment(string workDirectory)
+    {
+        var environment = ServerEnvironment(workDirectory);
+        environment["LATCHKEY_Storage__Provider"] = "sqlite";
+        environment["LATCHKEY_Storage__SqlitePath"] = SqliteFile(workDirectory);
+        return environment;
+    }
+
+    private static string SqliteFile(string workDirectory) => Path.Combine(workDirectory, "latchkey.db");
 
     public static async Task<LatchkeyTarget> StartAsync(BenchOptions options, bool postgres, string workDirectory)
     {
         Directory.CreateDirectory(workDirectory);
-        var environment = new Dictionary<string, string?>
-        {
-            ["LATCHKEY_Vault__KeyFile"] = Path.Combine(workDirectory, "vault-master-keys.json"),
-            // The benchmark's broker provider is this same server, on loopback.
-            ["LATCHKEY_Broker__AllowPrivateNetworks"] = "true",
-            // The MCP upstream of the gateway workload is the ceiling process, on loopback.
-            ["LATCHKEY_Mcp__AllowPrivateNetworks"] = "true",
-            // One client from one address at thousands of requests a second is the point here, not abuse.
-            ["LATCHKEY_RateLimits__Enabled"] = "false",
-            ["DOTNET_ENVIRONMENT"] = "Production",
-            ["ASPNETCORE_ENVIRONMENT"] = "Production",
-        };
+        var environment = postgres ? ServerEnvironment(workDirectory) : SqliteEnvironment(workDirectory);
         string connectionString;
         if (postgres)
         {
@@ -67,14 +86,11 @@ internal sealed class LatchkeyTarget : IAsyncDisposable
         }
         else
         {
-            var file = Path.Combine(workDirectory, "latchkey.db");
-            environment["LATCHKEY_Storage__Provider"] = "sqlite";
-            environment["LATCHKEY_Storage__SqlitePath"] = file;
-            connectionString = new SqliteConnectionStringBuilder { DataSource = file, DefaultTimeout = 60 }.ConnectionString;
+            connectionString = new SqliteConnectionStringBuilder { DataSource = SqliteFile(workDirectory), DefaultTimeout = 60 }.ConnectionString;
         }
 
         var port = ChildProcess.FreePort();
-        var target = new LatchkeyTarget(options, postgres ? "Latchkey (PostgreSQL)" : "Latchkey (SQLite)", postgres, connectionString, environment, port);
+        var target = new LatchkeyTarget(options, postgres ? PostgresName : SqliteName, postgres, connectionString, environment, port);
         target._server = ChildProcess.Start(postgres ? "latchkey-postgres" : "latchkey-sqlite", "dotnet",
             [target.Dll, "serve", "--urls", target.BaseUrl], environment, Path.Combine(options.ResultsDirectory, "logs"), workDirectory);
         await target.Server.WaitUntilReadyAsync(target.BaseUrl + "/readyz", TimeSpan.FromSeconds(90));

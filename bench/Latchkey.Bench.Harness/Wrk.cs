@@ -4,10 +4,15 @@ using System.Text.RegularExpressions;
 
 namespace Latchkey.Bench;
 
-/// <summary>One wrk run's numbers.</summary>
+/// <summary>
+/// One wrk run's numbers. <see cref="Starved"/> counts requests that a single-use-token script
+/// sent without a token: its file ran out (codes) or a chain broke (refresh).
+/// </summary>
 internal sealed record LoadResult(long Requests, double Seconds, double RequestsPerSecond, double P50Ms, double P99Ms, long Non2xx, long SocketErrors, string Raw)
 {
     public long Errors => Non2xx + SocketErrors;
+
+    public long Starved { get; init; }
 
     public static LoadResult Failed(string reason) => new(0, 0, 0, double.NaN, double.NaN, 0, 1, reason);
 }
@@ -72,7 +77,10 @@ internal sealed partial class Wrk(BenchOptions options)
             socketErrors = Enumerable.Range(1, 4).Sum(i => long.Parse(s.Groups[i].Value, CultureInfo.InvariantCulture));
         }
         return new LoadResult(requests, seconds, double.Parse(rate.Groups[1].Value, CultureInfo.InvariantCulture),
-            Percentile(text, "50"), Percentile(text, "99"), non2xx, socketErrors, text);
+            Percentile(text, "50"), Percentile(text, "99"), non2xx, socketErrors, text)
+        {
+            Starved = Starved().Match(text) is { Success: true } t ? long.Parse(t.Groups[1].Value, CultureInfo.InvariantCulture) : 0,
+        };
     }
 
     private static double Percentile(string text, string percent)
@@ -111,25 +119,36 @@ internal sealed partial class Wrk(BenchOptions options)
 
     [GeneratedRegex(@"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")]
     private static partial Regex SocketErrors();
+
+    /// <summary>What refresh.lua and authorization-code.lua report of requests sent without a token.</summary>
+    [GeneratedRegex(@"^(?:Broken refresh chains|Requests without a code): (\d+)", RegexOptions.Multiline)]
+    private static partial Regex Starved();
 }
 
-/// <summary>What wrk sends: a method, path, headers and body, or the refresh-token chain.</summary>
-internal sealed record LoadRequest(string Method, string? Body, IReadOnlyList<string> Headers, string? TokensFile = null)
+/// <summary>
+/// What wrk sends: one fixed request (request.lua), or requests that each use a single-use token
+/// from <see cref="TokensFile"/> once: refresh chains (refresh.lua) or authorization codes
+/// (authorization-code.lua). A tokens file serves one wrk run and is deleted after it.
+/// </summary>
+internal sealed record LoadRequest(string Script, string Method, string? Body, IReadOnlyList<string> Headers, string? TokensFile = null)
 {
-    public string Script => TokensFile is null ? "request.lua" : "refresh.lua";
-
     /// <summary>Connections for this request alone (latency workloads use one); null: the run's setting.</summary>
     public int? Connections { get; init; }
 
-    public static LoadRequest Get(params string[] headers) => new("GET", null, headers);
+    public static LoadRequest Get(params string[] headers) => new("request.lua", "GET", null, headers);
 
     public static LoadRequest PostForm(string body, params string[] headers) =>
-        new("POST", body, [.. headers, "Content-Type: application/x-www-form-urlencoded"]);
+        new("request.lua", "POST", body, [.. headers, "Content-Type: application/x-www-form-urlencoded"]);
 
     public static LoadRequest PostJson(string body, params string[] headers) =>
-        new("POST", body, [.. headers, "Content-Type: application/json"]);
+        new("request.lua", "POST", body, [.. headers, "Content-Type: application/json"]);
 
-    public static LoadRequest RefreshChain(string tokensFile, params string[] headers) => new("POST", null, headers, tokensFile);
+    /// <summary>One refresh chain per connection, started from the file's tokens.</summary>
+    public static LoadRequest RefreshChain(string tokensFile, params string[] headers) => new("refresh.lua", "POST", null, headers, tokensFile);
+
+    /// <summary>Each request redeems the file's next code; <paramref name="form"/> is the rest of the token request.</summary>
+    public static LoadRequest CodeRedemption(string codesFile, string form, params string[] headers) =>
+        new("authorization-code.lua", "POST", form, headers, codesFile);
 
     public IReadOnlyDictionary<string, string> Environment()
     {
