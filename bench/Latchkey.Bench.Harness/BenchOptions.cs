@@ -7,6 +7,11 @@ internal sealed record BenchOptions
 {
     public required string Root { get; init; }
     public bool Smoke { get; init; }
+
+    /// <summary>Measure only what is named by this text (profiling); null: everything.</summary>
+    public string? Only { get; init; }
+
+    public bool Includes(string name) => Only is null || name.Contains(Only, StringComparison.OrdinalIgnoreCase);
     public int Rounds { get; init; } = 3;
     public int DurationSeconds { get; init; } = 5;
     public int WarmupSeconds { get; init; } = 8;
@@ -41,6 +46,8 @@ internal sealed record BenchOptions
           --startup-runs <n>  hyperfine runs per start-up measurement (default 10; smoke 2)
           --record            write the tables into docs/BENCHMARKS.md
           --no-postgres       run Latchkey on SQLite only
+          --only <text>       only the comparisons whose name contains the text (e.g. "refresh"), for profiling;
+                              start-up, the large table and the clean-up only when named; not with --record
 
         Latchkey on PostgreSQL runs when LATCHKEY_BENCH_POSTGRES names a server (run.sh starts a
         throwaway one when Debian's postgresql package is installed).
@@ -48,7 +55,7 @@ internal sealed record BenchOptions
 
     public static BenchOptions Parse(string[] args)
     {
-        string? root = null;
+        string? root = null, only = null;
         bool smoke = false, record = false, noPostgres = false;
         int? rounds = null, duration = null, warmup = null, connections = null, tokens = null, startupRuns = null;
         for (var i = 0; i < args.Length; i++)
@@ -67,6 +74,7 @@ internal sealed record BenchOptions
                 case "--connections": connections = PositiveInt(Next(), "--connections"); break;
                 case "--tokens": tokens = PositiveInt(Next(), "--tokens"); break;
                 case "--startup-runs": startupRuns = PositiveInt(Next(), "--startup-runs"); break;
+                case "--only": only = Next(); break;
                 default: throw new ArgumentException($"Unknown option '{args[i]}'.");
             }
         }
@@ -75,11 +83,16 @@ internal sealed record BenchOptions
         {
             throw new ArgumentException($"'{root}' is not the repository root (no Latchkey.slnx); pass --root.");
         }
+        if (only is not null && record)
+        {
+            throw new ArgumentException("--only measures part of the run, which is not a record: leave out --record.");
+        }
         var postgres = Environment.GetEnvironmentVariable("LATCHKEY_BENCH_POSTGRES");
         return new BenchOptions
         {
             Root = Path.GetFullPath(root),
             Smoke = smoke,
+            Only = only,
             Record = record,
             Rounds = rounds ?? (smoke ? 1 : 3),
             // 5 s samples keep a full run of both databases (three rounds) around 20 to 25 minutes.

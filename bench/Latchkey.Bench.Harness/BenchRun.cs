@@ -72,7 +72,10 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
             $"{options.DurationSeconds} s per sample after {options.SampleWarmupSeconds} s of warm-up ({options.WarmupSeconds} s before a target's first round).");
 
         // First, while nothing else runs.
-        Startup.AddRange(await new StartupBench(options).MeasureAsync(Problems));
+        if (options.Includes("start-up"))
+        {
+            Startup.AddRange(await new StartupBench(options).MeasureAsync(Problems));
+        }
 
         _ceilingUrl = await StartCeilingAsync();
         _ceiling = Contender.Fixed(Ceiling, Workloads.Ceiling, _ceilingUrl + "/introspect",
@@ -202,6 +205,10 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
     /// </summary>
     private async Task CompareAsync(string comparison, params Contender[] contenders)
     {
+        if (!options.Includes(comparison))
+        {
+            return;
+        }
         foreach (var contender in contenders)
         {
             if (_warmedUp.Add((contender.Target, contender.Workload)))
@@ -325,7 +332,10 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
             Contender.Fixed(name, Workloads.MeApiKey, url + "/external-api/v1/me", LoadRequest.Get($"X-API-Key: {seed.ApiKey}")));
         await CompareAsync(Comparisons.Of(name, Workloads.BrokerRead), ceiling,
             Contender.Fixed(name, Workloads.BrokerRead, url + $"/mcp/credentials/{seed.CredentialId}/access-token", LoadRequest.PostJson("{}", $"X-API-Key: {seed.ApiKey}")));
-        await MeasureGatewayAsync(name, await seeder.McpGatewayAsync(seed, _ceilingUrl + "/mcp"), seed.ApiKey);
+        if (options.Includes(Workloads.ToolCallGateway))
+        {
+            await MeasureGatewayAsync(name, await seeder.McpGatewayAsync(seed, _ceilingUrl + "/mcp"), seed.ApiKey);
+        }
         var issuance = LoadRequest.PostForm("grant_type=client_credentials&scope=IDENTITY", basic);
         await CompareAsync(Comparisons.Of(name, Workloads.ClientCredentials), peer.Issuance,
             Contender.Fixed(name, Workloads.ClientCredentials, url + "/api/oauth/token", issuance));
@@ -333,6 +343,11 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         await CompareAsync(Comparisons.Of(name, Workloads.CodeRedemption), ceiling, CodeRedemptionContender(target, seeder, seed, basic));
 
         // The large table: introspection of the same token, then clean-up under issuance load.
+        if (!options.Includes(Workloads.IntrospectionLarge) && !options.Includes(Workloads.IssuanceDuringCleanup))
+        {
+            await target.DisposeAsync();
+            return;
+        }
         var add = options.ManyTokens - expiredAdded;
         Say($"{name}: adding {add:N0} expired tokens");
         var inserting = Stopwatch.StartNew();

@@ -28,8 +28,7 @@ public abstract class LatchkeyDbContext(DbContextOptions options)
 {
     /// <summary>
     /// Set for the duration of bulk updates that change no cached answer, so that they move no
-    /// cache revision on: <see cref="LastUseStamp"/>, and a refresh token's redemption by the
-    /// direct grants (only access tokens, apps and authorizations are cached).
+    /// cache revision on (<see cref="LastUseStamp"/>).
     /// </summary>
     internal bool ChangesNothingCached { get; set; }
 

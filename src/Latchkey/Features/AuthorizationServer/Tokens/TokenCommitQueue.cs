@@ -1,7 +1,11 @@
+using System.Data.Common;
+using System.Text;
 using System.Threading.Channels;
 using Latchkey.Features.AuthorizationServer.Stores;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata;
+using Microsoft.EntityFrameworkCore.Storage;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Latchkey.Features.AuthorizationServer.Tokens;
@@ -110,43 +114,31 @@ internal sealed partial class TokenCommitQueue(IServiceScopeFactory scopes, Time
         {
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<LatchkeyDbContext>();
+            var table = _table ??= TokenTable.Of(db);
             // One write at a time in this process on SQLite; the transaction below is one turn of it.
             entered = writeGate is not null && await writeGate.EnterAsync(_stopping.Token);
             await using var transaction = await db.Database.BeginTransactionAsync(_stopping.Token);
-            var now = time.GetUtcNow().UtcDateTime;
-            // A refresh token marked redeemed changes no cached answer (only access tokens are cached).
-            // The context is pooled: the mark must not outlive these updates.
-            db.ChangesNothingCached = true;
-            try
+            var connection = db.Database.GetDbConnection();
+            var dbTransaction = transaction.GetDbTransaction();
+
+            // Two statements for the whole batch, in plain SQL: EF Core's per-statement and per-entity
+            // work was most of this writer's time. Neither changes a cached answer (new rows, and
+            // refresh tokens marked redeemed: only access tokens are cached), so none is announced.
+            var redeemed = await RedeemAsync(connection, dbTransaction, table, batch);
+            var inserts = new List<TokenRow>(batch.Count * 2);
+            var claimed = new HashSet<string>(StringComparer.Ordinal);
+            for (var i = 0; i < batch.Count; i++)
             {
-                for (var i = 0; i < batch.Count; i++)
+                // A token named twice in one batch (the same refresh sent twice at once) goes to the first only.
+                if (batch[i].RedeemTokenId is { } id && (!redeemed.Contains(id) || !claimed.Add(id)))
                 {
-                    if (batch[i].RedeemTokenId is { } redeemed)
-                    {
-                        var updated = await db.OAuthTokens
-                            .Where(token => token.Id == redeemed && token.Status == Statuses.Valid)
-                            .ExecuteUpdateAsync(set => set.SetProperty(token => token.Status, Statuses.Redeemed).SetProperty(token => token.RedemptionDate, now),
-                                _stopping.Token);
-                        if (updated == 0)
-                        {
-                            outcomes[i] = TokenWriteOutcome.NotRedeemable;
-                            continue;
-                        }
-                    }
-                    foreach (var row in batch[i].Inserts)
-                    {
-                        var entry = db.OAuthTokens.Add(row.Token);
-                        entry.Property("ApplicationId").CurrentValue = row.ApplicationId;
-                        entry.Property("AuthorizationId").CurrentValue = row.AuthorizationId;
-                    }
-                    outcomes[i] = TokenWriteOutcome.Committed;
+                    outcomes[i] = TokenWriteOutcome.NotRedeemable;
+                    continue;
                 }
+                inserts.AddRange(batch[i].Inserts);
+                outcomes[i] = TokenWriteOutcome.Committed;
             }
-            finally
-            {
-                db.ChangesNothingCached = false;
-            }
-            await db.SaveChangesAsync(_stopping.Token);
+            await InsertAsync(connection, dbTransaction, table, inserts);
             await transaction.CommitAsync(_stopping.Token);
         }
         catch (Exception exception) when (exception is not OperationCanceledException || !_stopping.IsCancellationRequested)
@@ -165,6 +157,94 @@ internal sealed partial class TokenCommitQueue(IServiceScopeFactory scopes, Time
         for (var i = 0; i < batch.Count; i++)
         {
             batch[i].Completion.TrySetResult(outcomes[i]);
+        }
+    }
+
+    private TokenTable? _table;
+
+    /// <summary>Marks the batch's refresh tokens redeemed where they are still valid; answers the ids it marked.</summary>
+    private async Task<HashSet<string>> RedeemAsync(DbConnection connection, DbTransaction transaction, TokenTable table, List<TokenWrite> batch)
+    {
+        var ids = batch.Select(write => write.RedeemTokenId).OfType<string>().Distinct(StringComparer.Ordinal).ToList();
+        var marked = new HashSet<string>(StringComparer.Ordinal);
+        if (ids.Count == 0)
+        {
+            return marked;
+        }
+        await using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        var names = new string[ids.Count];
+        for (var i = 0; i < ids.Count; i++)
+        {
+            names[i] = Parameter(command, "r" + i, ids[i]);
+        }
+        command.CommandText =
+            $"UPDATE {table.Name} SET {table.Status} = {Parameter(command, "redeemed", Statuses.Redeemed)}, " +
+            $"{table.RedemptionDate} = {Parameter(command, "now", time.GetUtcNow().UtcDateTime)} " +
+            $"WHERE {table.Status} = {Parameter(command, "valid", Statuses.Valid)} AND {table.Id} IN ({string.Join(", ", names)}) RETURNING {table.Id}";
+        await using var reader = await command.ExecuteReaderAsync(_stopping.Token);
+        while (await reader.ReadAsync(_stopping.Token))
+        {
+            marked.Add(reader.GetString(0));
+        }
+        return marked;
+    }
+
+    /// <summary>Inserts the rows, a few hundred to a statement (well under either database's limit on parameters).</summary>
+    private async Task InsertAsync(DbConnection connection, DbTransaction transaction, TokenTable table, List<TokenRow> rows)
+    {
+        const int RowsPerStatement = 200;
+        for (var start = 0; start < rows.Count; start += RowsPerStatement)
+        {
+            await using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            var values = new StringBuilder();
+            for (var i = start; i < Math.Min(rows.Count, start + RowsPerStatement); i++)
+            {
+                var (token, n) = (rows[i].Token, i - start);
+                values.Append(values.Length == 0 ? "(" : ", (")
+                    .Append(Parameter(command, $"i{n}", token.Id)).Append(", ")
+                    .Append(Parameter(command, $"a{n}", rows[i].ApplicationId)).Append(", ")
+                    .Append(Parameter(command, $"z{n}", rows[i].AuthorizationId)).Append(", ")
+                    .Append(Parameter(command, $"c{n}", token.ConcurrencyToken)).Append(", ")
+                    .Append(Parameter(command, $"d{n}", token.CreationDate)).Append(", ")
+                    .Append(Parameter(command, $"e{n}", token.ExpirationDate)).Append(", ")
+                    .Append(Parameter(command, $"p{n}", token.Properties)).Append(", ")
+                    .Append(Parameter(command, $"f{n}", token.ReferenceId)).Append(", ")
+                    .Append(Parameter(command, $"s{n}", token.Status)).Append(", ")
+                    .Append(Parameter(command, $"u{n}", token.Subject)).Append(", ")
+                    .Append(Parameter(command, $"t{n}", token.Type)).Append(')');
+            }
+            command.CommandText = $"INSERT INTO {table.Name} ({table.Id}, {table.ApplicationId}, {table.AuthorizationId}, {table.ConcurrencyToken}, " +
+                $"{table.CreationDate}, {table.ExpirationDate}, {table.Properties}, {table.ReferenceId}, {table.Status}, {table.Subject}, {table.Type}) VALUES {values}";
+            await command.ExecuteNonQueryAsync(_stopping.Token);
+        }
+    }
+
+    private static string Parameter(DbCommand command, string name, object? value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = "@" + name;
+        parameter.Value = value ?? DBNull.Value;
+        command.Parameters.Add(parameter);
+        return parameter.ParameterName;
+    }
+
+    /// <summary>The token table's quoted names, as the EF Core model maps them (the same on SQLite and PostgreSQL here).</summary>
+    private sealed record TokenTable(string Name, string Id, string ApplicationId, string AuthorizationId, string ConcurrencyToken, string CreationDate,
+        string ExpirationDate, string Properties, string RedemptionDate, string ReferenceId, string Status, string Subject, string Type)
+    {
+        public static TokenTable Of(DbContext db)
+        {
+            var entity = db.Model.FindEntityType(typeof(OAuthToken))!;
+            var store = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
+            string Quote(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
+            string Column(string property) => Quote(entity.FindProperty(property)!.GetColumnName(store)!);
+            var name = entity.GetSchema() is { } schema ? Quote(schema) + "." + Quote(store.Name) : Quote(store.Name);
+            return new TokenTable(name, Column(nameof(OAuthToken.Id)), Column("ApplicationId"), Column("AuthorizationId"),
+                Column(nameof(OAuthToken.ConcurrencyToken)), Column(nameof(OAuthToken.CreationDate)), Column(nameof(OAuthToken.ExpirationDate)),
+                Column(nameof(OAuthToken.Properties)), Column(nameof(OAuthToken.RedemptionDate)), Column(nameof(OAuthToken.ReferenceId)),
+                Column(nameof(OAuthToken.Status)), Column(nameof(OAuthToken.Subject)), Column(nameof(OAuthToken.Type)));
         }
     }
 
