@@ -20,16 +20,16 @@ using OidcScopes = OpenIddict.Abstractions.OpenIddictConstants.Scopes;
 namespace Latchkey.Features.AuthorizationServer.Tokens;
 
 /// <summary>
-/// Latchkey's own handling of the two hot grants, <c>client_credentials</c> and
-/// <c>refresh_token</c>, in front of OpenIddict's token endpoint. A profile of issuance put about
+/// Latchkey's own handling of the hot grants, <c>client_credentials</c>, <c>refresh_token</c> and
+/// <c>authorization_code</c>, in front of OpenIddict's token endpoint. A profile of issuance put about
 /// half the CPU in OpenIddict's generic event dispatch (some forty events a request), and every
 /// token was its own transaction. Here a request that will plainly succeed is checked in one pass
-/// (client, grant, scopes; for a refresh, the token, its authorization and its user in two indexed
-/// reads), and its tokens are written by the group commit (<see cref="TokenCommitQueue"/>) before
+/// (client, grant, scopes; for a refresh or a code, the token, its authorization and its user in
+/// two indexed reads, and a code's payload through OpenIddict's own token validation), and its tokens are written by the group commit (<see cref="TokenCommitQueue"/>) before
 /// it answers, in the same rows and the same answer OpenIddict would give.
 ///
 /// It only ever answers success. Anything else, or anything unusual (a DPoP proof, a JSON body, a
-/// narrowed or OpenID scope, a resource, an app with its own token lifetimes, a client named by a
+/// narrowed or OpenID scope, a resource, a code bound to a DPoP key, an app with its own token lifetimes, a client named by a
 /// metadata document, a bound token, an app not in the cache yet, a refresh token redeemed
 /// meanwhile), goes to OpenIddict untouched, which answers it as before: every error, and every
 /// rule this class does not repeat, stays OpenIddict's.
@@ -48,6 +48,9 @@ internal sealed class DirectTokenGrants(
     private static readonly FrozenSet<string> RefreshParameters =
         FrozenSet.Create(StringComparer.Ordinal, Parameters.GrantType, Parameters.RefreshToken, Parameters.ClientId, Parameters.ClientSecret);
 
+    private static readonly FrozenSet<string> CodeParameters = FrozenSet.Create(StringComparer.Ordinal,
+        Parameters.GrantType, Parameters.Code, Parameters.RedirectUri, Parameters.CodeVerifier, Parameters.ClientId, Parameters.ClientSecret);
+
     private static readonly ConditionalWeakTable<OAuthApplicationSnapshot, DirectGrantClient> Clients = [];
 
     // Compiled once per model (a compiled query keeps the executor of the first model it met; tests
@@ -62,6 +65,14 @@ internal sealed class DirectTokenGrants(
                 .Where(token => token.ReferenceId == referenceId)
                 .Select(token => new StoredRefreshToken(token.Id!, token.Type, token.Status, token.Subject, token.ExpirationDate, token.Properties,
                     token.Payload != null, EF.Property<string?>(token, "ApplicationId"), EF.Property<string?>(token, "AuthorizationId"),
+                    token.Authorization != null ? token.Authorization.Status : null))
+                .FirstOrDefault());
+
+        public readonly Func<LatchkeyDbContext, string, Task<StoredCode?>> FindCodeAsync =
+            EF.CompileAsyncQuery((LatchkeyDbContext db, string referenceId) => db.OAuthTokens.AsNoTracking()
+                .Where(token => token.ReferenceId == referenceId)
+                .Select(token => new StoredCode(token.Id!, token.Type, token.Status, token.ExpirationDate,
+                    EF.Property<string?>(token, "ApplicationId"), EF.Property<string?>(token, "AuthorizationId"),
                     token.Authorization != null ? token.Authorization.Status : null))
                 .FirstOrDefault());
 
@@ -99,6 +110,7 @@ internal sealed class DirectTokenGrants(
         {
             GrantTypes.ClientCredentials => ClientCredentialsParameters,
             GrantTypes.RefreshToken => RefreshParameters,
+            GrantTypes.AuthorizationCode => CodeParameters,
             _ => null,
         };
         if (allowed is null || !form.All(field => field.Value.Count == 1 && allowed.Contains(field.Key))
@@ -107,9 +119,12 @@ internal sealed class DirectTokenGrants(
             return false;
         }
         var now = time.GetUtcNow();
-        var issued = grantType == GrantTypes.ClientCredentials
-            ? IssueForClient(client, Single(form, Parameters.Scope), now)
-            : await IssueForRefreshAsync(context, client, Single(form, Parameters.RefreshToken), now);
+        var issued = grantType switch
+        {
+            GrantTypes.ClientCredentials => IssueForClient(client, Single(form, Parameters.Scope), now),
+            GrantTypes.RefreshToken => await IssueForRefreshAsync(context, client, Single(form, Parameters.RefreshToken), now),
+            _ => await IssueForCodeAsync(context, client, form, now),
+        };
         if (issued is null)
         {
             return false;
@@ -239,21 +254,105 @@ internal sealed class DirectTokenGrants(
             return null;
         }
 
+        return await IssueForUserAsync(db, queries, client, stored.Subject, stored.AuthorizationId, scopes, resources, offlineImplied, stored.Id, now);
+    }
+
+    /// <summary>
+    /// An authorization code (RFC 6749 §4.1.3) with its PKCE verifier (RFC 7636 §4.6) and the
+    /// redirect URI it was issued for. The code itself is OpenIddict's (an encrypted payload behind
+    /// a reference), read through OpenIddict's own token validation; the redemption is a
+    /// conditional update in the group commit like a refresh token's.
+    /// </summary>
+    private async Task<IssuedTokens?> IssueForCodeAsync(HttpContext context, DirectGrantClient client, IFormCollection form, DateTimeOffset now)
+    {
+        if (Single(form, Parameters.Code) is not { Length: > 0 } code || Single(form, Parameters.CodeVerifier) is not { Length: > 0 } verifier
+            || Single(form, Parameters.RedirectUri) is not { Length: > 0 } redirectUri || code.Length > 512)
+        {
+            return null;
+        }
+        var db = context.RequestServices.GetRequiredService<LatchkeyDbContext>();
+        var queries = QueriesByModel.GetValue(db.Model, _ => new CompiledQueries());
+        var stored = await queries.FindCodeAsync(db, TokenFormats.StoredReferenceId(code));
+        if (stored is null || stored.Type != TokenTypeIdentifiers.Private.AuthorizationCode || stored.Status != Statuses.Valid
+            || stored.ApplicationId != client.Id
+            || stored.ExpirationDate is not { } expires || DateTime.SpecifyKind(expires, DateTimeKind.Utc) <= now.UtcDateTime
+            || (stored.AuthorizationId is not null && stored.AuthorizationStatus != Statuses.Valid))
+        {
+            return null;
+        }
+        var principal = await ReadCodeAsync(context, code);
+        if (principal is null || principal.GetClaim(Claims.Subject) is not { } subject
+            || !principal.GetPresenters().Contains(client.ClientId)
+            || principal.GetClaim(Handlers.DPoPTransaction.CodeKeyClaim) is not null
+            || principal.GetClaim(Claims.Private.RedirectUri) != redirectUri
+            || principal.GetClaim(Claims.Private.CodeChallengeMethod) != CodeChallengeMethods.Sha256
+            || principal.GetClaim(Claims.Private.CodeChallenge) is not { } challenge
+            || !MatchesChallenge(verifier, challenge))
+        {
+            return null;
+        }
+        var scopes = principal.GetScopes().ToArray();
+        if (scopes.Contains(OidcScopes.OpenId))
+        {
+            return null;
+        }
+        var offlineImplied = principal.GetClaim(OAuthPrincipals.OfflineAccessImpliedClaim) is not null;
+        return await IssueForUserAsync(db, queries, client, subject, stored.AuthorizationId, scopes, [.. principal.GetResources()], offlineImplied, stored.Id, now);
+    }
+
+    /// <summary>
+    /// The code's principal as OpenIddict reads it (looked up, decrypted and checked: OpenIddict
+    /// refuses a reference token's payload presented as the token), or null when it would not accept it.
+    /// </summary>
+    private static async Task<System.Security.Claims.ClaimsPrincipal?> ReadCodeAsync(HttpContext context, string code)
+    {
+        var services = context.RequestServices;
+        var transaction = await services.GetRequiredService<IOpenIddictServerFactory>().CreateTransactionAsync();
+        var request = context.Request;
+        // The issuer OpenIddict expects when none is configured: this request's base address, as its ASP.NET Core host sets it.
+        transaction.BaseUri = new Uri($"{request.Scheme}://{request.Host}{request.PathBase}/", UriKind.Absolute);
+        var validation = new OpenIddictServerEvents.ValidateTokenContext(transaction)
+        {
+            Token = code,
+            ValidTokenTypes = { TokenTypeIdentifiers.Private.AuthorizationCode },
+        };
+        await services.GetRequiredService<IOpenIddictServerDispatcher>().DispatchAsync(validation);
+        return validation.IsRejected ? null : validation.Principal;
+    }
+
+    /// <summary>RFC 7636 §4.6, S256: BASE64URL(SHA256(ASCII(code_verifier))) == code_challenge, compared in constant time.</summary>
+    private static bool MatchesChallenge(string verifier, string challenge)
+    {
+        if (verifier.Length is < 43 or > 128 || !verifier.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_' or '~'))
+        {
+            return false;
+        }
+        var computed = Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(verifier)));
+        return CryptographicOperations.FixedTimeEquals(System.Text.Encoding.ASCII.GetBytes(computed), System.Text.Encoding.ASCII.GetBytes(challenge));
+    }
+
+    /// <summary>A user's access token and (with offline_access) refresh token, for a redeemed refresh token or code.</summary>
+    private async Task<IssuedTokens?> IssueForUserAsync(LatchkeyDbContext db, CompiledQueries queries, DirectGrantClient client, string subject,
+        string? authorizationId, string[] scopes, string[] resources, bool offlineImplied, string redeemedId, DateTimeOffset now)
+    {
         // The account must still exist and not be locked (as TokenEndpoint checks for OpenIddict's path).
-        var user = await queries.FindUserLockoutAsync(db, stored.Subject);
+        var user = await queries.FindUserLockoutAsync(db, subject);
         if (user is null || (user.LockoutEnabled && user.LockoutEnd is { } lockedUntil && lockedUntil > now))
         {
             return null;
         }
 
         var accessScopes = scopes.Where(s => s != OidcScopes.OfflineAccess).ToArray();
-        var access = NewToken(client, TokenTypeIdentifiers.AccessToken, stored.Subject, stored.AuthorizationId, now, AccessTokenLifetime,
+        var access = NewToken(client, TokenTypeIdentifiers.AccessToken, subject, authorizationId, now, AccessTokenLifetime,
             StoredTokenClaims.Serialize(accessScopes, resources, [client.ClientId], [], null, []));
-        var refresh = NewToken(client, TokenTypeIdentifiers.RefreshToken, stored.Subject, stored.AuthorizationId, now, RefreshTokenLifetime,
-            StoredTokenClaims.Serialize(scopes, [], [client.ClientId], resources, null,
-                offlineImplied ? [StoredTokenClaims.KeptClaim.Text(OAuthPrincipals.OfflineAccessImpliedClaim, "true")] : []));
+        // Refresh tokens only with offline_access (OpenIddict's rule; every user grant of Latchkey's has it).
+        var refresh = scopes.Contains(OidcScopes.OfflineAccess)
+            ? NewToken(client, TokenTypeIdentifiers.RefreshToken, subject, authorizationId, now, RefreshTokenLifetime,
+                StoredTokenClaims.Serialize(scopes, [], [client.ClientId], resources, null,
+                    offlineImplied ? [StoredTokenClaims.KeptClaim.Text(OAuthPrincipals.OfflineAccessImpliedClaim, "true")] : []))
+            : null;
         var reported = scopes.Where(s => s != OidcScopes.OfflineAccess || !offlineImplied).ToArray();
-        return new IssuedTokens(stored.Subject, access, refresh, reported, stored.Id);
+        return new IssuedTokens(subject, access, refresh, reported, redeemedId);
     }
 
     private TimeSpan AccessTokenLifetime => TimeSpan.FromMinutes(options.Value.AccessTokenLifetimeMinutes);
@@ -338,6 +437,9 @@ internal sealed class DirectTokenGrants(
 
     private sealed record StoredRefreshToken(string Id, string? Type, string? Status, string? Subject, DateTime? ExpirationDate, string? Properties,
         bool HasPayload, string? ApplicationId, string? AuthorizationId, string? AuthorizationStatus);
+
+    private sealed record StoredCode(string Id, string? Type, string? Status, DateTime? ExpirationDate,
+        string? ApplicationId, string? AuthorizationId, string? AuthorizationStatus);
 
     private sealed record UserLockout(bool LockoutEnabled, DateTimeOffset? LockoutEnd);
 
