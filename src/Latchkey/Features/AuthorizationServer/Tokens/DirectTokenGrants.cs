@@ -497,7 +497,9 @@ public static class DirectTokenGrantsSetup
     /// <summary>Before authentication, so that OpenIddict only sees what the direct grants leave to it.</summary>
     public static WebApplication UseDirectTokenGrants(this WebApplication app)
     {
-        if (!app.Services.GetRequiredService<IOptions<AuthorizationServerOptions>>().Value.DirectGrants)
+        // JWT access tokens are signed by OpenIddict's serializer: with that format every token request is OpenIddict's.
+        var settings = app.Services.GetRequiredService<IOptions<AuthorizationServerOptions>>().Value;
+        if (!settings.DirectGrants || settings.UsesJwtAccessTokens)
         {
             return app;
         }
