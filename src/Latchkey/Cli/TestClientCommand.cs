@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Duende.IdentityModel;
@@ -144,7 +143,7 @@ public static class TestClientCommand
         var port = FreePort();
         var redirectUri = $"http://127.0.0.1:{port}/callback";
         var verifier = CryptoRandom.CreateUniqueId(32);
-        var challenge = Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
+        var challenge = Common.Pkce.S256Challenge(verifier);
         var expectedState = CryptoRandom.CreateUniqueId(16);
         var authorizeUrl = new RequestUrl(discovery.AuthorizeEndpoint!).CreateAuthorizeUrl(
             clientId: clientId, responseType: OidcConstants.ResponseTypes.Code, scope: scope, redirectUri: redirectUri,

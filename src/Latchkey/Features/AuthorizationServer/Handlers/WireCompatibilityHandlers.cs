@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using System.Globalization;
 using Latchkey.Features.AuthorizationServer.Grants;
 using Microsoft.Extensions.Options;
 using OpenIddict.Abstractions;
@@ -47,7 +46,7 @@ internal sealed class AttachReferenceTokenResponseFields(TimeProvider time, IOpt
     internal static ImmutableArray<string?> ScopeArray(string? scope) =>
         (scope ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries).ToImmutableArray<string?>();
 
-    private static string Iso(DateTimeOffset instant) => instant.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+    private static string Iso(DateTimeOffset instant) => Common.UtcTimestampConverter.Text(instant);
 }
 
 /// <summary>Introspection answers carry the reference system's fields beside RFC 7662's.</summary>

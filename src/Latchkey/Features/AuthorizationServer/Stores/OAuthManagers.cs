@@ -60,17 +60,21 @@ public sealed class OAuthApplicationManager(
     protected override ValueTask<string> ObfuscateClientSecretAsync(string secret, CancellationToken cancellationToken = default) =>
         ValueTask.FromResult(Convert.ToBase64String(SecretHash.Compute(secret)));
 
-    protected override ValueTask<bool> ValidateClientSecretAsync(string secret, string comparand, CancellationToken cancellationToken = default)
+    protected override ValueTask<bool> ValidateClientSecretAsync(string secret, string comparand, CancellationToken cancellationToken = default) =>
+        ValueTask.FromResult(SecretMatches(secret, comparand));
+
+    /// <summary>
+    /// Whether <paramref name="secret"/> is the one whose stored hash (Base64 of its SHA-256) is
+    /// <paramref name="storedHash"/>. A malformed secret is refused without hashing; the comparison is constant-time.
+    /// </summary>
+    internal static bool SecretMatches(string secret, string? storedHash)
     {
-        // A malformed secret is refused without hashing; the comparison is constant-time.
-        if (!SecretFormat.IsWellFormed(secret))
+        if (storedHash is null || !SecretFormat.IsWellFormed(secret))
         {
-            return ValueTask.FromResult(false);
+            return false;
         }
         Span<byte> stored = stackalloc byte[SHA256.HashSizeInBytes];
-        return ValueTask.FromResult(
-            Convert.TryFromBase64String(comparand, stored, out var written) && written == stored.Length &&
-            SecretHash.Matches(stored, secret));
+        return Convert.TryFromBase64String(storedHash, stored, out var written) && written == stored.Length && SecretHash.Matches(stored, secret);
     }
 }
 

@@ -148,13 +148,8 @@ internal sealed class AccessTokenValidator(
         using var document = JsonDocument.Parse(properties);
         var root = document.RootElement;
         var keyThumbprint = root.TryGetProperty(TokenFormats.KeyThumbprintProperty, out var jkt) && jkt.ValueKind == JsonValueKind.String ? jkt.GetString() : null;
-        return (ReadArray(root, TokenFormats.ScopesProperty), ReadArray(root, TokenFormats.AudiencesProperty), keyThumbprint);
+        return (StoredTokenClaims.ReadArray(root, TokenFormats.ScopesProperty), StoredTokenClaims.ReadArray(root, TokenFormats.AudiencesProperty), keyThumbprint);
     }
-
-    private static string[] ReadArray(JsonElement properties, string name) =>
-        properties.TryGetProperty(name, out var values) && values.ValueKind == JsonValueKind.Array
-            ? values.EnumerateArray().Select(s => s.GetString() ?? "").ToArray()
-            : [];
 }
 
 /// <summary>

@@ -4,6 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Latchkey.Cluster;
+using Latchkey.Common;
 using Latchkey.Features.AuthorizationServer.Apps;
 using Latchkey.Features.AuthorizationServer.Grants;
 using Latchkey.Features.AuthorizationServer.Stores;
@@ -60,19 +61,12 @@ internal sealed class DirectTokenGrants(
 
     private sealed class CompiledQueries
     {
-        public readonly Func<LatchkeyDbContext, string, Task<StoredRefreshToken?>> FindRefreshTokenAsync =
+        /// <summary>A refresh token or code by its stored reference id, with its authorization's status.</summary>
+        public readonly Func<LatchkeyDbContext, string, Task<StoredGrant?>> FindGrantAsync =
             EF.CompileAsyncQuery((LatchkeyDbContext db, string referenceId) => db.OAuthTokens.AsNoTracking()
                 .Where(token => token.ReferenceId == referenceId)
-                .Select(token => new StoredRefreshToken(token.Id!, token.Type, token.Status, token.Subject, token.ExpirationDate, token.Properties,
+                .Select(token => new StoredGrant(token.Id!, token.Type, token.Status, token.Subject, token.ExpirationDate, token.Properties,
                     token.Payload != null, EF.Property<string?>(token, "ApplicationId"), EF.Property<string?>(token, "AuthorizationId"),
-                    token.Authorization != null ? token.Authorization.Status : null))
-                .FirstOrDefault());
-
-        public readonly Func<LatchkeyDbContext, string, Task<StoredCode?>> FindCodeAsync =
-            EF.CompileAsyncQuery((LatchkeyDbContext db, string referenceId) => db.OAuthTokens.AsNoTracking()
-                .Where(token => token.ReferenceId == referenceId)
-                .Select(token => new StoredCode(token.Id!, token.Type, token.Status, token.ExpirationDate,
-                    EF.Property<string?>(token, "ApplicationId"), EF.Property<string?>(token, "AuthorizationId"),
                     token.Authorization != null ? token.Authorization.Status : null))
                 .FirstOrDefault());
 
@@ -96,12 +90,7 @@ internal sealed class DirectTokenGrants(
         {
             return false;
         }
-        IFormCollection form;
-        try
-        {
-            form = await request.ReadFormAsync(context.RequestAborted);
-        }
-        catch (Exception exception) when (exception is InvalidDataException or IOException or BadHttpRequestException)
+        if (await RequestForms.TryReadAsync(request, context.RequestAborted) is not { } form)
         {
             return false;
         }
@@ -178,8 +167,7 @@ internal sealed class DirectTokenGrants(
             return null;
         }
         return client.IsConfidential
-            ? secret is not null && client.SecretHash is { } hash && OAuthApplicationManager.SecretFormat.IsWellFormed(secret)
-              && Common.SecretHash.Matches(hash, secret) ? client : null
+            ? secret is not null && OAuthApplicationManager.SecretMatches(secret, client.SecretHash) ? client : null
             : secret is null ? client : null;
     }
 
@@ -216,15 +204,10 @@ internal sealed class DirectTokenGrants(
         {
             return null;
         }
-        var db = context.RequestServices.GetRequiredService<LatchkeyDbContext>();
-        var referenceId = TokenFormats.StoredReferenceId(refreshToken);
-        var queries = QueriesByModel.GetValue(db.Model, _ => new CompiledQueries());
-        var stored = await queries.FindRefreshTokenAsync(db, referenceId);
-        if (stored is null || stored.Type != TokenTypeIdentifiers.RefreshToken || stored.Status != Statuses.Valid || stored.HasPayload
-            || stored.Subject is null || stored.ApplicationId != client.Id
-            || stored.ExpirationDate is not { } expires || DateTime.SpecifyKind(expires, DateTimeKind.Utc) <= now.UtcDateTime
-            || (stored.AuthorizationId is not null && stored.AuthorizationStatus != Statuses.Valid)
-            || string.IsNullOrEmpty(stored.Properties))
+        var (db, queries) = Database(context);
+        var stored = await queries.FindGrantAsync(db, TokenFormats.StoredReferenceId(refreshToken));
+        if (!IsRedeemable(stored, TokenTypeIdentifiers.RefreshToken, client, now) || stored.HasPayload
+            || stored.Subject is null || string.IsNullOrEmpty(stored.Properties))
         {
             return null;
         }
@@ -270,13 +253,9 @@ internal sealed class DirectTokenGrants(
         {
             return null;
         }
-        var db = context.RequestServices.GetRequiredService<LatchkeyDbContext>();
-        var queries = QueriesByModel.GetValue(db.Model, _ => new CompiledQueries());
-        var stored = await queries.FindCodeAsync(db, TokenFormats.StoredReferenceId(code));
-        if (stored is null || stored.Type != TokenTypeIdentifiers.Private.AuthorizationCode || stored.Status != Statuses.Valid
-            || stored.ApplicationId != client.Id
-            || stored.ExpirationDate is not { } expires || DateTime.SpecifyKind(expires, DateTimeKind.Utc) <= now.UtcDateTime
-            || (stored.AuthorizationId is not null && stored.AuthorizationStatus != Statuses.Valid))
+        var (db, queries) = Database(context);
+        var stored = await queries.FindGrantAsync(db, TokenFormats.StoredReferenceId(code));
+        if (!IsRedeemable(stored, TokenTypeIdentifiers.Private.AuthorizationCode, client, now))
         {
             return null;
         }
@@ -299,6 +278,18 @@ internal sealed class DirectTokenGrants(
         var offlineImplied = principal.GetClaim(OAuthPrincipals.OfflineAccessImpliedClaim) is not null;
         return await IssueForUserAsync(db, queries, client, subject, stored.AuthorizationId, scopes, [.. principal.GetResources()], offlineImplied, stored.Id, now);
     }
+
+    private static (LatchkeyDbContext Db, CompiledQueries Queries) Database(HttpContext context)
+    {
+        var db = context.RequestServices.GetRequiredService<LatchkeyDbContext>();
+        return (db, QueriesByModel.GetValue(db.Model, _ => new CompiledQueries()));
+    }
+
+    /// <summary>A refresh token or code of this type, still valid, this client's, unexpired, and of a valid authorization (if any).</summary>
+    private static bool IsRedeemable([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] StoredGrant? stored, string type, DirectGrantClient client, DateTimeOffset now) =>
+        stored is not null && stored.Type == type && stored.Status == Statuses.Valid && stored.ApplicationId == client.Id
+        && stored.ExpirationDate is { } expires && DateTime.SpecifyKind(expires, DateTimeKind.Utc) > now.UtcDateTime
+        && (stored.AuthorizationId is null || stored.AuthorizationStatus == Statuses.Valid);
 
     /// <summary>
     /// The code's principal as OpenIddict reads it (looked up, decrypted and checked: OpenIddict
@@ -327,8 +318,7 @@ internal sealed class DirectTokenGrants(
         {
             return false;
         }
-        var computed = Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(verifier)));
-        return CryptographicOperations.FixedTimeEquals(System.Text.Encoding.ASCII.GetBytes(computed), System.Text.Encoding.ASCII.GetBytes(challenge));
+        return CryptographicOperations.FixedTimeEquals(System.Text.Encoding.ASCII.GetBytes(Pkce.S256Challenge(verifier)), System.Text.Encoding.ASCII.GetBytes(challenge));
     }
 
     /// <summary>A user's access token and (with offline_access) refresh token, for a redeemed refresh token or code.</summary>
@@ -415,10 +405,10 @@ internal sealed class DirectTokenGrants(
             {
                 writer.WriteString(Parameters.RefreshToken, refresh.Value);
             }
-            writer.WriteString("access_token_expires_at", Iso(issued.Access.ExpiresAt));
+            writer.WriteString("access_token_expires_at", UtcTimestampConverter.Text(issued.Access.ExpiresAt));
             if (issued.Refresh is { } refreshed)
             {
-                writer.WriteString("refresh_token_expires_at", Iso(refreshed.ExpiresAt));
+                writer.WriteString("refresh_token_expires_at", UtcTimestampConverter.Text(refreshed.ExpiresAt));
             }
             writer.WriteStartArray("scopes");
             foreach (var scope in issued.ReportedScopes)
@@ -432,14 +422,8 @@ internal sealed class DirectTokenGrants(
         await response.Body.WriteAsync(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
     }
 
-    private static string Iso(DateTimeOffset instant) =>
-        instant.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
-
-    private sealed record StoredRefreshToken(string Id, string? Type, string? Status, string? Subject, DateTime? ExpirationDate, string? Properties,
+    private sealed record StoredGrant(string Id, string? Type, string? Status, string? Subject, DateTime? ExpirationDate, string? Properties,
         bool HasPayload, string? ApplicationId, string? AuthorizationId, string? AuthorizationStatus);
-
-    private sealed record StoredCode(string Id, string? Type, string? Status, DateTime? ExpirationDate,
-        string? ApplicationId, string? AuthorizationId, string? AuthorizationStatus);
 
     private sealed record UserLockout(bool LockoutEnabled, DateTimeOffset? LockoutEnd);
 
@@ -461,7 +445,8 @@ internal sealed class DirectGrantClient
     public string? OwnerId { get; init; }
     public bool Enabled { get; init; }
     public bool IsConfidential { get; init; }
-    public byte[]? SecretHash { get; init; }
+    /// <summary>Base64 of the SHA-256 of the client secret, as stored.</summary>
+    public string? SecretHash { get; init; }
     public bool HasOwnTokenSettings { get; init; }
     public required FrozenSet<string> Permissions { get; init; }
     public required string[] DefaultClientScopes { get; init; }
@@ -469,9 +454,6 @@ internal sealed class DirectGrantClient
     public static DirectGrantClient Of(OAuthApplicationSnapshot snapshot)
     {
         var app = snapshot.Copy();
-        var secretHash = app.ClientSecret is { } stored && Convert.TryFromBase64String(stored, new byte[SHA256.HashSizeInBytes], out _)
-            ? Convert.FromBase64String(stored)
-            : null;
         var permissions = string.IsNullOrEmpty(app.Permissions) ? [] : JsonSerializer.Deserialize<string[]>(app.Permissions) ?? [];
         return new DirectGrantClient
         {
@@ -480,7 +462,7 @@ internal sealed class DirectGrantClient
             OwnerId = app.OwnerId,
             Enabled = app.Enabled,
             IsConfidential = app.ClientType == ClientTypes.Confidential,
-            SecretHash = secretHash,
+            SecretHash = app.ClientSecret,
             // Per-app token lifetimes (OpenIddict's settings) are OpenIddict's to apply.
             HasOwnTokenSettings = !string.IsNullOrEmpty(app.Settings) && app.Settings != "{}",
             Permissions = permissions.ToFrozenSet(StringComparer.Ordinal),

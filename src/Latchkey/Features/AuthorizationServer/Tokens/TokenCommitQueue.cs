@@ -11,8 +11,8 @@ using static OpenIddict.Abstractions.OpenIddictConstants;
 namespace Latchkey.Features.AuthorizationServer.Tokens;
 
 /// <summary>
-/// What one token request writes: the rows of the tokens it issues and, for a refresh, the token
-/// it redeems (only if that token is still valid when the write happens).
+/// What one token request writes: the rows of the tokens it issues and, for a refresh or a code, the
+/// token it redeems (only if that token is still valid when the write happens).
 /// </summary>
 internal sealed class TokenWrite(IReadOnlyList<TokenRow> inserts, string? redeemTokenId = null)
 {
@@ -37,8 +37,8 @@ internal enum TokenWriteOutcome
 
 /// <summary>
 /// Group commit for the direct grants: requests queue their writes, and one writer puts everything
-/// queued into one transaction (each refresh's redeem is a conditional update in it, so a token is
-/// redeemed once however many ask), commits, and only then lets each request answer. A token is
+/// queued into one transaction (the refresh tokens and codes it redeems are marked by one conditional
+/// update, so each is redeemed once however many ask), commits, and only then lets each request answer. A token is
 /// therefore durably written before its answer, as with a write per request, but a busy token
 /// endpoint pays for one commit per batch instead of one per token, and on SQLite takes the
 /// process's write gate once per batch.

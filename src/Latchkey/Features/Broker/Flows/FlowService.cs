@@ -112,7 +112,7 @@ public sealed partial class FlowService(
         }
         if (verifier is not null)
         {
-            parameters["code_challenge"] = Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(verifier)));
+            parameters["code_challenge"] = Common.Pkce.S256Challenge(verifier);
             parameters["code_challenge_method"] = "S256";
         }
         foreach (var (name, value) in definition.ExtraAuthorizeParams)
