@@ -26,8 +26,7 @@ public class AuditLog<TEvent>(IServiceScopeFactory scopes) : IQueuedAuditLog whe
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<LatchkeyDbContext>();
-        db.Set<TEvent>().AddRange(rows);
-        await db.SaveChangesAsync(cancellationToken);
+        await RowInserter.InsertAsync(db, rows as IReadOnlyList<TEvent> ?? [.. rows], cancellationToken);
     }
 
     private void Requeue(IEnumerable<TEvent> rows)

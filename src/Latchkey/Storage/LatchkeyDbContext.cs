@@ -32,6 +32,9 @@ public abstract class LatchkeyDbContext(DbContextOptions options)
     /// </summary>
     internal bool ChangesNothingCached { get; set; }
 
+    /// <summary>The process's SQLite write queue (none on PostgreSQL), for writers that bypass <c>SaveChanges</c>.</summary>
+    internal virtual SqliteWriteGate? WriteGate => null;
+
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
     public DbSet<OAuthApplication> OAuthApplications => Set<OAuthApplication>();
@@ -68,6 +71,8 @@ public sealed class SqliteLatchkeyDbContext(DbContextOptions<SqliteLatchkeyDbCon
     // The process's write queue (see SqliteWriteGate), registered among this context's interceptors.
     private readonly SqliteWriteGate? _writeGate = options.FindExtension<Microsoft.EntityFrameworkCore.Infrastructure.CoreOptionsExtension>()?
         .Interceptors?.OfType<SqliteWriteGate>().FirstOrDefault();
+
+    internal override SqliteWriteGate? WriteGate => _writeGate;
 
     public override async Task<int> SaveChangesAsync(bool acceptAllChangesOnSuccess, CancellationToken cancellationToken = default)
     {

@@ -1,5 +1,6 @@
 using System.Text;
 using Latchkey.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 using static Latchkey.Tests.AuthorizationServer.AuthorizationCodeFlowTests;
 using static Latchkey.Tests.Infrastructure.OAuthClient;
 
@@ -32,6 +33,36 @@ public abstract class TokenEndpointBadInputTests(LatchkeyServerFixture server)
 
         Assert.True((int)response.StatusCode is 400 or 401, $"{what}: {(int)response.StatusCode}");
         Assert.Equal(expected, await ErrorAsync(response));
+    }
+
+    [Theory]
+    [InlineData("/API/OAuth/Token")]
+    [InlineData("/api/oauth/token/")]
+    public async Task OpenIddict_answers_its_endpoints_whatever_the_case_and_a_trailing_slash(string path)
+    {
+        var response = await server.CreateClient().PostAsync(path, new StringContent("grant_type=password&username=a&password=b&client_id=x",
+            Encoding.UTF8, "application/x-www-form-urlencoded"));
+
+        Assert.Equal("unsupported_grant_type", await ErrorAsync(response));
+    }
+
+    [Theory]
+    [InlineData("/api/oauth/token", "", true)]
+    [InlineData("/Api/OAuth/Introspect/", "", true)]
+    [InlineData("/.well-known/openid-configuration", "", true)]
+    [InlineData("/auth/authorize", "", true)]
+    [InlineData("/oauth/token", "/api", true)]
+    [InlineData("/api/oauth/tokens", "", false)]
+    [InlineData("/mcp/credentials/x/access-token", "", false)]
+    [InlineData("/external-api/v1/me", "", false)]
+    public void Only_requests_for_OpenIddicts_endpoint_paths_are_offered_to_it(string path, string pathBase, bool offered)
+    {
+        var gate = server.Services.GetRequiredService<Latchkey.Features.AuthorizationServer.OpenIddictEndpointGate>();
+        var context = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        context.Request.Path = path;
+        context.Request.PathBase = pathBase;
+
+        Assert.Equal(offered, gate.MayBeEndpoint(context.Request));
     }
 
     [Fact]

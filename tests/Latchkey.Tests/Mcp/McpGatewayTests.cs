@@ -582,7 +582,7 @@ public abstract class McpGatewayTests(LatchkeyServerFixture server) : IAsyncLife
             {
                 await audit.FlushAsync();
             }
-            catch (Exception exception) when (exception is DbUpdateException or Latchkey.Storage.AuditRowsDroppedException)
+            catch (Exception exception) when (exception is System.Data.Common.DbException or Latchkey.Storage.AuditRowsDroppedException)
             {
             }
             written = await server.WithDbAsync(db => db.McpToolCalls.AnyAsync(c => c.ServerId == marker && c.ToolName == "good"));

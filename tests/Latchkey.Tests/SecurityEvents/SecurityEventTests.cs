@@ -449,6 +449,43 @@ public abstract class SecurityEventTests(LatchkeyServerFixture server) : IAsyncL
         return response;
     }
 
+    [Fact]
+    public async Task Queued_rows_are_written_in_bulk_exactly_as_recorded()
+    {
+        // More rows than one INSERT statement takes, with nulls, text that needs no escaping in SQL
+        // and instants with sub-second parts (in UTC, as the log records them: PostgreSQL takes no other offset).
+        var accountId = "bulk_" + Guid.NewGuid().ToString("N");
+        var start = new DateTimeOffset(2026, 3, 4, 5, 6, 7, 123, TimeSpan.Zero).AddTicks(4567);
+        var recorded = Enumerable.Range(0, 450).Select(i => new SecurityEvent
+        {
+            AccountId = accountId,
+            OccurredAt = start.AddMinutes(i),
+            Type = SecurityEventTypes.SignIn,
+            SubjectId = i % 3 == 0 ? null : $"subject '{i}'; --",
+            ClientId = i % 5 == 0 ? null : "client " + i,
+            IpAddress = "192.0.2." + (i % 250),
+            UserAgent = i % 2 == 0 ? null : "agent \"quoted\" " + i,
+            Detail = "detail " + i,
+        }).ToList();
+        var log = server.Services.GetRequiredService<SecurityEventLog>();
+        foreach (var item in recorded)
+        {
+            log.Record(item);
+        }
+        await FlushAsync();
+
+        var stored = await server.WithDbAsync(db => db.SecurityEvents.AsNoTracking().Where(e => e.AccountId == accountId).ToListAsync());
+        Assert.Equal(recorded.Count, stored.Count);
+        Assert.Equal(stored.Count, stored.Select(e => e.Id).Distinct().Count());
+        foreach (var (want, got) in recorded.OrderBy(e => e.Detail, StringComparer.Ordinal).Zip(stored.OrderBy(e => e.Detail, StringComparer.Ordinal)))
+        {
+            // SQLite keeps instants as EF Core's binary DateTimeOffset encoding, to a fraction of a millisecond.
+            Assert.Equal(want.OccurredAt.UtcTicks / TimeSpan.TicksPerMillisecond, got.OccurredAt.UtcTicks / TimeSpan.TicksPerMillisecond);
+            Assert.Equal((want.Type, want.SubjectId, want.ClientId, want.IpAddress, want.UserAgent, want.Detail),
+                (got.Type, got.SubjectId, got.ClientId, got.IpAddress, got.UserAgent, got.Detail));
+        }
+    }
+
     private Task FlushAsync() => server.Services.GetRequiredService<SecurityEventLog>().FlushAsync();
 
     private Task<string> AccountIdAsync(TestAccount account) =>

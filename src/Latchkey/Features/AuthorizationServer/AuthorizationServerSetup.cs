@@ -181,15 +181,18 @@ public static class AuthorizationServerSetup
                 });
             });
 
+        builder.Services.AddOpenIddictEndpointGate();
         builder.Services.AddCleanupTask<TokenCleanup>();
         return builder;
     }
 
     /// <summary>
     /// Before authentication: repeated introspection questions are answered from the cache (see
-    /// IntrospectionCache), and the hot grants by Latchkey's own handler (DirectTokenGrants).
+    /// IntrospectionCache), the hot grants by Latchkey's own handler (DirectTokenGrants), and only
+    /// then does OpenIddict see the requests for its endpoints (OpenIddictEndpointGate).
     /// </summary>
-    public static WebApplication UseAuthorizationServer(this WebApplication app) => app.UseIntrospectionCache().UseDirectTokenGrants();
+    public static WebApplication UseAuthorizationServer(this WebApplication app) =>
+        app.UseIntrospectionCache().UseDirectTokenGrants().UseOpenIddictEndpoints();
 
     public static WebApplication MapAuthorizationServer(this WebApplication app)
     {
