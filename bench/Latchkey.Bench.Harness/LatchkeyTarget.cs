@@ -37,8 +37,8 @@ internal sealed class LatchkeyTarget : IAsyncDisposable
 
     private string Dll => Path.Combine(BuildDirectory(_options), "latchkey.dll");
 
-    /// <summary>Where the Release build is: latchkey.dll, and the native launcher <c>latchkey</c> beside it.</summary>
-    public static string BuildDirectory(BenchOptions options) => Path.Combine(options.Root, "src", "Latchkey", "bin", "Release", "net10.0");
+    /// <summary>Where run.sh publishes the release build: latchkey.dll, and the native launcher <c>latchkey</c> beside it.</summary>
+    public static string BuildDirectory(BenchOptions options) => Path.Combine(options.Root, "bench", "results", "build", "latchkey-release");
 
     /// <summary>The settings every benchmark server runs with, its data in <paramref name="workDirectory"/>.</summary>
     public static Dictionary<string, string?> ServerEnvironment(string workDirectory) => new()

@@ -26,8 +26,11 @@ public static class Program
     /// <summary>One executable: the CLI, whose default command serves the web app.</summary>
     public static Task<int> Main(string[] args) => LatchkeyCommandLine.InvokeAsync(args);
 
-    /// <summary>The composition root: each feature adds its services, then maps its endpoints.</summary>
-    public static WebApplication BuildWebApp(string[] args, Action<WebApplicationBuilder>? configure = null)
+    /// <summary>
+    /// The composition root: each feature adds its services, then (unless <paramref name="pipeline"/>
+    /// is off: a CLI command that serves no requests needs only the services) its middleware and endpoints.
+    /// </summary>
+    public static WebApplication BuildWebApp(string[] args, Action<WebApplicationBuilder>? configure = null, bool pipeline = true)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -57,6 +60,10 @@ public static class Program
         builder.AddApiDocs();
 
         var app = builder.Build();
+        if (!pipeline)
+        {
+            return app;
+        }
         app.UseSite();
         app.UseOperations();
         app.UseRateLimits();

@@ -18,13 +18,16 @@ public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextRea
     /// <summary>Builds the application for <c>serve</c>, with the server's logging.</summary>
     public WebApplication BuildServer(string[] hostArgs) => Program.BuildWebApp(hostArgs, configure);
 
-    /// <summary>Builds the application for a one-shot command: only warnings and errors are logged.</summary>
-    public WebApplication BuildApp() => Program.BuildWebApp([], builder =>
+    /// <summary>
+    /// Builds the application for a one-shot command: only warnings and errors are logged, and the
+    /// request pipeline is left out unless the command looks at the endpoints.
+    /// </summary>
+    public WebApplication BuildApp(bool endpoints = false) => Program.BuildWebApp([], builder =>
     {
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.Logging.AddFilter("Latchkey", LogLevel.Warning);
         configure?.Invoke(builder);
-    });
+    }, pipeline: endpoints);
 
     /// <summary>
     /// Runs a command against a built (not started) application, with the schema migrated
@@ -37,7 +40,7 @@ public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextRea
         var error = parse.InvocationConfiguration.Error;
         try
         {
-            await using var app = BuildApp();
+            await using var app = BuildApp(endpoints: routeEndpoints);
             ValidateOptions(app.Services);
             if (routeEndpoints)
             {

@@ -1,8 +1,10 @@
+using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Migrations;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Latchkey.Storage;
@@ -103,11 +105,15 @@ public sealed partial class DatabaseMigrator(
             new SqliteFilePermissions(Options.Create(new StorageOptions { ConnectionString = db.Database.GetConnectionString() }), fileLogger).Apply();
         }
 
-        // On a fresh database EF's own existence check is a failing query that it logs as an
-        // error; creating the (empty) history table first keeps a first start free of errors.
-        await db.GetService<IHistoryRepository>().CreateIfNotExistsAsync(cancellationToken);
-        var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
-        await db.Database.MigrateAsync(cancellationToken);
+        List<string> pending = [];
+        if (!await IsUpToDateAsync(cancellationToken))
+        {
+            // On a fresh database EF's own existence check is a failing query that it logs as an
+            // error; creating the (empty) history table first keeps a first start free of errors.
+            await db.GetService<IHistoryRepository>().CreateIfNotExistsAsync(cancellationToken);
+            pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
+            await db.Database.MigrateAsync(cancellationToken);
+        }
 
         if (!storage.IsPostgres)
         {
@@ -117,6 +123,39 @@ public sealed partial class DatabaseMigrator(
 
         LogMigrated(logger, storage.IsPostgres ? StorageProvider.Postgres : StorageProvider.Sqlite, pending.Count);
         return pending;
+    }
+
+    /// <summary>
+    /// Whether every migration of this build is in the history table already, read with one plain
+    /// query. EF Core's own way to tell (history model, existence script, pending list, and the
+    /// model compared with the last snapshot in MigrateAsync) was a third of a CLI command's time
+    /// on an up-to-date database. The tests check the snapshot comparison themselves.
+    /// </summary>
+    private async Task<bool> IsUpToDateAsync(CancellationToken cancellationToken)
+    {
+        var sql = db.GetService<ISqlGenerationHelper>();
+        var applied = new HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            await db.Database.OpenConnectionAsync(cancellationToken);
+            await using var command = db.Database.GetDbConnection().CreateCommand();
+            command.CommandText = $"SELECT {sql.DelimitIdentifier(nameof(HistoryRow.MigrationId))} FROM {sql.DelimitIdentifier(HistoryRepository.DefaultTableName)}";
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                applied.Add(reader.GetString(0));
+            }
+        }
+        catch (DbException exception) when (!DatabaseUnavailable.Is(exception))
+        {
+            // No history table (or no database) yet: EF Core's own way, below, makes them.
+            return false;
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync();
+        }
+        return db.GetService<IMigrationsAssembly>().Migrations.Keys.All(applied.Contains);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Database on {Provider} is up to date ({Applied} migrations applied now)")]

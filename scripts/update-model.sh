@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# After a change to the EF Core model: a migration for each database (when a name is given), then
+# the compiled models that Latchkey starts with (docs/architecture.md, "Storage").
+#   scripts/update-model.sh [MigrationName]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dotnet tool restore >/dev/null
+for provider in Sqlite Postgres; do
+  if [ $# -ge 1 ]; then
+    dotnet ef migrations add "$1" --project src/Latchkey --context "${provider}LatchkeyDbContext" \
+      --output-dir "Storage/Migrations/$provider" --namespace "Latchkey.Storage.Migrations.$provider"
+  fi
+  rm -rf "src/Latchkey/Storage/CompiledModels/$provider"
+  dotnet ef dbcontext optimize --project src/Latchkey --context "${provider}LatchkeyDbContext" \
+    --output-dir "Storage/CompiledModels/$provider" --namespace "Latchkey.Storage.CompiledModels.$provider"
+done
