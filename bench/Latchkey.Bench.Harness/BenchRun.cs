@@ -360,7 +360,8 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
 
         Facts[$"{name}|rss"] = target.Server.ResidentMegabytes();
         Say($"{name}: resident memory after the run {Facts[$"{name}|rss"]:0} MB " +
-            $"(anonymous {target.Server.StatusMegabytes("RssAnon"):0} MB, file-backed {target.Server.StatusMegabytes("RssFile"):0} MB)");
+            $"(anonymous {target.Server.StatusMegabytes("RssAnon"):0} MB, file-backed {target.Server.StatusMegabytes("RssFile"):0} MB, " +
+            $"shared {target.Server.StatusMegabytes("RssShmem"):0} MB); largest mappings: {string.Join(", ", target.Server.LargestMappings(6))}");
         await target.DisposeAsync();
     }
 

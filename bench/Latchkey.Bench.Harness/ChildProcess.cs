@@ -118,6 +118,30 @@ internal sealed class ChildProcess : IAsyncDisposable
         return double.NaN;
     }
 
+    /// <summary>
+    /// The mappings that hold the most resident memory (/proc/pid/smaps), largest first, as
+    /// "name MB": what RSS is made of (code images, the double-mapped JIT code, the heaps).
+    /// </summary>
+    public IReadOnlyList<string> LargestMappings(int count)
+    {
+        var resident = new Dictionary<string, long>(StringComparer.Ordinal);
+        var name = "";
+        foreach (var line in File.ReadLines($"/proc/{_process.Id}/smaps"))
+        {
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length >= 5 && fields[0].Contains('-', StringComparison.Ordinal) && !fields[0].EndsWith(':'))
+            {
+                name = fields.Length >= 6 ? Path.GetFileName(fields[5]) is { Length: > 0 } file ? file : fields[5] : "[anonymous]";
+            }
+            else if (fields.Length >= 2 && fields[0] == "Rss:")
+            {
+                resident[name] = resident.GetValueOrDefault(name) + long.Parse(fields[1], CultureInfo.InvariantCulture);
+            }
+        }
+        return resident.OrderByDescending(pair => pair.Value).Take(count)
+            .Select(pair => $"{pair.Key} {pair.Value / 1024.0:0} MB").ToList();
+    }
+
     public string Tail(int lines = 30)
     {
         try

@@ -1,6 +1,8 @@
+using Latchkey.Features.AuthorizationServer.Stores;
 using Latchkey.Features.Operations;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
 using OpenIddict.Abstractions;
 
 namespace Latchkey.Features.AuthorizationServer.Tokens;
@@ -61,11 +63,13 @@ public sealed class TokenCleanup(
             do
             {
                 var started = time.GetTimestamp();
-                deleted = await db.OAuthTokens
-                    .Where(t => t.ExpirationDate < now && t.CreationDate < createdBefore)
-                    .OrderBy(t => t.ExpirationDate)
-                    .Take(BatchSize)
-                    .ExecuteDeleteAsync(cancellationToken);
+                deleted = sqlite
+                    ? await db.OAuthTokens
+                        .Where(t => t.ExpirationDate < now && t.CreationDate < createdBefore)
+                        .OrderBy(t => t.ExpirationDate)
+                        .Take(BatchSize)
+                        .ExecuteDeleteAsync(cancellationToken)
+                    : await db.Database.ExecuteSqlRawAsync(PostgresBatchDelete(), [now, createdBefore], cancellationToken);
                 total += deleted;
                 if (sqlite && deleted == BatchSize)
                 {
@@ -88,5 +92,22 @@ public sealed class TokenCleanup(
             await db.Database.CloseConnectionAsync();
         }
         return total;
+    }
+
+    /// <summary>
+    /// On PostgreSQL one batch finds its rows through the expiry index and deletes them by their
+    /// physical address (ctid). EF Core's form deletes <c>WHERE Id IN (subquery)</c>, a primary-key
+    /// probe per row on top of the index scan.
+    /// </summary>
+    private string PostgresBatchDelete()
+    {
+        var entity = db.Model.FindEntityType(typeof(OAuthToken))!;
+        var store = Microsoft.EntityFrameworkCore.Metadata.StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
+        var sql = db.GetService<Microsoft.EntityFrameworkCore.Storage.ISqlGenerationHelper>();
+        var table = sql.DelimitIdentifier(store.Name, store.Schema);
+        string Column(string property) => sql.DelimitIdentifier(entity.FindProperty(property)!.GetColumnName(store)!);
+        return $"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} " +
+               $"WHERE {Column(nameof(OAuthToken.ExpirationDate))} < {{0}} AND {Column(nameof(OAuthToken.CreationDate))} < {{1}} " +
+               $"ORDER BY {Column(nameof(OAuthToken.ExpirationDate))} LIMIT {BatchSize}))";
     }
 }
