@@ -190,34 +190,56 @@ internal sealed partial class TokenCommitQueue(IServiceScopeFactory scopes, Time
         return marked;
     }
 
-    /// <summary>Inserts the rows, a few hundred to a statement (well under either database's limit on parameters).</summary>
+    /// <summary>
+    /// Inserts the rows: on PostgreSQL a few hundred to a statement (one round trip each, well
+    /// under its limit on parameters); on SQLite one row's statement, prepared once and run for
+    /// each row (see <see cref="RowInserter.RowsPerStatement"/>).
+    /// </summary>
     private async Task InsertAsync(DbConnection connection, DbTransaction transaction, TokenTable table, List<TokenRow> rows)
     {
-        const int RowsPerStatement = 200;
-        for (var start = 0; start < rows.Count; start += RowsPerStatement)
+        var rowsPerStatement = RowInserter.RowsPerStatement(connection);
+        DbCommand? command = null;
+        try
         {
-            await using var command = connection.CreateCommand();
-            command.Transaction = transaction;
-            var values = new StringBuilder();
-            for (var i = start; i < Math.Min(rows.Count, start + RowsPerStatement); i++)
+            for (var start = 0; start < rows.Count; start += rowsPerStatement)
             {
-                var (token, n) = (rows[i].Token, i - start);
-                values.Append(values.Length == 0 ? "(" : ", (")
-                    .Append(Parameter(command, $"i{n}", token.Id)).Append(", ")
-                    .Append(Parameter(command, $"a{n}", rows[i].ApplicationId)).Append(", ")
-                    .Append(Parameter(command, $"z{n}", rows[i].AuthorizationId)).Append(", ")
-                    .Append(Parameter(command, $"c{n}", token.ConcurrencyToken)).Append(", ")
-                    .Append(Parameter(command, $"d{n}", token.CreationDate)).Append(", ")
-                    .Append(Parameter(command, $"e{n}", token.ExpirationDate)).Append(", ")
-                    .Append(Parameter(command, $"p{n}", token.Properties)).Append(", ")
-                    .Append(Parameter(command, $"f{n}", token.ReferenceId)).Append(", ")
-                    .Append(Parameter(command, $"s{n}", token.Status)).Append(", ")
-                    .Append(Parameter(command, $"u{n}", token.Subject)).Append(", ")
-                    .Append(Parameter(command, $"t{n}", token.Type)).Append(')');
+                var count = Math.Min(rows.Count - start, rowsPerStatement);
+                if (command is null || command.Parameters.Count != count * TokenTable.Columns)
+                {
+                    if (command is not null)
+                    {
+                        await command.DisposeAsync();
+                    }
+                    command = connection.CreateCommand();
+                    command.Transaction = transaction;
+                    command.CommandText = table.Insert(command, count);
+                }
+                for (var n = 0; n < count; n++)
+                {
+                    var (row, token) = (rows[start + n], rows[start + n].Token);
+                    var values = command.Parameters;
+                    var first = n * TokenTable.Columns;
+                    values[first].Value = token.Id;
+                    values[first + 1].Value = row.ApplicationId ?? (object)DBNull.Value;
+                    values[first + 2].Value = row.AuthorizationId ?? (object)DBNull.Value;
+                    values[first + 3].Value = token.ConcurrencyToken ?? (object)DBNull.Value;
+                    values[first + 4].Value = token.CreationDate ?? (object)DBNull.Value;
+                    values[first + 5].Value = token.ExpirationDate ?? (object)DBNull.Value;
+                    values[first + 6].Value = token.Properties ?? (object)DBNull.Value;
+                    values[first + 7].Value = token.ReferenceId ?? (object)DBNull.Value;
+                    values[first + 8].Value = token.Status ?? (object)DBNull.Value;
+                    values[first + 9].Value = token.Subject ?? (object)DBNull.Value;
+                    values[first + 10].Value = token.Type ?? (object)DBNull.Value;
+                }
+                await command.ExecuteNonQueryAsync(_stopping.Token);
             }
-            command.CommandText = $"INSERT INTO {table.Name} ({table.Id}, {table.ApplicationId}, {table.AuthorizationId}, {table.ConcurrencyToken}, " +
-                $"{table.CreationDate}, {table.ExpirationDate}, {table.Properties}, {table.ReferenceId}, {table.Status}, {table.Subject}, {table.Type}) VALUES {values}";
-            await command.ExecuteNonQueryAsync(_stopping.Token);
+        }
+        finally
+        {
+            if (command is not null)
+            {
+                await command.DisposeAsync();
+            }
         }
     }
 
@@ -234,6 +256,26 @@ internal sealed partial class TokenCommitQueue(IServiceScopeFactory scopes, Time
     private sealed record TokenTable(string Name, string Id, string ApplicationId, string AuthorizationId, string ConcurrencyToken, string CreationDate,
         string ExpirationDate, string Properties, string RedemptionDate, string ReferenceId, string Status, string Subject, string Type)
     {
+        /// <summary>The columns an insert names, in the order <see cref="Insert"/> lists them.</summary>
+        public const int Columns = 11;
+
+        /// <summary>An INSERT of <paramref name="rows"/> rows; adds its parameters (values to be set) to the command.</summary>
+        public string Insert(DbCommand command, int rows)
+        {
+            var values = new StringBuilder();
+            for (var n = 0; n < rows; n++)
+            {
+                values.Append(n == 0 ? "(" : ", (");
+                for (var c = 0; c < Columns; c++)
+                {
+                    values.Append(c == 0 ? "" : ", ").Append(Parameter(command, $"v{n}_{c}", null));
+                }
+                values.Append(')');
+            }
+            return $"INSERT INTO {Name} ({Id}, {ApplicationId}, {AuthorizationId}, {ConcurrencyToken}, {CreationDate}, {ExpirationDate}, " +
+                   $"{Properties}, {ReferenceId}, {Status}, {Subject}, {Type}) VALUES {values}";
+        }
+
         public static TokenTable Of(DbContext db)
         {
             var entity = db.Model.FindEntityType(typeof(OAuthToken))!;
