@@ -22,11 +22,11 @@ public class AuditLog<TEvent>(IServiceScopeFactory scopes) : IQueuedAuditLog whe
 
     public void Record(TEvent item) => _queue.Writer.TryWrite(item);
 
-    private async Task WriteAsync(IReadOnlyCollection<TEvent> rows, CancellationToken cancellationToken)
+    private async Task WriteAsync(IReadOnlyList<TEvent> rows, CancellationToken cancellationToken)
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<LatchkeyDbContext>();
-        await RowInserter.InsertAsync(db, rows as IReadOnlyList<TEvent> ?? [.. rows], cancellationToken);
+        await RowInserter.InsertAsync(db, rows, cancellationToken);
     }
 
     private void Requeue(IEnumerable<TEvent> rows)

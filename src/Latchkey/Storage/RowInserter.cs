@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Text;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Storage;
 
@@ -27,6 +26,45 @@ internal static class RowInserter
     /// </summary>
     public static int RowsPerStatement(DbConnection connection) => connection is Microsoft.Data.Sqlite.SqliteConnection ? 1 : 200;
 
+    /// <summary>
+    /// Runs the INSERTs of <paramref name="rowCount"/> rows of <paramref name="columns"/> values each,
+    /// <see cref="RowsPerStatement"/> rows a statement: <paramref name="statement"/> writes the text
+    /// of a statement of n rows and adds its parameters, made once for each shape;
+    /// <paramref name="setValues"/> sets them to the rows from start, count rows.
+    /// </summary>
+    public static async Task InsertInStatementsAsync(DbConnection connection, DbTransaction transaction, int rowCount, int columns,
+        Func<DbCommand, int, string> statement, Action<DbCommand, int, int> setValues, CancellationToken cancellationToken)
+    {
+        var rowsPerStatement = RowsPerStatement(connection);
+        DbCommand? command = null;
+        try
+        {
+            for (var start = 0; start < rowCount; start += rowsPerStatement)
+            {
+                var count = Math.Min(rowCount - start, rowsPerStatement);
+                if (command is null || command.Parameters.Count != count * columns)
+                {
+                    if (command is not null)
+                    {
+                        await command.DisposeAsync();
+                    }
+                    command = connection.CreateCommand();
+                    command.Transaction = transaction;
+                    command.CommandText = statement(command, count);
+                }
+                setValues(command, start, count);
+                await command.ExecuteNonQueryAsync(cancellationToken);
+            }
+        }
+        finally
+        {
+            if (command is not null)
+            {
+                await command.DisposeAsync();
+            }
+        }
+    }
+
     private static readonly ConcurrentDictionary<(IModel Model, Type Entity), Table> Tables = new();
 
     public static async Task InsertAsync<TEntity>(LatchkeyDbContext db, IReadOnlyList<TEntity> rows, CancellationToken cancellationToken)
@@ -43,35 +81,8 @@ internal static class RowInserter
         try
         {
             await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-            var connection = db.Database.GetDbConnection();
-            var rowsPerStatement = RowsPerStatement(connection);
-            DbCommand? command = null;
-            try
-            {
-                for (var start = 0; start < rows.Count; start += rowsPerStatement)
-                {
-                    var count = Math.Min(rows.Count - start, rowsPerStatement);
-                    if (command is null || command.Parameters.Count != count * table.Columns.Count)
-                    {
-                        if (command is not null)
-                        {
-                            await command.DisposeAsync();
-                        }
-                        command = connection.CreateCommand();
-                        command.Transaction = transaction.GetDbTransaction();
-                        command.CommandText = table.Statement(command, count);
-                    }
-                    table.SetValues(command, rows, start, count);
-                    await command.ExecuteNonQueryAsync(cancellationToken);
-                }
-            }
-            finally
-            {
-                if (command is not null)
-                {
-                    await command.DisposeAsync();
-                }
-            }
+            await InsertInStatementsAsync(db.Database.GetDbConnection(), transaction.GetDbTransaction(), rows.Count, table.Columns.Count,
+                table.Statement, (command, start, count) => table.SetValues(command, rows, start, count), cancellationToken);
             await transaction.CommitAsync(cancellationToken);
         }
         finally
@@ -88,11 +99,9 @@ internal static class RowInserter
     {
         public static Table Of(DbContext db, Type type)
         {
-            var entity = db.Model.FindEntityType(type) ?? throw new InvalidOperationException($"{type.Name} is not in the model.");
-            var store = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
-            var sql = db.GetService<ISqlGenerationHelper>();
+            var names = StoreNames.Of(db, type);
             var columns = new List<Column>();
-            foreach (var property in entity.GetProperties())
+            foreach (var property in names.Entity.GetProperties())
             {
                 if (property.ValueGenerated != ValueGenerated.Never)
                 {
@@ -102,10 +111,9 @@ internal static class RowInserter
                 {
                     throw new NotSupportedException($"{type.Name}.{property.Name} is a shadow property; RowInserter writes only what the entity holds.");
                 }
-                columns.Add(new Column(sql.DelimitIdentifier(property.GetColumnName(store)!), property.GetGetter(),
-                    property.GetRelationalTypeMapping(), property.IsNullable));
+                columns.Add(new Column(names.Column(property), property.GetGetter(), property.GetRelationalTypeMapping(), property.IsNullable));
             }
-            var prefix = $"INSERT INTO {sql.DelimitIdentifier(store.Name, store.Schema)} ({string.Join(", ", columns.Select(c => c.Name))}) VALUES ";
+            var prefix = $"INSERT INTO {names.Table} ({string.Join(", ", columns.Select(c => c.Name))}) VALUES ";
             return new Table(prefix, columns);
         }
 

@@ -42,19 +42,22 @@ internal sealed class OpenIddictEndpointGate
 /// <summary>The authentication middleware no longer offers every request to OpenIddict's server (see <see cref="OpenIddictEndpointGate"/>).</summary>
 internal sealed class SchemesWithoutOpenIddictRequests(IOptions<AuthenticationOptions> options) : AuthenticationSchemeProvider(options)
 {
-    private IEnumerable<AuthenticationScheme>? _source;
-    private AuthenticationScheme[] _filtered = [];
+    // The base class's answer and its filtered copy in one object, replaced as one reference
+    // (requests read it concurrently).
+    private sealed record Filtering(IEnumerable<AuthenticationScheme> Source, AuthenticationScheme[] Filtered);
+
+    private Filtering? _filtered;
 
     public override async Task<IEnumerable<AuthenticationScheme>> GetRequestHandlerSchemesAsync()
     {
         var all = await base.GetRequestHandlerSchemesAsync();
         // The base class answers the same array until a scheme is added or removed.
-        if (!ReferenceEquals(all, _source))
+        if (_filtered is not { } filtered || !ReferenceEquals(filtered.Source, all))
         {
-            _filtered = all.Where(s => s.Name != OpenIddictServerAspNetCoreDefaults.AuthenticationScheme).ToArray();
-            _source = all;
+            filtered = new Filtering(all, all.Where(s => s.Name != OpenIddictServerAspNetCoreDefaults.AuthenticationScheme).ToArray());
+            _filtered = filtered;
         }
-        return _filtered;
+        return filtered.Filtered;
     }
 }
 

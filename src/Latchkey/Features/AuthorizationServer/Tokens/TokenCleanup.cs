@@ -2,7 +2,6 @@ using Latchkey.Features.AuthorizationServer.Stores;
 using Latchkey.Features.Operations;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.EntityFrameworkCore.Infrastructure;
 using OpenIddict.Abstractions;
 
 namespace Latchkey.Features.AuthorizationServer.Tokens;
@@ -51,6 +50,7 @@ public sealed class TokenCleanup(
         long total = 0;
         int deleted;
         var sqlite = db.Database.IsSqlite();
+        var postgresDelete = sqlite ? null : PostgresBatchDelete();
         await db.Database.OpenConnectionAsync(cancellationToken);
         try
         {
@@ -69,7 +69,7 @@ public sealed class TokenCleanup(
                         .OrderBy(t => t.ExpirationDate)
                         .Take(BatchSize)
                         .ExecuteDeleteAsync(cancellationToken)
-                    : await db.Database.ExecuteSqlRawAsync(PostgresBatchDelete(), [now, createdBefore], cancellationToken);
+                    : await db.Database.ExecuteSqlRawAsync(postgresDelete!, [now, createdBefore], cancellationToken);
                 total += deleted;
                 if (deleted == BatchSize)
                 {
@@ -103,13 +103,9 @@ public sealed class TokenCleanup(
     /// </summary>
     private string PostgresBatchDelete()
     {
-        var entity = db.Model.FindEntityType(typeof(OAuthToken))!;
-        var store = Microsoft.EntityFrameworkCore.Metadata.StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
-        var sql = db.GetService<Microsoft.EntityFrameworkCore.Storage.ISqlGenerationHelper>();
-        var table = sql.DelimitIdentifier(store.Name, store.Schema);
-        string Column(string property) => sql.DelimitIdentifier(entity.FindProperty(property)!.GetColumnName(store)!);
-        return $"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} " +
-               $"WHERE {Column(nameof(OAuthToken.ExpirationDate))} < {{0}} AND {Column(nameof(OAuthToken.CreationDate))} < {{1}} " +
-               $"ORDER BY {Column(nameof(OAuthToken.ExpirationDate))} LIMIT {BatchSize}))";
+        var names = StoreNames.Of(db, typeof(OAuthToken));
+        var (expiration, creation) = (names.Column(nameof(OAuthToken.ExpirationDate)), names.Column(nameof(OAuthToken.CreationDate)));
+        return $"DELETE FROM {names.Table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {names.Table} " +
+               $"WHERE {expiration} < {{0}} AND {creation} < {{1}} ORDER BY {expiration} LIMIT {BatchSize}))";
     }
 }

@@ -195,53 +195,27 @@ internal sealed partial class TokenCommitQueue(IServiceScopeFactory scopes, Time
     /// under its limit on parameters); on SQLite one row's statement, prepared once and run for
     /// each row (see <see cref="RowInserter.RowsPerStatement"/>).
     /// </summary>
-    private async Task InsertAsync(DbConnection connection, DbTransaction transaction, TokenTable table, List<TokenRow> rows)
-    {
-        var rowsPerStatement = RowInserter.RowsPerStatement(connection);
-        DbCommand? command = null;
-        try
+    private Task InsertAsync(DbConnection connection, DbTransaction transaction, TokenTable table, List<TokenRow> rows) =>
+        RowInserter.InsertInStatementsAsync(connection, transaction, rows.Count, TokenTable.Columns, table.Insert, (command, start, count) =>
         {
-            for (var start = 0; start < rows.Count; start += rowsPerStatement)
+            var values = command.Parameters;
+            for (var n = 0; n < count; n++)
             {
-                var count = Math.Min(rows.Count - start, rowsPerStatement);
-                if (command is null || command.Parameters.Count != count * TokenTable.Columns)
-                {
-                    if (command is not null)
-                    {
-                        await command.DisposeAsync();
-                    }
-                    command = connection.CreateCommand();
-                    command.Transaction = transaction;
-                    command.CommandText = table.Insert(command, count);
-                }
-                for (var n = 0; n < count; n++)
-                {
-                    var (row, token) = (rows[start + n], rows[start + n].Token);
-                    var values = command.Parameters;
-                    var first = n * TokenTable.Columns;
-                    values[first].Value = token.Id;
-                    values[first + 1].Value = row.ApplicationId ?? (object)DBNull.Value;
-                    values[first + 2].Value = row.AuthorizationId ?? (object)DBNull.Value;
-                    values[first + 3].Value = token.ConcurrencyToken ?? (object)DBNull.Value;
-                    values[first + 4].Value = token.CreationDate ?? (object)DBNull.Value;
-                    values[first + 5].Value = token.ExpirationDate ?? (object)DBNull.Value;
-                    values[first + 6].Value = token.Properties ?? (object)DBNull.Value;
-                    values[first + 7].Value = token.ReferenceId ?? (object)DBNull.Value;
-                    values[first + 8].Value = token.Status ?? (object)DBNull.Value;
-                    values[first + 9].Value = token.Subject ?? (object)DBNull.Value;
-                    values[first + 10].Value = token.Type ?? (object)DBNull.Value;
-                }
-                await command.ExecuteNonQueryAsync(_stopping.Token);
+                var (row, token) = (rows[start + n], rows[start + n].Token);
+                var first = n * TokenTable.Columns;
+                values[first].Value = token.Id;
+                values[first + 1].Value = row.ApplicationId ?? (object)DBNull.Value;
+                values[first + 2].Value = row.AuthorizationId ?? (object)DBNull.Value;
+                values[first + 3].Value = token.ConcurrencyToken ?? (object)DBNull.Value;
+                values[first + 4].Value = token.CreationDate ?? (object)DBNull.Value;
+                values[first + 5].Value = token.ExpirationDate ?? (object)DBNull.Value;
+                values[first + 6].Value = token.Properties ?? (object)DBNull.Value;
+                values[first + 7].Value = token.ReferenceId ?? (object)DBNull.Value;
+                values[first + 8].Value = token.Status ?? (object)DBNull.Value;
+                values[first + 9].Value = token.Subject ?? (object)DBNull.Value;
+                values[first + 10].Value = token.Type ?? (object)DBNull.Value;
             }
-        }
-        finally
-        {
-            if (command is not null)
-            {
-                await command.DisposeAsync();
-            }
-        }
-    }
+        }, _stopping.Token);
 
     private static string Parameter(DbCommand command, string name, object? value)
     {
@@ -252,7 +226,7 @@ internal sealed partial class TokenCommitQueue(IServiceScopeFactory scopes, Time
         return parameter.ParameterName;
     }
 
-    /// <summary>The token table's quoted names, as the EF Core model maps them (the same on SQLite and PostgreSQL here).</summary>
+    /// <summary>The token table's delimited names, as the EF Core model maps them.</summary>
     private sealed record TokenTable(string Name, string Id, string ApplicationId, string AuthorizationId, string ConcurrencyToken, string CreationDate,
         string ExpirationDate, string Properties, string RedemptionDate, string ReferenceId, string Status, string Subject, string Type)
     {
@@ -278,15 +252,11 @@ internal sealed partial class TokenCommitQueue(IServiceScopeFactory scopes, Time
 
         public static TokenTable Of(DbContext db)
         {
-            var entity = db.Model.FindEntityType(typeof(OAuthToken))!;
-            var store = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
-            string Quote(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
-            string Column(string property) => Quote(entity.FindProperty(property)!.GetColumnName(store)!);
-            var name = entity.GetSchema() is { } schema ? Quote(schema) + "." + Quote(store.Name) : Quote(store.Name);
-            return new TokenTable(name, Column(nameof(OAuthToken.Id)), Column("ApplicationId"), Column("AuthorizationId"),
-                Column(nameof(OAuthToken.ConcurrencyToken)), Column(nameof(OAuthToken.CreationDate)), Column(nameof(OAuthToken.ExpirationDate)),
-                Column(nameof(OAuthToken.Properties)), Column(nameof(OAuthToken.RedemptionDate)), Column(nameof(OAuthToken.ReferenceId)),
-                Column(nameof(OAuthToken.Status)), Column(nameof(OAuthToken.Subject)), Column(nameof(OAuthToken.Type)));
+            var names = StoreNames.Of(db, typeof(OAuthToken));
+            return new TokenTable(names.Table, names.Column(nameof(OAuthToken.Id)), names.Column("ApplicationId"), names.Column("AuthorizationId"),
+                names.Column(nameof(OAuthToken.ConcurrencyToken)), names.Column(nameof(OAuthToken.CreationDate)), names.Column(nameof(OAuthToken.ExpirationDate)),
+                names.Column(nameof(OAuthToken.Properties)), names.Column(nameof(OAuthToken.RedemptionDate)), names.Column(nameof(OAuthToken.ReferenceId)),
+                names.Column(nameof(OAuthToken.Status)), names.Column(nameof(OAuthToken.Subject)), names.Column(nameof(OAuthToken.Type)));
         }
     }
 
