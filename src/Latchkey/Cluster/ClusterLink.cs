@@ -77,6 +77,8 @@ public sealed partial class ClusterLink : BackgroundService, IJobLeadership, ICa
             // A dead peer is noticed by the periodic check; keepalives catch a silent network too.
             KeepAlive = 10,
             ApplicationName = "latchkey-cluster",
+            // The leader's advisory lock is a session lock: a connection back in the pool must not keep it.
+            NoResetOnClose = false,
         };
         _dataSource = NpgsqlDataSource.Create(connection.ConnectionString);
         _options = options.Value;

@@ -117,8 +117,20 @@ public sealed partial class DatabaseMigrator(
 
         if (!storage.IsPostgres)
         {
-            // WAL lets readers proceed while a writer commits; the setting is stored in the file.
-            await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
+            // WAL lets readers proceed while a writer commits; the setting is stored in the file (a
+            // restored backup comes back in rollback mode). A plain command: EF Core's raw-SQL path
+            // costs a CLI command its first use of that pipeline.
+            await db.Database.OpenConnectionAsync(cancellationToken);
+            try
+            {
+                await using var command = db.Database.GetDbConnection().CreateCommand();
+                command.CommandText = "PRAGMA journal_mode=WAL;";
+                await command.ExecuteNonQueryAsync(cancellationToken);
+            }
+            finally
+            {
+                await db.Database.CloseConnectionAsync();
+            }
         }
 
         LogMigrated(logger, storage.IsPostgres ? StorageProvider.Postgres : StorageProvider.Sqlite, pending.Count);

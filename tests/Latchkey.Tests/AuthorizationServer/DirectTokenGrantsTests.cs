@@ -142,6 +142,15 @@ public abstract class DirectTokenGrantsTests(LatchkeyServerFixture server)
             .ExecuteUpdateAsync(set => set.SetProperty(u => u.LockoutEnd, DateTimeOffset.UtcNow.AddHours(1)).SetProperty(u => u.LockoutEnabled, true)));
         Assert.Equal("invalid_grant", await ErrorAsync(await TokenAsync(client, RefreshParameters(app, Refresh(locked)))));
         Assert.Equal(before, Answered);
+
+        // A code of an account locked after it was issued: the user is read with the code (one
+        // statement), and the general path refuses it.
+        var other = await TestAccounts.SignUpAsync(server);
+        var (code, verifier) = await GetCodeAsync(other, app);
+        await server.WithDbAsync(db => db.Users.Where(u => u.Email == other.Email)
+            .ExecuteUpdateAsync(set => set.SetProperty(u => u.LockoutEnd, DateTimeOffset.UtcNow.AddHours(1)).SetProperty(u => u.LockoutEnabled, true)));
+        Assert.Equal("invalid_grant", await ErrorAsync(await TokenAsync(client, CodeParameters(app, code, verifier))));
+        Assert.Equal(before, Answered);
     }
 
     [Fact]

@@ -17,4 +17,12 @@ public sealed class StorageOptionsTests
         var own = new NpgsqlConnectionStringBuilder(new StorageOptions { ConnectionString = "Host=db;Database=latchkey;MaxAutoPrepare=5" }.PostgresConnectionString);
         Assert.Equal(5, own.MaxAutoPrepare);
     }
+
+    [Fact]
+    public void PostgreSQL_connections_skip_the_session_reset_unless_the_connection_string_asks_for_it()
+    {
+        Assert.True(new NpgsqlConnectionStringBuilder(new StorageOptions { ConnectionString = "Host=db;Database=latchkey" }.PostgresConnectionString).NoResetOnClose);
+        Assert.False(new NpgsqlConnectionStringBuilder(new StorageOptions { ConnectionString = "Host=db;No Reset On Close=false" }.PostgresConnectionString).NoResetOnClose);
+        Assert.False(new NpgsqlConnectionStringBuilder(new StorageOptions { ConnectionString = "Host=db;NoResetOnClose=false" }.PostgresConnectionString).NoResetOnClose);
+    }
 }
