@@ -118,19 +118,8 @@ public sealed partial class DatabaseMigrator(
         if (!storage.IsPostgres)
         {
             // WAL lets readers proceed while a writer commits; the setting is stored in the file (a
-            // restored backup comes back in rollback mode). A plain command: EF Core's raw-SQL path
-            // costs a CLI command its first use of that pipeline.
-            await db.Database.OpenConnectionAsync(cancellationToken);
-            try
-            {
-                await using var command = db.Database.GetDbConnection().CreateCommand();
-                command.CommandText = "PRAGMA journal_mode=WAL;";
-                await command.ExecuteNonQueryAsync(cancellationToken);
-            }
-            finally
-            {
-                await db.Database.CloseConnectionAsync();
-            }
+            // restored backup comes back in rollback mode).
+            await RunPlainAsync("PRAGMA journal_mode=WAL;", command => command.ExecuteNonQueryAsync(cancellationToken), cancellationToken);
         }
 
         LogMigrated(logger, storage.IsPostgres ? StorageProvider.Postgres : StorageProvider.Sqlite, pending.Count);
@@ -149,25 +138,42 @@ public sealed partial class DatabaseMigrator(
         var applied = new HashSet<string>(StringComparer.Ordinal);
         try
         {
-            await db.Database.OpenConnectionAsync(cancellationToken);
-            await using var command = db.Database.GetDbConnection().CreateCommand();
-            command.CommandText = $"SELECT {sql.DelimitIdentifier(nameof(HistoryRow.MigrationId))} FROM {sql.DelimitIdentifier(HistoryRepository.DefaultTableName)}";
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                applied.Add(reader.GetString(0));
-            }
+            await RunPlainAsync($"SELECT {sql.DelimitIdentifier(nameof(HistoryRow.MigrationId))} FROM {sql.DelimitIdentifier(HistoryRepository.DefaultTableName)}",
+                async command =>
+                {
+                    await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                    while (await reader.ReadAsync(cancellationToken))
+                    {
+                        applied.Add(reader.GetString(0));
+                    }
+                    return applied.Count;
+                }, cancellationToken);
         }
         catch (DbException exception) when (!DatabaseUnavailable.Is(exception))
         {
             // No history table (or no database) yet: EF Core's own way, below, makes them.
             return false;
         }
+        return db.GetService<IMigrationsAssembly>().Migrations.Keys.All(applied.Contains);
+    }
+
+    /// <summary>
+    /// Runs one statement on the context's connection as a plain command: on a start or a CLI
+    /// command, EF Core's raw-SQL and query pipelines would cost their first use.
+    /// </summary>
+    private async Task RunPlainAsync(string statement, Func<DbCommand, Task<int>> run, CancellationToken cancellationToken)
+    {
+        await db.Database.OpenConnectionAsync(cancellationToken);
+        try
+        {
+            await using var command = db.Database.GetDbConnection().CreateCommand();
+            command.CommandText = statement;
+            await run(command);
+        }
         finally
         {
             await db.Database.CloseConnectionAsync();
         }
-        return db.GetService<IMigrationsAssembly>().Migrations.Keys.All(applied.Contains);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Database on {Provider} is up to date ({Applied} migrations applied now)")]

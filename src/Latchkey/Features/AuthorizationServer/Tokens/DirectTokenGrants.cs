@@ -330,14 +330,13 @@ internal sealed class DirectTokenGrants(
         {
             return null;
         }
-        var authorizationId = stored.AuthorizationId;
 
         var accessScopes = scopes.Where(s => s != OidcScopes.OfflineAccess).ToArray();
-        var access = NewToken(client, TokenTypeIdentifiers.AccessToken, subject, authorizationId, now, AccessTokenLifetime,
+        var access = NewToken(client, TokenTypeIdentifiers.AccessToken, subject, stored.AuthorizationId, now, AccessTokenLifetime,
             StoredTokenClaims.Serialize(accessScopes, resources, [client.ClientId], [], null, []));
         // Refresh tokens only with offline_access (OpenIddict's rule; every user grant of Latchkey's has it).
         var refresh = scopes.Contains(OidcScopes.OfflineAccess)
-            ? NewToken(client, TokenTypeIdentifiers.RefreshToken, subject, authorizationId, now, RefreshTokenLifetime,
+            ? NewToken(client, TokenTypeIdentifiers.RefreshToken, subject, stored.AuthorizationId, now, RefreshTokenLifetime,
                 StoredTokenClaims.Serialize(scopes, [], [client.ClientId], resources, null,
                     offlineImplied ? [StoredTokenClaims.KeptClaim.Text(OAuthPrincipals.OfflineAccessImpliedClaim, "true")] : []))
             : null;
