@@ -12,7 +12,7 @@ namespace Latchkey.Storage.CompiledModels.Postgres
     public partial class PostgresLatchkeyDbContextModel
     {
         private PostgresLatchkeyDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("ee2e7602-ebe7-414f-a939-a3c3359587b0"), entityTypeCount: 31)
+            : base(skipDetectChanges: false, modelId: new Guid("066687c9-ed5c-4781-9282-545f98a9a0cd"), entityTypeCount: 31)
         {
         }
 

@@ -126,17 +126,17 @@ namespace Latchkey.Storage.CompiledModels.Sqlite
             runtimeEntityType.SetPrimaryKey(key);
 
             var index = runtimeEntityType.AddIndex(
-                new[] { authorizationId });
+                new[] { applicationId });
 
             var index0 = runtimeEntityType.AddIndex(
-                new[] { expirationDate });
+                new[] { authorizationId });
 
             var index1 = runtimeEntityType.AddIndex(
-                new[] { referenceId },
-                unique: true);
+                new[] { expirationDate });
 
             var index2 = runtimeEntityType.AddIndex(
-                new[] { applicationId, status, subject, type });
+                new[] { referenceId },
+                unique: true);
 
             return runtimeEntityType;
         }

@@ -11,7 +11,7 @@ namespace Latchkey.Storage.CompiledModels.Sqlite
     public partial class SqliteLatchkeyDbContextModel
     {
         private SqliteLatchkeyDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("fc985ed4-39c8-4ec3-b217-07f6e39784d1"), entityTypeCount: 31)
+            : base(skipDetectChanges: false, modelId: new Guid("a0c831bd-50ec-4078-9e1a-63bdbddfe39d"), entityTypeCount: 31)
         {
         }
 

@@ -423,14 +423,14 @@ namespace Latchkey.Storage.Migrations.Postgres
 
                     b.HasKey("Id");
 
+                    b.HasIndex("ApplicationId");
+
                     b.HasIndex("AuthorizationId");
 
                     b.HasIndex("ExpirationDate");
 
                     b.HasIndex("ReferenceId")
                         .IsUnique();
-
-                    b.HasIndex("ApplicationId", "Status", "Subject", "Type");
 
                     b.ToTable("OpenIddictTokens", (string)null);
                 });
