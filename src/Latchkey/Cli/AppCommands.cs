@@ -22,7 +22,7 @@ public static class AppCommands
         var owner = new Option<string>("--owner") { Description = "E-mail address of the app's owner.", Required = true };
         var name = new Option<string>("--name") { Description = "The name people see on the consent page.", Required = true };
         var redirects = new Option<string[]>("--redirect-uri") { Description = "A redirect URI; repeat for several (needed for the authorization_code grant)." };
-        var scopes = new Option<string[]>("--scope") { Description = "A scope the app may request; repeat for several.", Required = true };
+        var scopes = new Option<string[]>("--scope") { Description = "A scope the app may request; repeat for several (listed below).", Required = true };
         var confidential = new Option<bool>("--confidential") { Description = "A server-side app with a client secret (default: public, PKCE only)." };
         var description = new Option<string?>("--description") { Description = "What the app does, in a sentence." };
         var homepage = new Option<string?>("--homepage") { Description = "The app's homepage URL." };
@@ -37,6 +37,7 @@ public static class AppCommands
         {
             owner, name, redirects, scopes, confidential, description, homepage, grantTypes, requirePar,
         };
+        context.AddHelpReference(create, HelpLists.Scopes(withOpenIdScopes: true));
         create.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
         {
             var error = parse.InvocationConfiguration.Error;
@@ -145,7 +146,7 @@ public static class AppCommands
         var app = await services.GetRequiredService<OAuthApplicationManager>().FindByClientIdAsync(clientId, cancellationToken);
         if (app is null)
         {
-            await error.WriteLineAsync($"No app has the client id {InputEcho.Quote(clientId)}. 'latchkey apps list --owner <e-mail>' shows them.");
+            await error.WriteLineAsync($"No app has the client id {InputEcho.Quote(clientId)}. '{CliInvocation.Of("apps list --owner <e-mail>")}' shows them.");
         }
         return app;
     }

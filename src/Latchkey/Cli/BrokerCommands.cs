@@ -37,7 +37,7 @@ public static class BrokerCommands
             var all = await db.BrokerProviders.AsNoTracking().Include(p => p.Owner).OrderBy(p => p.Id).ToListAsync(ct);
             if (all.Count == 0)
             {
-                await output.WriteLineAsync("No providers yet. Add one with 'latchkey providers create' or POST /mcp/providers.");
+                await output.WriteLineAsync($"No providers yet. Add one with '{CliInvocation.Of("providers create")}' or POST /mcp/providers.");
             }
             foreach (var provider in all)
             {
@@ -46,7 +46,7 @@ public static class BrokerCommands
             return CliContext.Success;
         }, cancellationToken));
 
-        var key = new Option<string>("--provider") { Description = "Catalog key (github, google, ...; see 'latchkey providers catalog'), or 'custom' with --definition.", Required = true };
+        var key = new Option<string>("--provider") { Description = "A catalog key (listed below), or 'custom' with --definition.", Required = true };
         var clientId = new Option<string?>("--client-id") { Description = "The OAuth client id registered with the provider (OAuth providers)." };
         var secretStdin = new Option<bool>("--client-secret-stdin") { Description = "Read the client secret from standard input (OAuth providers; keeps it out of shell history)." };
         var template = new Option<string[]>("--template") { Description = "A template value as name=value (for example shop=acme); repeat for several." };
@@ -54,6 +54,7 @@ public static class BrokerCommands
         var definitionFile = new Option<FileInfo?>("--definition") { Description = "A custom provider's definition: a JSON file with the fields of docs/broker.md#custom-providers." };
         var create = new Command("create", "Add a deployment-wide provider instance: a catalog entry, or a custom provider from a definition file.")
             { key, clientId, secretStdin, template, name, definitionFile };
+        context.AddHelpReference(create, HelpLists.Providers);
         create.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
         {
             var error = parse.InvocationConfiguration.Error;
@@ -142,7 +143,7 @@ public static class BrokerCommands
             else
             {
                 await parse.InvocationConfiguration.Error.WriteLineAsync(
-                    $"Master keys come from {masterKeys.Source}: add the new key there, then run 'latchkey vault rotate-key --to <id>' and set Vault:ActiveMasterKeyId to it.");
+                    $"Master keys come from {masterKeys.Source}: add the new key there, then run '{CliInvocation.Of("vault rotate-key --to <id>")}' and set Vault:ActiveMasterKeyId to it.");
                 return CliContext.ConfigurationError;
             }
             var rewrapped = await services.GetRequiredService<SecretVault>().RewrapAsync(ct);

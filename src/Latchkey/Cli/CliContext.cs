@@ -12,6 +12,16 @@ public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextRea
     public const int Success = 0;
     public const int Failure = 1;
     public const int ConfigurationError = 2;
+    public const int UsageError = 2;
+
+    /// <summary>
+    /// Lists that a command's <c>--help</c> shows after its options (the scopes a <c>--scope</c>
+    /// takes, the providers a <c>--provider</c> names), read from this server's configuration.
+    /// </summary>
+    internal Dictionary<Command, Func<IServiceProvider, TextWriter, Task>> HelpReferences { get; } = [];
+
+    /// <summary>Adds a list to <paramref name="command"/>'s help (see <see cref="HelpReferences"/>).</summary>
+    public void AddHelpReference(Command command, Func<IServiceProvider, TextWriter, Task> write) => HelpReferences[command] = write;
 
     public TextReader Input { get; } = input;
 

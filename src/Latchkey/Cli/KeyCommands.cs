@@ -25,7 +25,7 @@ public static class KeyCommands
         var name = new Option<string>("--name") { Description = "A name to tell the key apart.", Required = true };
         var scopes = new Option<string[]>("--scope")
         {
-            Description = "A scope to grant; repeat for several (see 'latchkey keys create --help' and GET /api/scopes).",
+            Description = "A scope to grant; repeat for several (listed below).",
             Required = true,
             AllowMultipleArgumentsPerToken = true,
         };
@@ -39,6 +39,7 @@ public static class KeyCommands
         });
 
         var create = new Command("create", "Create an API key; it is printed once.") { user, name, scopes, expiresInDays };
+        context.AddHelpReference(create, HelpLists.Scopes(withOpenIdScopes: false));
         create.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
         {
             var error = parse.InvocationConfiguration.Error;

@@ -1,4 +1,7 @@
 using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Invocation;
+using System.CommandLine.Parsing;
 
 namespace Latchkey.Cli;
 
@@ -38,11 +41,38 @@ public static class LatchkeyCommandLine
             root.Add(command);
         }
 
-        var parsed = root.Parse(args);
-        return parsed.InvokeAsync(new InvocationConfiguration
+        var help = root.Options.OfType<HelpOption>().Single();
+        help.Action = new HelpWithReferences((HelpAction)help.Action!, context);
+
+        return InvokeParsedAsync(root.Parse(args), output ?? Console.Out, error ?? Console.Error, cancellationToken);
+    }
+
+    private static async Task<int> InvokeParsedAsync(ParseResult parsed, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        // System.CommandLine reports unknown tokens only when the root command does, and the root
+        // (the server) passes them on to the web host (--urls ...): every other command refuses them here.
+        if (parsed.UnmatchedTokens.Count > 0 && parsed.CommandResult.Command.TreatUnmatchedTokensAsErrors && parsed.Action is not HelpWithReferences)
         {
-            Output = output ?? Console.Out,
-            Error = error ?? Console.Error,
-        }, cancellationToken);
+            foreach (var token in parsed.UnmatchedTokens)
+            {
+                await error.WriteLineAsync($"Unrecognized command or argument '{token}'.");
+            }
+            await error.WriteLineAsync($"Run '{CliInvocation.Of(CommandPath(parsed.CommandResult) + " --help")}' to see its options.");
+            return CliContext.UsageError;
+        }
+        var exitCode = await parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = error }, cancellationToken);
+        // System.CommandLine answers 1 for a command line it could not parse (a missing subcommand or
+        // required option, an unknown option): that is a usage error, 2 as the README says.
+        return parsed.Action is ParseErrorAction ? CliContext.UsageError : exitCode;
+    }
+
+    private static string CommandPath(CommandResult command)
+    {
+        var names = new Stack<string>();
+        for (var result = command; result.Parent is CommandResult parent; result = parent)
+        {
+            names.Push(result.Command.Name);
+        }
+        return string.Join(' ', names);
     }
 }

@@ -31,7 +31,7 @@ public static class ServeCommand
             if (isDefault && hostArgs.Length > 0 && !hostArgs[0].StartsWith('-'))
             {
                 await parse.InvocationConfiguration.Error.WriteLineAsync(
-                    $"Unknown command '{hostArgs[0]}'. Run 'latchkey --help' to see the commands.");
+                    $"Unknown command '{hostArgs[0]}'. Run '{CliInvocation.Of("--help")}' to see the commands.");
                 return CliContext.ConfigurationError;
             }
             return await ServeAsync(context, hostArgs, parse.InvocationConfiguration.Output, parse.InvocationConfiguration.Error, cancellationToken);
@@ -90,7 +90,7 @@ public static class ServeCommand
               API docs     : {publicUrl}/docs  (OpenAPI: {publicUrl}/openapi/v1.json)
               Health       : {publicUrl}/healthz, {publicUrl}/readyz
               First user   : sign up at {publicUrl}{AccountsSetup.SignUpPath}
-                             or run: latchkey users create --email you@example.com --name "Your Name"
+                             or run: {CliInvocation.Of("users create --email you@example.com --name \"Your Name\"")}
 
             """);
         if (app.Environment.IsProduction() && MasterKeyFileWarning(app, storage) is { } warning)

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
@@ -51,7 +50,7 @@ public static class TestClientCommand
             }
             catch (HttpRequestException exception)
             {
-                await error.WriteLineAsync($"Cannot reach the server: {exception.Message} Is it running? Start it with 'latchkey serve'.");
+                await error.WriteLineAsync($"Cannot reach the server: {exception.Message} Is it running? Start it with '{CliInvocation.Of("serve")}'.");
                 return CliContext.Failure;
             }
             catch (TimeoutException exception)
@@ -156,7 +155,8 @@ public static class TestClientCommand
         await output.WriteLineAsync($"   {authorizeUrl}");
         if (open)
         {
-            TryOpenBrowser(authorizeUrl);
+            // The loopback redirect comes back to this machine: a browser elsewhere cannot finish this flow.
+            await OpenBrowserAsync(authorizeUrl, "Open the address above in a browser on this machine, or sign in from any other device with --device.", output, cancellationToken);
         }
 
         var callback = await WaitForCallbackAsync(listener, timeout, cancellationToken);
@@ -205,7 +205,7 @@ public static class TestClientCommand
         await output.WriteLineAsync($"   {authorization.VerificationUriComplete}");
         if (run.Open)
         {
-            TryOpenBrowser(authorization.VerificationUriComplete!);
+            await OpenBrowserAsync(authorization.VerificationUriComplete!, "Open the address above on any device that can reach the server.", output, cancellationToken);
         }
 
         await output.WriteLineAsync("4. Waiting for the approval (polling the token endpoint)");
@@ -330,15 +330,11 @@ public static class TestClientCommand
         return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 
-    private static void TryOpenBrowser(string url)
+    private static async Task OpenBrowserAsync(string url, string instead, TextWriter output, CancellationToken cancellationToken)
     {
-        try
+        if (await BrowserLauncher.TryOpenAsync(url, cancellationToken) is { } why)
         {
-            Process.Start(new ProcessStartInfo("xdg-open", url) { UseShellExecute = false })?.Dispose();
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            // No desktop: the printed address is enough.
+            await output.WriteLineAsync($"   No browser was opened: {why}. {instead}");
         }
     }
 

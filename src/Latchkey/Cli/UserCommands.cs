@@ -53,7 +53,7 @@ public static class UserCommands
         var user = await services.GetRequiredService<UserManager<LatchkeyUser>>().FindByEmailAsync(email.Trim());
         if (user is null)
         {
-            await error.WriteLineAsync($"No user has the e-mail address '{email}'. Create one with 'latchkey users create'.");
+            await error.WriteLineAsync($"No user has the e-mail address '{email}'. Create one with '{CliInvocation.Of("users create")}'.");
         }
         return user;
     }

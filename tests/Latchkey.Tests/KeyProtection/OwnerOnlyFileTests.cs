@@ -160,6 +160,8 @@ public sealed class OwnerOnlyFileTests(SqliteServer server) : IClassFixture<Sqli
 
         Assert.Contains($"Master keys  : the key file {server.VaultKeyFile}", banner);
         Assert.DoesNotContain("Warning: the master key", banner);
+        // The first-user command is the one that works from here (CliInvocationTests has the cases).
+        Assert.Contains("or run: " + CliInvocation.Of("users create --email you@example.com"), banner);
     }
 
     private static SqliteFilePermissions Permissions(string database) =>
