@@ -24,7 +24,7 @@ public sealed class BrowserFixture : IAsyncLifetime
     public IBrowser Browser { get; private set; } = null!;
 
     /// <summary>Where screenshots go: <c>test-output/screenshots</c> at the repository root.</summary>
-    public static string ScreenshotDirectory { get; } = Path.Combine(RepositoryRoot(), "test-output", "screenshots");
+    public static string ScreenshotDirectory { get; } = Path.Combine(RepositoryFiles.Root, "test-output", "screenshots");
 
     public async Task InitializeAsync()
     {
@@ -102,18 +102,6 @@ public sealed class BrowserFixture : IAsyncLifetime
         var problems = result.Violations.Select(v =>
             $"{v.Id} ({v.Impact}): {v.Help} — {string.Join("; ", v.Nodes.Select(n => n.Target?.ToString()))}");
         Assert.True(result.Violations.Length == 0, $"{what} has accessibility problems:\n{string.Join("\n", problems)}");
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "Latchkey.slnx")))
-            {
-                return directory.FullName;
-            }
-        }
-        return AppContext.BaseDirectory;
     }
 
     public async Task DisposeAsync()

@@ -609,6 +609,10 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         await page.GotoAsync("/docs/");
         await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Latchkey API" }).First).ToBeVisibleAsync();
         await Assertions.Expect(page.GetByText("The scope catalog").First).ToBeVisibleAsync();
+        Assert.Equal("Latchkey API", await page.TitleAsync());
+        // Latchkey's reference, not an advert: nothing links to or names the library's vendor.
+        Assert.Equal(0, await page.Locator("a[href*='scalar'] >> visible=true").CountAsync());
+        Assert.Equal(0, await page.Locator("text=Scalar >> visible=true").CountAsync());
 
         // Scalar's bundle (its Zod schemas) probes once whether eval is allowed, and works without it.
         var unexpected = BrowserFixture.PolicyViolationsOf(page).Where(v => !v.Contains("'unsafe-eval'")).ToList();

@@ -32,6 +32,15 @@ public static class ApiDocsSetup
             .WithTitle("Latchkey API")
             // A self-hosted reference loads nothing from a CDN: the page's policy allows this server only.
             .DisableDefaultFonts()
+            // Latchkey's reference, not an advert: no AI chat or MCP offers from Scalar's cloud, no
+            // telemetry, no developer toolbar or client download pointing at Scalar's products.
+            .DisableAgent()
+            .DisableMcp()
+            .DisableTelemetry()
+            .HideDeveloperTools()
+            .HideClientButton()
+            // Its sidebar's "Powered by" link has no setting; its authors point to custom CSS for it.
+            .WithCustomCss("a[href*=\"scalar.com\"] { display: none !important; }")
             .WithOpenApiRoutePattern("/openapi/{documentName}.json"));
         return app;
     }
