@@ -40,11 +40,8 @@ fi
 # machine, its code and the runtime's compiled ahead of time together (ReadyToRun, composite), so
 # that a start does not spend its first second in the JIT. Throughput after the warm-up is the
 # JIT's tier-1 code either way.
-say "building Release (Latchkey published self-contained with composite ReadyToRun: about two minutes)"
-# Its own intermediate files (--artifacts-path), apart from the framework-dependent builds in obj/.
-dotnet publish src/Latchkey/Latchkey.csproj -c Release --use-current-runtime --self-contained true \
-  -p:PublishReadyToRun=true -p:PublishReadyToRunComposite=true \
-  --artifacts-path bench/results/build -o bench/results/build/latchkey-release -nologo -v q -clp:NoSummary
+# The same publish as a release's (scripts/release.sh), so every run starts what operators install.
+scripts/release.sh --publish-only bench/results/build/latchkey-release --artifacts bench/results/build
 dotnet build bench/Latchkey.Bench.Ceiling/Latchkey.Bench.Ceiling.csproj -c Release -nologo -v q -clp:NoSummary
 dotnet build bench/Latchkey.Bench.Harness/Latchkey.Bench.Harness.csproj -c Release -nologo -v q -clp:NoSummary
 

@@ -345,6 +345,7 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         // The large table: introspection of the same token, then clean-up under issuance load.
         if (!options.Includes(Workloads.IntrospectionLarge) && !options.Includes(Workloads.IssuanceDuringCleanup))
         {
+            await CheckMetricsAsync(target);
             await target.DisposeAsync();
             return;
         }
@@ -362,7 +363,28 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
         Say($"{name}: resident memory after the run {Facts[$"{name}|rss"]:0} MB " +
             $"(anonymous {target.Server.StatusMegabytes("RssAnon"):0} MB, file-backed {target.Server.StatusMegabytes("RssFile"):0} MB, " +
             $"shared {target.Server.StatusMegabytes("RssShmem"):0} MB); largest mappings: {string.Join(", ", target.Server.LargestMappings(6))}");
+        await CheckMetricsAsync(target);
         await target.DisposeAsync();
+    }
+
+    /// <summary>
+    /// Scrapes the server's <c>/metrics</c> after its workloads: Latchkey's meters must be there
+    /// (tokens issued and introspections, at least); a run without them fails.
+    /// </summary>
+    private static async Task CheckMetricsAsync(LatchkeyTarget target)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        var scraped = await http.GetStringAsync(target.MetricsUrl);
+        var families = scraped.Split('\n').Where(line => line.StartsWith("latchkey_", StringComparison.Ordinal))
+            .Select(line => line[..line.IndexOfAny(['{', ' '])]).Distinct().Order().ToList();
+        Say($"{target.Name}: /metrics after the run has {families.Count} Latchkey series: {string.Join(", ", families)}");
+        foreach (var required in new[] { "latchkey_tokens_issued_total", "latchkey_introspections_total" })
+        {
+            if (!families.Contains(required))
+            {
+                throw new InvalidOperationException($"{target.Name}: {target.MetricsUrl} has no {required} after the workloads.");
+            }
+        }
     }
 
     /// <summary>

@@ -22,6 +22,9 @@ internal sealed class LatchkeyTarget : IAsyncDisposable
     public string Name { get; }
     public bool IsPostgres { get; }
     public string BaseUrl { get; }
+
+    /// <summary>The server's Prometheus scrape endpoint (a listener of its own).</summary>
+    public string MetricsUrl { get; private init; } = "";
     public ChildProcess Server => _server ?? throw new InvalidOperationException("Not started.");
     private string ConnectionString { get; }
 
@@ -89,8 +92,16 @@ internal sealed class LatchkeyTarget : IAsyncDisposable
             connectionString = new SqliteConnectionStringBuilder { DataSource = SqliteFile(workDirectory), DefaultTimeout = 60 }.ConnectionString;
         }
 
+        // Metrics on, as an operator would run it: the meters' cost is part of what is measured, and
+        // the run ends by scraping them (BenchRun.CheckMetricsAsync).
+        var metricsPort = ChildProcess.FreePort();
+        environment["LATCHKEY_Telemetry__Prometheus"] = "true";
+        environment["LATCHKEY_Telemetry__PrometheusPort"] = metricsPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var port = ChildProcess.FreePort();
-        var target = new LatchkeyTarget(options, postgres ? PostgresName : SqliteName, postgres, connectionString, environment, port);
+        var target = new LatchkeyTarget(options, postgres ? PostgresName : SqliteName, postgres, connectionString, environment, port)
+        {
+            MetricsUrl = $"http://127.0.0.1:{metricsPort}/metrics",
+        };
         target._server = ChildProcess.Start(postgres ? "latchkey-postgres" : "latchkey-sqlite", "dotnet",
             [target.Dll, "serve", "--urls", target.BaseUrl], environment, Path.Combine(options.ResultsDirectory, "logs"), workDirectory);
         await target.Server.WaitUntilReadyAsync(target.BaseUrl + "/readyz", TimeSpan.FromSeconds(90));

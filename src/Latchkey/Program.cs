@@ -13,6 +13,7 @@ using Latchkey.Features.RateLimits;
 using Latchkey.Features.Scopes;
 using Latchkey.Features.SecurityEvents;
 using Latchkey.Features.Site;
+using Latchkey.Features.Telemetry;
 using Latchkey.Features.Webhooks;
 using Latchkey.Storage;
 using Microsoft.Extensions.Configuration.CommandLine;
@@ -43,6 +44,7 @@ public static class Program
         configure?.Invoke(builder);
 
         builder.AddOperations();
+        builder.AddTelemetry();
         builder.AddRateLimits();
         builder.AddSite();
         builder.AddStorage();

@@ -37,6 +37,7 @@ public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextRea
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.Logging.AddFilter("Latchkey", LogLevel.Warning);
         configure?.Invoke(builder);
+        Latchkey.Features.Telemetry.TelemetrySetup.LeaveOutExports(builder);
     }, pipeline: endpoints);
 
     /// <summary>

@@ -22,6 +22,10 @@ public class AuditLog<TEvent>(IServiceScopeFactory scopes) : IQueuedAuditLog whe
 
     public void Record(TEvent item) => _queue.Writer.TryWrite(item);
 
+    public int Queued => _queue.Reader.Count;
+
+    public string Name => typeof(TEvent).Name;
+
     private async Task WriteAsync(IReadOnlyList<TEvent> rows, CancellationToken cancellationToken)
     {
         await using var scope = scopes.CreateAsyncScope();
@@ -122,6 +126,12 @@ public class AuditLog<TEvent>(IServiceScopeFactory scopes) : IQueuedAuditLog whe
 public interface IQueuedAuditLog
 {
     Task FlushAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Rows queued and not yet written (the <c>latchkey.audit.queue.depth</c> gauge).</summary>
+    int Queued { get; }
+
+    /// <summary>What the rows are, for the gauge's <c>log</c> tag.</summary>
+    string Name { get; }
 }
 
 /// <summary>Rows that could not be written even one at a time (they are counted, never shown: they may quote values).</summary>

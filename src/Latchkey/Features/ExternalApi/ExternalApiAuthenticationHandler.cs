@@ -2,6 +2,7 @@ using System.Security.Claims;
 using System.Text.Encodings.Web;
 using Latchkey.Common;
 using Latchkey.Features.ApiKeys;
+using Latchkey.Features.Telemetry;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
@@ -123,6 +124,8 @@ public sealed class ExternalApiAuthenticationHandler(
         {
             claims.Add(new Claim(ExternalApiClaims.ClientId, caller.ClientId));
         }
+        TraceTags.Set(TraceTags.UserId, caller.UserId);
+        TraceTags.Client(caller.ClientId);
         foreach (var scope in caller.Scopes)
         {
             claims.Add(new Claim(ExternalApiClaims.Scope, scope));

@@ -1,14 +1,19 @@
+using Latchkey.Features.Telemetry;
 using Latchkey.Storage;
 
 namespace Latchkey.Features.Mcp;
 
 /// <summary>Every tool call through the gateway (account, server, tool, credential, caller, outcome, duration), written off the request path.</summary>
-public sealed class ToolCallAudit(IServiceScopeFactory scopes, TimeProvider time) : AuditLog<McpToolCall>(scopes)
+public sealed class ToolCallAudit(IServiceScopeFactory scopes, TimeProvider time, LatchkeyMetrics metrics) : AuditLog<McpToolCall>(scopes)
 {
     public void Record(GatewayRoute route, string tool, string? credentialId, string? caller, string outcome, TimeSpan duration) =>
         Record(route.OwnerId, route.ServerId, tool, credentialId, caller, outcome, duration);
 
-    public void Record(string accountId, string serverId, string tool, string? credentialId, string? caller, string outcome, TimeSpan duration) =>
+    public void Record(string accountId, string serverId, string tool, string? credentialId, string? caller, string outcome, TimeSpan duration)
+    {
+        metrics.GatewayCall(serverId, tool, outcome, duration);
+        TraceTags.Tool(serverId, tool);
+        TraceTags.Credential(credentialId);
         Record(new McpToolCall
         {
             AccountId = accountId,
@@ -20,4 +25,5 @@ public sealed class ToolCallAudit(IServiceScopeFactory scopes, TimeProvider time
             DurationMs = (int)Math.Min(int.MaxValue, Math.Round(duration.TotalMilliseconds)),
             At = time.GetUtcNow(),
         });
+    }
 }

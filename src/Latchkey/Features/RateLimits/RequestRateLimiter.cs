@@ -188,6 +188,7 @@ public sealed partial class RequestRateLimiter : IAsyncDisposable
     {
         var seconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds));
         var message = $"Too many requests; try again in {seconds} s.";
+        context.RequestServices.GetRequiredService<Telemetry.LatchkeyMetrics>().RateLimitRefused(area.ToString().ToLowerInvariant());
         context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
         context.Response.Headers.CacheControl = "no-store";
         switch (area)

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Latchkey.Features.AuthorizationServer.Apps;
 using Latchkey.Features.AuthorizationServer.Stores;
 using Latchkey.Features.SecurityEvents;
+using Latchkey.Features.Telemetry;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
 using OpenIddict.Abstractions;
@@ -26,7 +27,8 @@ public sealed class UserGrants(
     IOpenIddictAuthorizationManager authorizations,
     IOpenIddictTokenManager tokens,
     OAuthApplicationManager applications,
-    SecurityEventLog securityEvents)
+    SecurityEventLog securityEvents,
+    LatchkeyMetrics metrics)
 {
     /// <summary>Every scope the user has granted the app so far.</summary>
     public async Task<HashSet<string>> GrantedScopesAsync(string userId, string applicationId, CancellationToken cancellationToken)
@@ -128,6 +130,7 @@ public sealed class UserGrants(
         }
         if (recorded is not null)
         {
+            metrics.TokenRevoked(clientId, "user_revoked_app");
             securityEvents.Record(userId, SecurityEventTypes.TokenRevoked, recorded, clientId,
                 $"app access revoked by the user (the consent and {chains} sign-in(s), every token)");
         }

@@ -24,7 +24,8 @@ internal static class LatchkeyHandlers
         server.AddEventHandler(AttachPrefixedReferenceIdentifier.Descriptor)
             .AddEventHandler(RestoreStoredTokenPrincipal.Descriptor)
             .AddEventHandler(RejectMalformedPrefixedTokens.Descriptor)
-            .AddEventHandler(IntrospectionCache.RememberAnswer.Descriptor);
+            .AddEventHandler(IntrospectionCache.RememberAnswer.Descriptor)
+            .AddEventHandler(IntrospectionCache.CountAnswer.Descriptor);
 
         // Request parsing (RequestParsingHandlers): token, introspection and revocation requests
         // form-encoded or JSON; an unreadable form anywhere else is invalid_request.

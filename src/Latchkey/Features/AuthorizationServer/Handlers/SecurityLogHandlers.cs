@@ -1,4 +1,5 @@
 using Latchkey.Features.AuthorizationServer.Stores;
+using Latchkey.Features.Telemetry;
 using OpenIddict.Abstractions;
 using OpenIddict.Server;
 using static OpenIddict.Abstractions.OpenIddictConstants;
@@ -33,7 +34,8 @@ internal static class TokenAccounts
 /// answer: the access token's id, the client, the grant type and the refresh token's id. Queued, so
 /// the token endpoint does no extra write.
 /// </summary>
-internal sealed class RecordIssuedTokens(OAuthApplicationManager applications, SecurityEvents.SecurityEventLog securityEvents) : IOpenIddictServerHandler<ProcessSignInContext>
+internal sealed class RecordIssuedTokens(OAuthApplicationManager applications, SecurityEvents.SecurityEventLog securityEvents, LatchkeyMetrics metrics)
+    : IOpenIddictServerHandler<ProcessSignInContext>
 {
     public static OpenIddictServerHandlerDescriptor Descriptor { get; } = HandlerDescriptors.Scoped<ProcessSignInContext, RecordIssuedTokens>(
         HandlerDescriptors.After(OpenIddictServerHandlers.AttachSignInParameters.Descriptor));
@@ -46,6 +48,7 @@ internal sealed class RecordIssuedTokens(OAuthApplicationManager applications, S
             return;
         }
         var clientId = context.Request.ClientId;
+        metrics.TokenIssued(context.Request.GrantType, clientId);
         var account = await TokenAccounts.AccountOfAsync(context.Principal?.GetClaim(Claims.Subject), clientId, applications, context.CancellationToken);
         if (account is null)
         {
@@ -69,7 +72,8 @@ internal sealed class RecordIssuedTokens(OAuthApplicationManager applications, S
 }
 
 /// <summary>Records <c>token_revoked</c> for a token an app revoked at the revocation endpoint (RFC 7009).</summary>
-internal sealed class RecordRevokedTokens(OAuthApplicationManager applications, SecurityEvents.SecurityEventLog securityEvents) : IOpenIddictServerHandler<HandleRevocationRequestContext>
+internal sealed class RecordRevokedTokens(OAuthApplicationManager applications, SecurityEvents.SecurityEventLog securityEvents, LatchkeyMetrics metrics)
+    : IOpenIddictServerHandler<HandleRevocationRequestContext>
 {
     public static OpenIddictServerHandlerDescriptor Descriptor { get; } = HandlerDescriptors.Scoped<HandleRevocationRequestContext, RecordRevokedTokens>(
         HandlerDescriptors.After(OpenIddictServerHandlers.Revocation.RevokeToken.Descriptor));
@@ -81,6 +85,7 @@ internal sealed class RecordRevokedTokens(OAuthApplicationManager applications, 
             return;
         }
         var clientId = context.Request.ClientId;
+        metrics.TokenRevoked(clientId, "revocation_endpoint");
         var account = await TokenAccounts.AccountOfAsync(token.GetClaim(Claims.Subject), token.GetPresenters().FirstOrDefault() ?? clientId, applications, context.CancellationToken);
         if (account is not null)
         {
@@ -127,7 +132,8 @@ internal sealed record PresentedGrantToken(string? Subject, string? Presenter, s
 /// or <see cref="RefreshTokenReuseError"/>. That answer is recorded as <c>token_revoked</c> for the
 /// account <see cref="NotePresentedGrantToken"/> noted.
 /// </summary>
-internal sealed class RecordReuseRevocation(OAuthApplicationManager applications, SecurityEvents.SecurityEventLog securityEvents) : IOpenIddictServerHandler<ApplyTokenResponseContext>
+internal sealed class RecordReuseRevocation(OAuthApplicationManager applications, SecurityEvents.SecurityEventLog securityEvents, LatchkeyMetrics metrics)
+    : IOpenIddictServerHandler<ApplyTokenResponseContext>
 {
     internal const string CodeReuseError = "https://documentation.openiddict.com/errors/ID2010";
     internal const string RefreshTokenReuseError = "https://documentation.openiddict.com/errors/ID2012";
@@ -142,6 +148,7 @@ internal sealed class RecordReuseRevocation(OAuthApplicationManager applications
         {
             return;
         }
+        metrics.TokenRevoked(presented.Presenter, presented.IsCode ? "code_reuse" : "refresh_token_reuse");
         var account = await TokenAccounts.AccountOfAsync(presented.Subject, presented.Presenter, applications, context.CancellationToken);
         if (account is not null)
         {

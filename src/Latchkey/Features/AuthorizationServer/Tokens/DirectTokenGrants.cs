@@ -9,6 +9,7 @@ using Latchkey.Features.AuthorizationServer.Apps;
 using Latchkey.Features.AuthorizationServer.Grants;
 using Latchkey.Features.AuthorizationServer.Stores;
 using Latchkey.Features.SecurityEvents;
+using Latchkey.Features.Telemetry;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -39,6 +40,7 @@ internal sealed class DirectTokenGrants(
     SnapshotCache<OAuthApplicationSnapshot> applications,
     TokenCommitQueue commits,
     SecurityEventLog securityEvents,
+    LatchkeyMetrics metrics,
     TimeProvider time,
     IOptions<AuthorizationServerOptions> options,
     IOptionsMonitor<OpenIddictServerOptions> serverOptions)
@@ -367,6 +369,7 @@ internal sealed class DirectTokenGrants(
 
     private void RecordIssued(DirectGrantClient client, string grantType, IssuedTokens issued)
     {
+        metrics.TokenIssued(grantType, client.ClientId);
         // The account a token acts for: its user, or for an app acting as itself, the app's owner (TokenAccounts).
         var account = issued.Subject == client.ClientId ? client.OwnerId : issued.Subject;
         if (account is null)

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Latchkey.Cluster;
 using Latchkey.Common;
 using Latchkey.Features.AuthorizationServer.Handlers;
+using Latchkey.Features.Telemetry;
 using Microsoft.AspNetCore;
 using Microsoft.Extensions.Primitives;
 using OpenIddict.Server;
@@ -53,16 +54,18 @@ public static class IntrospectionCache
             await next(context);
             return;
         }
-        if (cache.TryGet(key, out var answer)
+        if (cache.TryGet(key.Hash, out var answer)
             && answer.ExpiresAt > context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow())
         {
+            // Only active answers are remembered.
+            context.RequestServices.GetRequiredService<LatchkeyMetrics>().Introspected(key.ClientId, active: true);
             context.Response.StatusCode = StatusCodes.Status200OK;
             context.Response.ContentType = "application/json;charset=UTF-8";
             context.Response.ContentLength = answer.Json.Length;
             await context.Response.Body.WriteAsync(answer.Json, context.RequestAborted);
             return;
         }
-        context.Items[QuestionItem] = new Question(key, revision);
+        context.Items[QuestionItem] = new Question(key.Hash, revision);
         await next(context);
     }
 
@@ -70,7 +73,7 @@ public static class IntrospectionCache
     /// The cache key of a plain introspection question (one token of Latchkey's access-token format,
     /// no hint or the access-token hint, one way of client authentication), or null for anything else.
     /// </summary>
-    private static string? Key(StringValues authorization, IFormCollection form)
+    private static CacheKey? Key(StringValues authorization, IFormCollection form)
     {
         if (form["token"] is not { Count: 1 } tokens || tokens[0] is not { } token || !TokenFormats.AccessToken.IsWellFormed(token))
         {
@@ -94,14 +97,36 @@ public static class IntrospectionCache
         {
             return null;
         }
-        return clientId is null || secret is null ? null : Hash(clientId, secret, token);
+        return clientId is null || secret is null ? null : new CacheKey(Hash(clientId, secret, token), clientId);
     }
+
+    /// <summary>The cache key of a question, and the client that asked (for the metrics).</summary>
+    private sealed record CacheKey(string Hash, string ClientId);
 
     private static string Hash(string clientId, string secret, string token)
     {
         // Lengths first, so no two different triples hash alike.
         var text = $"{clientId.Length}:{clientId}{secret.Length}:{secret}{token}";
         return Convert.ToBase64String(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+    }
+
+    /// <summary>Counts the answers OpenIddict gives (the remembered ones are counted where they are served).</summary>
+    internal sealed class CountAnswer(LatchkeyMetrics metrics) : IOpenIddictServerHandler<ApplyIntrospectionResponseContext>
+    {
+        public static OpenIddictServerHandlerDescriptor Descriptor { get; } = OpenIddictServerHandlerDescriptor.CreateBuilder<ApplyIntrospectionResponseContext>()
+            .UseSingletonHandler<CountAnswer>()
+            .SetOrder(RememberAnswer.Descriptor.Order + 1)
+            .SetType(OpenIddictServerHandlerType.Custom)
+            .Build();
+
+        public ValueTask HandleAsync(ApplyIntrospectionResponseContext context)
+        {
+            if (string.IsNullOrEmpty(context.Response.Error))
+            {
+                metrics.Introspected(context.Request?.ClientId, context.Response[Claims.Active] is { } active && (bool)active);
+            }
+            return ValueTask.CompletedTask;
+        }
     }
 
     /// <summary>Remembers OpenIddict's active answers to plain questions from confidential clients.</summary>

@@ -3,6 +3,7 @@ using Latchkey.Common;
 using Latchkey.Features.AgentApi;
 using Latchkey.Features.Broker.Providers;
 using Latchkey.Features.Broker.Vault;
+using Latchkey.Features.Telemetry;
 using Latchkey.Storage;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
@@ -19,7 +20,8 @@ namespace Latchkey.Features.Broker.Credentials;
 /// finds a successful one younger than <c>Broker:ForcedRefreshCoalesceSeconds</c> (checked under the
 /// row lock, so across nodes too) returns that one: a burst of forced refreshes makes one provider call.
 /// </summary>
-public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOptions<BrokerOptions> options, TimeProvider time, CredentialAudit audit, ILogger<CredentialRefresher> logger)
+public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOptions<BrokerOptions> options, TimeProvider time, CredentialAudit audit,
+    LatchkeyMetrics metrics, ILogger<CredentialRefresher> logger)
 {
     private readonly ConcurrentDictionary<string, Lazy<Task<Outcome<Credential>>>> _inFlight = new();
 
@@ -59,6 +61,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
     // Not tied to any one caller's cancellation: the others waiting on it still want the result.
     private async Task<Outcome<Credential>> RunAsync(string credentialId, bool force, TimeSpan beyondMargin)
     {
+        TraceTags.Credential(credentialId);
         await using var scope = scopes.CreateAsyncScope();
         var services = scope.ServiceProvider;
         var db = services.GetRequiredService<LatchkeyDbContext>();
@@ -122,6 +125,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
             credential.LastError = null;
             await SaveRefreshedAsync(db, rowLock, credential);
             await audit.RecordChangeAsync(credential, "refreshed");
+            metrics.BrokerRefreshed(provider.Definition.Key, "refreshed");
             return credential;
         }
         catch (ProviderCallException exception)
@@ -135,6 +139,7 @@ public sealed partial class CredentialRefresher(IServiceScopeFactory scopes, IOp
             await db.SaveChangesAsync();
             await rowLock.CommitAsync();
             await audit.RecordChangeAsync(credential, "refresh_failed", exception.Kind.ToString());
+            metrics.BrokerRefreshed(provider.Definition.Key, exception.Kind == ProviderFailureKind.InvalidGrant ? "needs_reauth" : "failed");
             LogRefreshFailed(logger, credential.Id, exception.Kind);
             return exception.Kind == ProviderFailureKind.InvalidGrant ? CredentialService.NeedsReauth(credential) : AgentError.Provider(exception.Message);
         }

@@ -202,6 +202,13 @@ public sealed partial class ToolCallApprovals(
     }
 
     /// <summary>The owner's approvals: pending ones first, then the latest decided.</summary>
+    /// <summary>Approvals waiting for a person, across accounts (the <c>latchkey.approvals.pending</c> gauge).</summary>
+    public Task<int> CountPendingAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        return db.McpApprovals.CountAsync(a => a.Status == ApprovalStatuses.Pending && a.ExpiresAt > now, cancellationToken);
+    }
+
     public async Task<List<ToolCallApproval>> ListAsync(string ownerId, bool pendingOnly, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
