@@ -5,6 +5,7 @@ using Latchkey.Features.ApiDocs;
 using Latchkey.Features.ApiKeys;
 using Latchkey.Features.AuthorizationServer;
 using Latchkey.Features.Broker;
+using Latchkey.Features.Email;
 using Latchkey.Features.ExternalApi;
 using Latchkey.Features.KeyProtection;
 using Latchkey.Features.Mcp;
@@ -52,6 +53,7 @@ public static class Program
         builder.AddKeyProtection();
         builder.AddScopes();
         builder.AddSecurityEvents();
+        builder.AddEmail();
         builder.AddAccounts();
         builder.AddApiKeys();
         builder.AddExternalApi();

@@ -1,0 +1,194 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using Latchkey.Features.Email;
+using Latchkey.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using MimeKit;
+
+namespace Latchkey.Tests.Accounts;
+
+/// <summary>
+/// Account e-mail through SMTP, received by a real SMTP server on loopback (Debian's aiosmtpd,
+/// its Mailbox handler writing each message to a maildir) and read back with MimeKit.
+/// </summary>
+public sealed partial class EmailTests(EmailServer server) : IClassFixture<EmailServer>
+{
+    [Fact]
+    public async Task A_password_reset_link_arrives_by_smtp_and_resets_the_password()
+    {
+        var account = await TestAccounts.SignUpAsync(server);
+        var anonymous = server.CreateClient();
+
+        var asked = await Browser.SubmitFormAsync(anonymous, "/account/forgot-password", new Dictionary<string, string> { ["Email"] = account.Email });
+        Assert.Equal(HttpStatusCode.OK, asked.StatusCode);
+
+        var message = await server.Smtp.WaitForMessageToAsync(account.Email, TimeSpan.FromSeconds(30));
+        Assert.Equal("Reset your Latchkey password", message.Subject);
+        Assert.Equal("noreply@latchkey.test", message.From.Mailboxes.Single().Address);
+        Assert.Equal("Latchkey Test", message.From.Mailboxes.Single().Name);
+        Assert.Equal("auto-generated", message.Headers["Auto-Submitted"]);
+        var link = new Uri(ResetLink().Match(message.TextBody ?? "").Value);
+        Assert.Equal(server.BaseAddress.Authority, link.Authority);
+
+        var reset = await Browser.SubmitFormAsync(anonymous, link.PathAndQuery, new Dictionary<string, string>
+        {
+            ["Input.Password"] = "a pass phrase from the mail",
+            ["Input.ConfirmPassword"] = "a pass phrase from the mail",
+        });
+        Assert.Contains("Your password is changed", await reset.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task An_unknown_address_gets_the_same_answer_and_no_mail()
+    {
+        var unknown = TestAccounts.NewEmail();
+        var known = await TestAccounts.SignUpAsync(server);
+
+        var answer = await Browser.SubmitFormAsync(server.CreateClient(), "/account/forgot-password", new Dictionary<string, string> { ["Email"] = unknown });
+        // A message asked for after it arrives first: the unknown address's would have been queued before.
+        await Browser.SubmitFormAsync(server.CreateClient(), "/account/forgot-password", new Dictionary<string, string> { ["Email"] = known.Email });
+        await server.Smtp.WaitForMessageToAsync(known.Email, TimeSpan.FromSeconds(30));
+
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        Assert.Empty(server.Smtp.MessagesTo(unknown));
+    }
+
+    [Theory]
+    [InlineData("smtp.example.com", SmtpSecurity.None, "noreply@example.com", null, "only for a relay on this machine")]
+    [InlineData("smtp.example.com", SmtpSecurity.StartTls, "not an address", null, "Email:From must be the sender's address")]
+    [InlineData("smtp.example.com", SmtpSecurity.StartTls, "noreply@example.com", "user", "go together")]
+    public void Settings_that_would_leak_or_cannot_work_are_refused_at_start(string host, SmtpSecurity security, string from, string? username, string expected)
+    {
+        var options = new EmailOptions { SmtpHost = host, SmtpSecurity = security, From = from, SmtpUsername = username };
+
+        var errors = options.Validate(new System.ComponentModel.DataAnnotations.ValidationContext(options)).ToList();
+
+        Assert.Contains(errors, error => error.ErrorMessage!.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1", SmtpSecurity.None)]
+    [InlineData("localhost", SmtpSecurity.None)]
+    [InlineData("smtp.example.com", SmtpSecurity.StartTls)]
+    [InlineData("smtp.example.com", SmtpSecurity.Tls)]
+    public void A_relay_on_this_machine_may_be_plain_and_any_other_uses_TLS(string host, SmtpSecurity security)
+    {
+        var options = new EmailOptions { SmtpHost = host, SmtpSecurity = security, From = "noreply@example.com" };
+
+        Assert.Empty(options.Validate(new System.ComponentModel.DataAnnotations.ValidationContext(options)));
+    }
+
+    [GeneratedRegex(@"https?://\S+/account/reset-password\?\S+")]
+    private static partial Regex ResetLink();
+}
+
+/// <summary>An SMTP server on loopback: aiosmtpd (Debian's python3-aiosmtpd) writing what it receives to a maildir.</summary>
+public sealed class LoopbackSmtpServer : IDisposable
+{
+    private readonly Process _process;
+    private readonly string _maildir = Directory.CreateTempSubdirectory("latchkey-maildir-").FullName;
+
+    public LoopbackSmtpServer()
+    {
+        Port = FreePort();
+        // A maildir's three folders (Python's mailbox makes them only for a folder that does not exist yet).
+        foreach (var folder in new[] { "tmp", "new", "cur" })
+        {
+            Directory.CreateDirectory(Path.Combine(_maildir, folder));
+        }
+        var start = new ProcessStartInfo("/usr/bin/python3", ["-m", "aiosmtpd", "-n", "-l", $"127.0.0.1:{Port}", "-c", "aiosmtpd.handlers.Mailbox", _maildir])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        try
+        {
+            _process = Process.Start(start)!;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            throw new InvalidOperationException("/usr/bin/python3 is missing; on Debian: apt-get install python3-aiosmtpd (README, \"Tests\").");
+        }
+        // Until it accepts connections (or says why it cannot).
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException("aiosmtpd did not start (apt-get install python3-aiosmtpd): " + _process.StandardError.ReadToEnd());
+            }
+            try
+            {
+                using var probe = new TcpClient();
+                probe.Connect(IPAddress.Loopback, Port);
+                break;
+            }
+            catch (SocketException) when (DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(100);
+            }
+        }
+    }
+
+    public int Port { get; }
+
+    public List<MimeMessage> MessagesTo(string address)
+    {
+        var folder = Path.Combine(_maildir, "new");
+        return !Directory.Exists(folder)
+            ? []
+            : Directory.EnumerateFiles(folder).Select(file => MimeMessage.Load(file))
+                .Where(m => m.To.Mailboxes.Any(to => string.Equals(to.Address, address, StringComparison.OrdinalIgnoreCase))).ToList();
+    }
+
+    public async Task<MimeMessage> WaitForMessageToAsync(string address, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            if (MessagesTo(address) is [var message, ..])
+            {
+                return message;
+            }
+            Assert.True(DateTime.UtcNow < deadline, $"No e-mail to {address} arrived within {timeout.TotalSeconds:0} s.");
+            await Task.Delay(100);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
+    public void Dispose()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.Dispose();
+        Directory.Delete(_maildir, recursive: true);
+    }
+}
+
+/// <summary>A server that sends its account e-mail to <see cref="LoopbackSmtpServer"/>.</summary>
+public sealed class EmailServer : SqliteServer
+{
+    public LoopbackSmtpServer Smtp { get; } = new();
+
+    protected override void ConfigureServer(WebApplicationBuilder builder)
+    {
+        builder.Configuration["Email:SmtpHost"] = "127.0.0.1";
+        builder.Configuration["Email:SmtpPort"] = Smtp.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        builder.Configuration["Email:SmtpSecurity"] = "None";
+        builder.Configuration["Email:From"] = "noreply@latchkey.test";
+        builder.Configuration["Email:FromName"] = "Latchkey Test";
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Smtp.Dispose();
+    }
+}
