@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Json;
 using System.Net.Sockets;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using Latchkey.Features.Email;
 using Latchkey.Tests.Infrastructure;
@@ -53,6 +55,66 @@ public sealed partial class EmailTests(EmailServer server) : IClassFixture<Email
 
         Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
         Assert.Empty(server.Smtp.MessagesTo(unknown));
+    }
+
+    [Fact]
+    public async Task A_new_api_key_and_a_sign_in_from_a_new_address_are_told_to_the_owner_once()
+    {
+        // Signed up from 127.0.0.1 (the sign-up signs in); the proxy in front says where the next ones come from.
+        var account = await TestAccounts.SignUpAsync(server);
+        await SignInAsync(account, from: "203.0.113.9");
+        await SignInAsync(account, from: "203.0.113.9");
+        await SignInAsync(account, from: null);
+
+        var created = await account.Session.PostAsJsonAsync("/api/keys", new { name = "deploy bot", scopes = new[] { "IDENTITY" } });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var body = await created.Content.ReadFromJsonAsync<JsonElement>();
+        var (keyId, secret) = (body.GetProperty("id").GetString()!, body.GetProperty("key").GetString()!);
+
+        var keyNotice = await server.Smtp.WaitForMessageToAsync(account.Email, TimeSpan.FromSeconds(30), "A new API key was created for your Latchkey account");
+        Assert.Contains($"\"deploy bot\" ({keyId}) with the scopes IDENTITY", keyNotice.TextBody);
+        Assert.Contains($"{server.BaseAddress.AbsoluteUri.TrimEnd('/')}/profile/api-keys", keyNotice.TextBody);
+        Assert.DoesNotContain(secret, keyNotice.TextBody);
+        // Notices go out in order: by now the sign-ins' have too. One, for the one new address.
+        var signIns = server.Smtp.MessagesTo(account.Email).Where(m => m.Subject == "New sign-in to your Latchkey account").ToList();
+        var signIn = Assert.Single(signIns);
+        Assert.Contains("from 203.0.113.9, an address it had not signed in from before", signIn.TextBody);
+    }
+
+    [Fact]
+    public async Task A_credential_that_stopped_working_is_told_to_its_owner()
+    {
+        await using var provider = await TestOAuthProvider.StartAsync();
+        var caller = await TestBroker.CallerAsync(server);
+        var valid = true;
+        provider.ApiAccepts = headers => valid && headers["X-API-Key"].ToString() == "live-key";
+        var providerId = (await TestBroker.SendAsync(caller, HttpMethod.Post, "/mcp/providers", new { provider = "custom", custom = provider.TypedDefinition("api_key") }, HttpStatusCode.Created))
+            .GetProperty("id").GetString()!;
+        var credentialId = (await TestBroker.SendAsync(caller, HttpMethod.Post, "/mcp/credentials", new { provider_id = providerId, api_key = "live-key" }, HttpStatusCode.Created))
+            .GetProperty("id").GetString()!;
+
+        valid = false;
+        await TestBroker.SendAsync(caller, HttpMethod.Post, $"/mcp/credentials/{credentialId}/check", null, HttpStatusCode.OK);
+
+        var notice = await server.Smtp.WaitForMessageToAsync(caller.AccountEmail, TimeSpan.FromSeconds(30), "connection needs you to sign in again");
+        Assert.Contains(credentialId, notice.TextBody);
+        Assert.Contains("/profile/connections", notice.TextBody);
+        Assert.DoesNotContain("live-key", notice.TextBody);
+    }
+
+    private async Task SignInAsync(TestAccount account, string? from)
+    {
+        var client = server.CreateClient();
+        if (from is not null)
+        {
+            client.DefaultRequestHeaders.Add("X-Forwarded-For", from);
+        }
+        var response = await Browser.SubmitFormAsync(client, "/account/sign-in", new Dictionary<string, string>
+        {
+            ["Input.Email"] = account.Email,
+            ["Input.Password"] = account.Password,
+        });
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
     }
 
     [Theory]
@@ -143,12 +205,12 @@ public sealed class LoopbackSmtpServer : IDisposable
                 .Where(m => m.To.Mailboxes.Any(to => string.Equals(to.Address, address, StringComparison.OrdinalIgnoreCase))).ToList();
     }
 
-    public async Task<MimeMessage> WaitForMessageToAsync(string address, TimeSpan timeout)
+    public async Task<MimeMessage> WaitForMessageToAsync(string address, TimeSpan timeout, string? subjectEnding = null)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
-            if (MessagesTo(address) is [var message, ..])
+            if (MessagesTo(address).FirstOrDefault(m => subjectEnding is null || (m.Subject ?? "").EndsWith(subjectEnding, StringComparison.Ordinal)) is { } message)
             {
                 return message;
             }
@@ -184,6 +246,8 @@ public sealed class EmailServer : SqliteServer
         builder.Configuration["Email:SmtpSecurity"] = "None";
         builder.Configuration["Email:From"] = "noreply@latchkey.test";
         builder.Configuration["Email:FromName"] = "Latchkey Test";
+        // The sign-in notices tell addresses apart: tests say where a request comes from as a proxy would.
+        builder.Configuration["Server:TrustForwardedHeaders"] = "true";
     }
 
     public override async Task DisposeAsync()

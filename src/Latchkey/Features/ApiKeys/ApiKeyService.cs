@@ -1,5 +1,6 @@
 using Latchkey.Cluster;
 using Latchkey.Common;
+using Latchkey.Features.Email;
 using Latchkey.Features.Scopes;
 using Latchkey.Features.SecurityEvents;
 using Latchkey.Storage;
@@ -10,7 +11,7 @@ namespace Latchkey.Features.ApiKeys;
 /// <summary>Creating, listing, revoking and checking API keys.</summary>
 public sealed partial class ApiKeyService(
     LatchkeyDbContext db, ScopeCatalog catalog, TimeProvider time, ILogger<ApiKeyService> logger,
-    SnapshotCache<ApiKeySnapshot> cache, UsageStamps usage, SecurityEventLog securityEvents)
+    SnapshotCache<ApiKeySnapshot> cache, UsageStamps usage, SecurityEventLog securityEvents, SecurityNotices notices)
 {
     /// <summary>API keys look like <c>lk_ak_</c> + 43 base62 characters + a 6-character checksum.</summary>
     public static readonly OpaqueSecretFormat Format = new("lk_ak_");
@@ -66,6 +67,7 @@ public sealed partial class ApiKeyService(
         await db.SaveChangesAsync(cancellationToken);
         LogCreated(logger, key.Id, key.UserId);
         securityEvents.Record(userId, SecurityEventTypes.ApiKeyCreated, key.Id, detail: "scopes: " + key.Scopes);
+        notices.ApiKeyCreated(userId, key.Id, key.Name, key.Scopes);
         return (new Created(key, secret), errors);
     }
 

@@ -34,6 +34,9 @@ public sealed class EmailOptions : IValidatableObject
     [StringLength(100)]
     public string FromName { get; set; } = "Latchkey";
 
+    /// <summary>E-mail the account's owner about a new API key, a sign-in from a new address, and a credential that needs them to connect again.</summary>
+    public bool SecurityNotices { get; set; } = true;
+
     /// <summary>How long one attempt at the SMTP server may take; a message is tried three times.</summary>
     [Range(5, 300)]
     public int TimeoutSeconds { get; set; } = 30;

@@ -13,6 +13,8 @@ public static class EmailSetup
     public static WebApplicationBuilder AddEmail(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<EmailOptions>().BindConfiguration(EmailOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<SecurityNotices>();
+        builder.Services.AddHostedService<SecurityNoticeMailer>();
         var options = builder.Configuration.GetSection(EmailOptions.SectionName).Get<EmailOptions>() ?? new EmailOptions();
         if (options.SendsMail && !builder.Services.Any(service => service.ServiceType == typeof(IAccountEmailSender)))
         {

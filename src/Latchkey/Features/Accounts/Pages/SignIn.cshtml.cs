@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Latchkey.Features.Email;
 using Latchkey.Features.SecurityEvents;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
@@ -11,6 +12,7 @@ public sealed partial class SignInModel(
     SignInManager<LatchkeyUser> signInManager,
     IOptions<AccountOptions> options,
     SecurityEventLog securityEvents,
+    SecurityNotices notices,
     ILogger<SignInModel> logger) : PageModel
 {
     [BindProperty]
@@ -43,6 +45,7 @@ public sealed partial class SignInModel(
         if (result.Succeeded)
         {
             securityEvents.Record(user!.Id, SecurityEventTypes.SignIn, detail: "password");
+            notices.SignedIn(user.Id);
             return LocalRedirect(ReturnUrls.SafeLocal(Url, ReturnUrl));
         }
         if (result.IsLockedOut)

@@ -1,3 +1,4 @@
+using Latchkey.Features.Email;
 using Latchkey.Features.SecurityEvents;
 using Latchkey.Features.Webhooks;
 using Latchkey.Storage;
@@ -10,7 +11,8 @@ namespace Latchkey.Features.Broker.Credentials;
 /// Successful reads, thousands a minute on a busy credential, reach the security log once a
 /// minute per caller; this audit keeps every one.
 /// </summary>
-public sealed class CredentialAudit(IServiceScopeFactory scopes, TimeProvider time, SecurityEventLog securityEvents, WebhookPublisher webhooks) : AuditLog<CredentialAuditEvent>(scopes)
+public sealed class CredentialAudit(IServiceScopeFactory scopes, TimeProvider time, SecurityEventLog securityEvents, WebhookPublisher webhooks,
+    SecurityNotices notices) : AuditLog<CredentialAuditEvent>(scopes)
 {
     /// <summary>
     /// Records a change to a credential (created, refreshed, refresh_failed, deleted) and publishes it
@@ -33,9 +35,13 @@ public sealed class CredentialAudit(IServiceScopeFactory scopes, TimeProvider ti
             error = action == "refresh_failed" ? credential.LastError ?? outcome : null,
         };
         await webhooks.PublishAsync(credential.AccountId, $"credential.{action}", data);
-        if (action == "refresh_failed" && credential.Status == CredentialStatus.NeedsReauth)
+        if ((action == "refresh_failed" && credential.Status == CredentialStatus.NeedsReauth) || action == "needs_reauth")
         {
-            await webhooks.PublishAsync(credential.AccountId, WebhookEvents.CredentialNeedsReauth, data);
+            if (action == "refresh_failed")
+            {
+                await webhooks.PublishAsync(credential.AccountId, WebhookEvents.CredentialNeedsReauth, data);
+            }
+            notices.CredentialNeedsReauthorization(credential.AccountId, credential.Id, credential.ProviderKey, credential.ExternalAccountLabel);
         }
     }
 
