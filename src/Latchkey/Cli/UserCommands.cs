@@ -6,7 +6,10 @@ using Microsoft.AspNetCore.Identity;
 
 namespace Latchkey.Cli;
 
-/// <summary><c>latchkey users create</c>: make an account without the sign-up page (the first user, or when sign-up is closed).</summary>
+/// <summary>
+/// <c>latchkey users create</c>: make an account without the sign-up page (the first user, or when
+/// sign-up is closed); the other <c>users</c> commands are in <see cref="UserAdminCommands"/>.
+/// </summary>
 public static class UserCommands
 {
     public static Command Create(CliContext context)
@@ -23,9 +26,7 @@ public static class UserCommands
         create.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
         {
             var generated = !parse.GetValue(passwordStdin);
-            var password = generated
-                ? RandomNumberGenerator.GetString(OpaqueSecretFormat.Alphabet, 24)
-                : (await context.Input.ReadLineAsync(ct))?.TrimEnd('\r', '\n') ?? "";
+            var password = await NewPasswordAsync(context, generated, ct);
 
             var registration = services.GetRequiredService<AccountRegistration>();
             var result = await registration.RegisterAsync(parse.GetValue(email)!, parse.GetValue(name)!, parse.GetValue(timeZone), password);
@@ -44,8 +45,18 @@ public static class UserCommands
             return CliContext.Success;
         }, cancellationToken));
 
-        return new Command("users", "Manage user accounts.") { create };
+        var users = new Command("users", "Manage user accounts.") { create };
+        foreach (var command in UserAdminCommands.Create(context))
+        {
+            users.Add(command);
+        }
+        return users;
     }
+
+    /// <summary>A generated password (24 characters, to be shown once), or the first line of standard input.</summary>
+    internal static async Task<string> NewPasswordAsync(CliContext context, bool generate, CancellationToken cancellationToken) => generate
+        ? RandomNumberGenerator.GetString(OpaqueSecretFormat.Alphabet, 24)
+        : (await context.Input.ReadLineAsync(cancellationToken))?.TrimEnd('\r', '\n') ?? "";
 
     /// <summary>Finds a user by e-mail for commands that act on someone's behalf.</summary>
     internal static async Task<LatchkeyUser?> FindAsync(IServiceProvider services, string email, TextWriter error)

@@ -136,6 +136,65 @@ public abstract partial class CliTests(LatchkeyServerFixture server)
     }
 
     [Fact]
+    public async Task Users_list_and_show_describe_accounts_and_their_roles_as_tables_and_json()
+    {
+        var account = await TestAccounts.SignUpAsync(server);
+        Assert.Equal(0, (await server.RunCliAsync(["keys", "create", "--user", account.Email, "--name", "ci", "--scope", "IDENTITY"])).ExitCode);
+
+        var granted = await server.RunCliAsync(["users", "grant-admin", account.Email]);
+        var again = await server.RunCliAsync(["users", "grant-admin", account.Email]);
+        var shown = await server.RunCliAsync(["users", "show", account.Email, "--json"]);
+        var listed = await server.RunCliAsync(["users", "list", "--search", account.Email[..12].ToUpperInvariant(), "--json"]);
+        var table = await server.RunCliAsync(["users", "list", "--search", account.Email]);
+        var revoked = await server.RunCliAsync(["users", "revoke-admin", account.Email]);
+        var after = await server.RunCliAsync(["users", "show", account.Email]);
+
+        Assert.Equal(0, granted.ExitCode);
+        Assert.Contains("is now an administrator", granted.Output);
+        Assert.Contains("already", again.Output);
+        using (var details = JsonDocument.Parse(shown.Output))
+        {
+            var user = details.RootElement.GetProperty("user");
+            Assert.Equal(account.Email, user.GetProperty("email").GetString());
+            Assert.Equal("active", user.GetProperty("status").GetString());
+            Assert.Equal(["admin"], user.GetProperty("roles").EnumerateArray().Select(r => r.GetString()));
+            Assert.Equal(1, details.RootElement.GetProperty("active_api_keys").GetInt32());
+        }
+        using (var list = JsonDocument.Parse(listed.Output))
+        {
+            Assert.Contains(list.RootElement.EnumerateArray(), u => u.GetProperty("email").GetString() == account.Email);
+        }
+        Assert.Matches($@"{Regex.Escape(account.Email)} +.+ active +admin", table.Output);
+        Assert.Equal(0, revoked.ExitCode);
+        Assert.Contains("Roles           : none", after.Output);
+        Assert.Equal(1, (await server.RunCliAsync(["users", "show", TestAccounts.NewEmail()])).ExitCode);
+    }
+
+    [Fact]
+    public async Task Users_reset_password_prints_a_new_password_once_that_replaces_the_old_one()
+    {
+        var account = await TestAccounts.SignUpAsync(server);
+
+        var run = await server.RunCliAsync(["users", "reset-password", account.Email]);
+        var weak = await server.RunCliAsync(["users", "reset-password", account.Email, "--password-stdin"], input: "short");
+
+        Assert.Equal(0, run.ExitCode);
+        var password = PasswordLine().Match(run.Output).Groups[1].Value;
+        Assert.Equal(24, password.Length);
+        Assert.Equal(1, weak.ExitCode);
+        Assert.Contains("The password was not changed", weak.Error);
+        Assert.Equal(HttpStatusCode.Redirect, (await SignInAsync(account.Email, password)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await SignInAsync(account.Email, account.Password)).StatusCode);
+    }
+
+    private async Task<HttpResponseMessage> SignInAsync(string email, string password) =>
+        await Browser.SubmitFormAsync(server.CreateClient(), "/account/sign-in", new Dictionary<string, string>
+        {
+            ["Input.Email"] = email,
+            ["Input.Password"] = password,
+        });
+
+    [Fact]
     public async Task Usage_errors_exit_2_with_what_was_wrong()
     {
         var missing = await server.RunCliAsync(["keys", "create", "--name", "x"]);
