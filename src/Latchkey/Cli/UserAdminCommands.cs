@@ -1,9 +1,11 @@
 using System.CommandLine;
 using System.Text.Json;
 using Latchkey.Features.Accounts;
+using Latchkey.Features.SecurityEvents;
 using Latchkey.Storage;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
+using OpenIddict.Abstractions;
 
 namespace Latchkey.Cli;
 
@@ -31,6 +33,8 @@ internal static class UserAdminCommands
         yield return List(context);
         yield return Show(context);
         yield return ResetPassword(context);
+        yield return SetDisabled(context, disable: true);
+        yield return SetDisabled(context, disable: false);
         yield return SetAdmin(context, grant: true);
         yield return SetAdmin(context, grant: false);
     }
@@ -154,7 +158,11 @@ internal static class UserAdminCommands
                 });
                 return CliContext.Failure;
             }
-            await users.SetLockoutEndDateAsync(user, null);
+            // A lock-out after failed sign-ins ends; a disabled account stays disabled ('users enable').
+            if (!AccountDisabling.IsDisabled(user.LockoutEnabled, user.LockoutEnd))
+            {
+                await users.SetLockoutEndDateAsync(user, null);
+            }
             await users.ResetAccessFailedCountAsync(user);
             await output.WriteLineAsync($"The password of {user.Email} is changed; its other sessions end within five minutes.");
             if (generated)
@@ -165,6 +173,49 @@ internal static class UserAdminCommands
             return CliContext.Success;
         }, cancellationToken));
         return reset;
+    }
+
+    private static Command SetDisabled(CliContext context, bool disable)
+    {
+        var email = EmailArgument();
+        var command = new Command(disable ? "disable" : "enable", disable
+            ? "Disable an account: it cannot sign in, its API keys are refused (kept, not revoked), its sessions end within five minutes, " +
+              "and every app's sign-in and token of it is revoked."
+            : "Enable a disabled account again (its API keys work again; apps must be authorized again).") { email };
+        command.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
+        {
+            var user = await UserCommands.FindAsync(services, parse.GetValue(email)!, parse.InvocationConfiguration.Error);
+            if (user is null)
+            {
+                return CliContext.Failure;
+            }
+            if (AccountDisabling.IsDisabled(user.LockoutEnabled, user.LockoutEnd) == disable)
+            {
+                await output.WriteLineAsync($"{user.Email} is already {(disable ? "disabled" : "enabled")}; nothing changed.");
+                return CliContext.Success;
+            }
+            var users = services.GetRequiredService<UserManager<LatchkeyUser>>();
+            var securityEvents = services.GetRequiredService<SecurityEventLog>();
+            if (!disable)
+            {
+                await users.SetLockoutEndDateAsync(user, null);
+                await users.ResetAccessFailedCountAsync(user);
+                securityEvents.Record(user.Id, SecurityEventTypes.AccountEnabled, detail: "latchkey users enable");
+                await output.WriteLineAsync($"{user.Email} is enabled: it can sign in, and its API keys work again. Apps it used must be authorized again.");
+                return CliContext.Success;
+            }
+            await users.SetLockoutEnabledAsync(user, true);
+            await users.SetLockoutEndDateAsync(user, AccountDisabling.Until);
+            // Browser sessions check the stamp every five minutes.
+            await users.UpdateSecurityStampAsync(user);
+            var authorizations = await services.GetRequiredService<IOpenIddictAuthorizationManager>().RevokeBySubjectAsync(user.Id, ct);
+            var tokens = await services.GetRequiredService<IOpenIddictTokenManager>().RevokeBySubjectAsync(user.Id, ct);
+            securityEvents.Record(user.Id, SecurityEventTypes.AccountDisabled, detail: $"latchkey users disable: {authorizations} app sign-in(s), {tokens} token(s) revoked");
+            await output.WriteLineAsync($"{user.Email} is disabled: it cannot sign in, its API keys are refused, its sessions end within five minutes; " +
+                                        $"{authorizations} app sign-in(s) and {tokens} token(s) revoked.");
+            return CliContext.Success;
+        }, cancellationToken));
+        return command;
     }
 
     private static Command SetAdmin(CliContext context, bool grant)
@@ -216,9 +267,10 @@ internal static class UserAdminCommands
         var now = services.GetRequiredService<TimeProvider>().GetUtcNow();
         return [.. users.Select(u =>
         {
-            var locked = u.LockoutEnabled && u.LockoutEnd is { } end && end > now;
+            var disabled = AccountDisabling.IsDisabled(u.LockoutEnabled, u.LockoutEnd);
+            var locked = !disabled && u.LockoutEnabled && u.LockoutEnd is { } end && end > now;
             return new UserSummary(u.Id, u.Email ?? "", u.DisplayName, u.TimeZone, u.CreatedAt, u.EmailConfirmed,
-                locked ? "locked" : "active", locked ? u.LockoutEnd : null,
+                disabled ? "disabled" : locked ? "locked" : "active", locked ? u.LockoutEnd : null,
                 [.. roles.Where(r => r.UserId == u.Id && r.Name is not null).Select(r => r.Name!).Order(StringComparer.Ordinal)]);
         })];
     }

@@ -187,6 +187,49 @@ public abstract partial class CliTests(LatchkeyServerFixture server)
         Assert.Equal(HttpStatusCode.OK, (await SignInAsync(account.Email, account.Password)).StatusCode);
     }
 
+    [Fact]
+    public async Task Users_disable_refuses_every_way_in_and_enable_lets_the_account_back()
+    {
+        var issued = await OAuthClient.IssueAsync(server);
+        var user = issued.User;
+        var accessToken = issued.Tokens.GetProperty("access_token").GetString()!;
+        var refreshToken = issued.Tokens.GetProperty("refresh_token").GetString()!;
+        var key = KeyLine().Match((await server.RunCliAsync(["keys", "create", "--user", user.Email, "--name", "bot", "--scope", "IDENTITY"])).Output).Value;
+        var client = server.CreateClient();
+        Assert.Equal(HttpStatusCode.OK, (await TestAccounts.CallMeWithKeyAsync(client, key)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await OAuthClient.CallMeAsync(client, accessToken)).StatusCode);
+
+        var disabled = await server.RunCliAsync(["users", "disable", user.Email]);
+
+        Assert.True(disabled.ExitCode == 0, disabled.Error);
+        Assert.Contains("is disabled", disabled.Output);
+        // The command tells the running server (PostgreSQL: NOTIFY; SQLite: the change feed, polled four times a second).
+        await Eventually.TrueAsync(async () => await MeWithKeyAsync(key) == HttpStatusCode.Unauthorized, TimeSpan.FromSeconds(5), "the disabled account's key refused");
+        await Eventually.TrueAsync(async () => (await OAuthClient.CallMeAsync(client, accessToken)).StatusCode == HttpStatusCode.Unauthorized,
+            TimeSpan.FromSeconds(5), "the disabled account's access token refused");
+        var refresh = await OAuthClient.TokenAsync(client, OAuthClient.RefreshParameters(issued.App, refreshToken));
+        Assert.Equal(HttpStatusCode.BadRequest, refresh.StatusCode);
+        Assert.Contains("invalid_grant", await refresh.Content.ReadAsStringAsync());
+        // Told only to whoever knows the password.
+        Assert.Contains("This account is disabled", await (await SignInAsync(user.Email, user.Password)).Content.ReadAsStringAsync());
+        var wrong = await (await SignInAsync(user.Email, "not the password at all")).Content.ReadAsStringAsync();
+        Assert.DoesNotContain("disabled", wrong);
+        Assert.Contains("do not match an account", wrong);
+        // A password reset does not enable it.
+        Assert.Equal(0, (await server.RunCliAsync(["users", "reset-password", user.Email])).ExitCode);
+        Assert.Contains("\"status\": \"disabled\"", (await server.RunCliAsync(["users", "show", user.Email, "--json"])).Output);
+        var events = await server.WithDbAsync(db => db.SecurityEvents.Where(e => e.Type == "account_disabled").Select(e => e.AccountId).ToListAsync());
+        Assert.Contains(await server.WithDbAsync(db => db.Users.Where(u => u.Email == user.Email).Select(u => u.Id).SingleAsync()), events);
+
+        var enabled = await server.RunCliAsync(["users", "enable", user.Email]);
+
+        Assert.Equal(0, enabled.ExitCode);
+        await Eventually.TrueAsync(async () => await MeWithKeyAsync(key) == HttpStatusCode.OK, TimeSpan.FromSeconds(5), "the enabled account's key accepted");
+        var reset = await server.RunCliAsync(["users", "reset-password", user.Email]);
+        Assert.Equal(HttpStatusCode.Redirect, (await SignInAsync(user.Email, PasswordLine().Match(reset.Output).Groups[1].Value)).StatusCode);
+        Assert.Contains("already enabled", (await server.RunCliAsync(["users", "enable", user.Email])).Output);
+    }
+
     private async Task<HttpResponseMessage> SignInAsync(string email, string password) =>
         await Browser.SubmitFormAsync(server.CreateClient(), "/account/sign-in", new Dictionary<string, string>
         {

@@ -139,7 +139,7 @@ public sealed class MalformedKeyTests
     public async Task A_malformed_key_is_refused_without_touching_the_database()
     {
         // No database at all: a look-up would throw.
-        var service = new ApiKeyService(null!, null!, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<ApiKeyService>.Instance, null!, null!, null!, null!);
+        var service = new ApiKeyService(null!, null!, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<ApiKeyService>.Instance, null!, null!, null!, null!, null!);
         var wellFormedButTampered = ApiKeyService.Format.Generate();
         wellFormedButTampered = wellFormedButTampered[..10] + (wellFormedButTampered[10] == 'a' ? 'b' : 'a') + wellFormedButTampered[11..];
 

@@ -1,5 +1,6 @@
 using Latchkey.Cluster;
 using Latchkey.Common;
+using Latchkey.Features.Accounts;
 using Latchkey.Features.Email;
 using Latchkey.Features.Scopes;
 using Latchkey.Features.SecurityEvents;
@@ -11,7 +12,7 @@ namespace Latchkey.Features.ApiKeys;
 /// <summary>Creating, listing, revoking and checking API keys.</summary>
 public sealed partial class ApiKeyService(
     LatchkeyDbContext db, ScopeCatalog catalog, TimeProvider time, ILogger<ApiKeyService> logger,
-    SnapshotCache<ApiKeySnapshot> cache, UsageStamps usage, SecurityEventLog securityEvents, SecurityNotices notices)
+    SnapshotCache<ApiKeySnapshot> cache, UsageStamps usage, SecurityEventLog securityEvents, SecurityNotices notices, UserProfiles owners)
 {
     /// <summary>API keys look like <c>lk_ak_</c> + 43 base62 characters + a 6-character checksum.</summary>
     public static readonly OpaqueSecretFormat Format = new("lk_ak_");
@@ -131,6 +132,11 @@ public sealed partial class ApiKeyService(
         {
             return ApiKeyCheck.Fail(ApiKeyCheckFailure.Expired);
         }
+        // The owner's standing (cached with the users table): a disabled account's keys are refused, not revoked.
+        if (await owners.FindAsync(key.UserId, cancellationToken) is not { Disabled: false })
+        {
+            return ApiKeyCheck.Fail(ApiKeyCheckFailure.AccountDisabled);
+        }
 
         if (usage.ShouldRecord(key.Id, now, LastUsedResolution))
         {
@@ -157,6 +163,7 @@ public enum ApiKeyCheckFailure
     Unknown,
     Revoked,
     Expired,
+    AccountDisabled,
 }
 
 /// <summary>The outcome of checking a presented API key.</summary>
@@ -175,6 +182,7 @@ public readonly record struct ApiKeyCheck(ApiKeyCheckFailure Failure, string? Ke
         ApiKeyCheckFailure.Unknown => "The API key is not valid.",
         ApiKeyCheckFailure.Revoked => "The API key has been revoked.",
         ApiKeyCheckFailure.Expired => "The API key has expired.",
+        ApiKeyCheckFailure.AccountDisabled => "The API key's account is disabled.",
         _ => "",
     };
 }

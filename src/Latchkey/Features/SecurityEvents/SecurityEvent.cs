@@ -44,12 +44,14 @@ public static class SecurityEventTypes
     public const string ToolCallApprovalRequested = "tool_approval_requested";
     public const string ToolCallApproved = "tool_call_approved";
     public const string ToolCallDenied = "tool_call_denied";
+    public const string AccountDisabled = "account_disabled";
+    public const string AccountEnabled = "account_enabled";
 
     public static readonly IReadOnlyList<string> All =
     [
         SignIn, SignInFailed, SignInLockedOut, ConsentGranted, ConsentDenied, TokenIssued, TokenRevoked,
         ApiKeyCreated, ApiKeyRevoked, CredentialCreated, CredentialRead, CredentialRefreshed, CredentialRefreshFailed, CredentialDeleted,
-        ToolCallApprovalRequested, ToolCallApproved, ToolCallDenied,
+        ToolCallApprovalRequested, ToolCallApproved, ToolCallDenied, AccountDisabled, AccountEnabled,
     ];
 }
 

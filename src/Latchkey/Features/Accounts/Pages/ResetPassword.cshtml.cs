@@ -45,8 +45,11 @@ public sealed class ResetPasswordModel(UserManager<LatchkeyUser> users) : PageMo
         if (result.Succeeded)
         {
             // The reset changed the security stamp, which ends the account's other sessions
-            // (checked every few minutes); it also ends a lock-out.
-            await users.SetLockoutEndDateAsync(user!, null);
+            // (checked every few minutes); it also ends a lock-out, but not an administrator's disabling.
+            if (!AccountDisabling.IsDisabled(user!.LockoutEnabled, user.LockoutEnd))
+            {
+                await users.SetLockoutEndDateAsync(user, null);
+            }
             await users.ResetAccessFailedCountAsync(user!);
             Done = true;
             return Page();

@@ -48,6 +48,19 @@ public sealed partial class SignInModel(
             notices.SignedIn(user.Id);
             return LocalRedirect(ReturnUrls.SafeLocal(Url, ReturnUrl));
         }
+        if (result.IsLockedOut && AccountDisabling.IsDisabled(user!.LockoutEnabled, user.LockoutEnd))
+        {
+            // Said only to whoever knows the password; anyone else gets the answer a wrong password gets.
+            securityEvents.Record(user.Id, SecurityEventTypes.SignInFailed, detail: "account disabled");
+            if (await signInManager.UserManager.CheckPasswordAsync(user, Input.Password))
+            {
+                ModelState.AddModelError(string.Empty, "This account is disabled. Ask the administrator of this Latchkey to enable it.");
+                return Page();
+            }
+            LogFailed(logger);
+            ModelState.AddModelError(string.Empty, "That e-mail address and password do not match an account.");
+            return Page();
+        }
         if (result.IsLockedOut)
         {
             securityEvents.Record(user!.Id, SecurityEventTypes.SignInLockedOut, detail: "account locked after too many failed attempts");

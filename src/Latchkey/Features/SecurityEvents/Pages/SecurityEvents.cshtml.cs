@@ -65,9 +65,12 @@ public sealed class SecurityEventsModel(SecurityEventHistory history, TimeProvid
         SecurityEventTypes.ToolCallApprovalRequested => "Tool call waiting for approval",
         SecurityEventTypes.ToolCallApproved => "Tool call approved",
         SecurityEventTypes.ToolCallDenied => "Tool call denied",
+        SecurityEventTypes.AccountDisabled => "Account disabled by an administrator",
+        SecurityEventTypes.AccountEnabled => "Account enabled by an administrator",
         _ => type,
     };
 
     public static bool IsWarning(string type) =>
-        type is SecurityEventTypes.SignInFailed or SecurityEventTypes.SignInLockedOut or SecurityEventTypes.CredentialRefreshFailed;
+        type is SecurityEventTypes.SignInFailed or SecurityEventTypes.SignInLockedOut or SecurityEventTypes.CredentialRefreshFailed
+            or SecurityEventTypes.AccountDisabled;
 }

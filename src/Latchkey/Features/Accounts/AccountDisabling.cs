@@ -1,0 +1,15 @@
+namespace Latchkey.Features.Accounts;
+
+/// <summary>
+/// An administrator disables an account by locking it out until the end of time (ASP.NET Core
+/// Identity's lock-out, so sign-in and the token endpoint refuse it as they refuse a locked
+/// account), tells it apart from a lock-out after failed sign-ins by that date: a temporary
+/// lock-out must not stop the account's API keys, or anyone could stop them by failing to sign in.
+/// </summary>
+public static class AccountDisabling
+{
+    /// <summary>The lock-out end of a disabled account (not <see cref="DateTimeOffset.MaxValue"/>: PostgreSQL keeps microseconds only).</summary>
+    public static readonly DateTimeOffset Until = new(9999, 12, 31, 0, 0, 0, TimeSpan.Zero);
+
+    public static bool IsDisabled(bool lockoutEnabled, DateTimeOffset? lockoutEnd) => lockoutEnabled && lockoutEnd >= Until;
+}
