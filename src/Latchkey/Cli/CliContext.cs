@@ -104,6 +104,9 @@ public sealed class CliContext(Action<WebApplicationBuilder>? configure, TextRea
         }
     }
 
+    /// <summary>A value cut to a table column's width, with an ellipsis where it was cut.</summary>
+    public static string Truncate(string value, int length) => value.Length <= length ? value : value[..(length - 1)] + "…";
+
     /// <summary>Runs the <c>ValidateOnStart</c> checks now, as starting the host would.</summary>
     public static void ValidateOptions(IServiceProvider services) =>
         services.GetService<IStartupValidator>()?.Validate();

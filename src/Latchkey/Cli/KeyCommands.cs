@@ -89,7 +89,7 @@ public static class KeyCommands
             foreach (var key in keys)
             {
                 await output.WriteLineAsync(
-                    $"{key.Id,-26} {Truncate(key.Name, 24),-24} {key.DisplayPrefix,-14} {Format(key.CreatedAt),-20} {Format(key.LastUsedAt),-20} {Format(key.ExpiresAt),-20} {key.Scopes}");
+                    $"{key.Id,-26} {CliContext.Truncate(key.Name, 24),-24} {key.DisplayPrefix,-14} {Format(key.CreatedAt),-20} {Format(key.LastUsedAt),-20} {Format(key.ExpiresAt),-20} {key.Scopes}");
             }
             return CliContext.Success;
         }, cancellationToken));
@@ -122,6 +122,4 @@ public static class KeyCommands
     }
 
     private static string Format(DateTimeOffset? value) => value is { } v ? v.UtcDateTime.ToString("yyyy-MM-dd HH:mm'Z'", System.Globalization.CultureInfo.InvariantCulture) : "-";
-
-    private static string Truncate(string value, int length) => value.Length <= length ? value : value[..(length - 1)] + "…";
 }

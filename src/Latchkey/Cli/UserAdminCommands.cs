@@ -76,7 +76,7 @@ internal static class UserAdminCommands
             await output.WriteLineAsync($"{"E-MAIL",-36} {"NAME",-24} {"CREATED",-10} {"STATUS",-24} ROLES");
             foreach (var user in summaries)
             {
-                await output.WriteLineAsync($"{user.Email,-36} {Truncate(user.Name, 24),-24} {user.CreatedAt:yyyy-MM-dd} {StatusText(user),-24} {string.Join(',', user.Roles)}");
+                await output.WriteLineAsync($"{user.Email,-36} {CliContext.Truncate(user.Name, 24),-24} {user.CreatedAt:yyyy-MM-dd} {StatusText(user),-24} {string.Join(',', user.Roles)}");
             }
             return CliContext.Success;
         }, cancellationToken));
@@ -159,11 +159,7 @@ internal static class UserAdminCommands
                 return CliContext.Failure;
             }
             // A lock-out after failed sign-ins ends; a disabled account stays disabled ('users enable').
-            if (!AccountDisabling.IsDisabled(user.LockoutEnabled, user.LockoutEnd))
-            {
-                await users.SetLockoutEndDateAsync(user, null);
-            }
-            await users.ResetAccessFailedCountAsync(user);
+            await AccountDisabling.EndLockOutAfterResetAsync(users, user);
             await output.WriteLineAsync($"The password of {user.Email} is changed; its other sessions end within five minutes.");
             if (generated)
             {
@@ -189,7 +185,7 @@ internal static class UserAdminCommands
             {
                 return CliContext.Failure;
             }
-            if (AccountDisabling.IsDisabled(user.LockoutEnabled, user.LockoutEnd) == disable)
+            if (AccountDisabling.IsDisabled(user) == disable)
             {
                 await output.WriteLineAsync($"{user.Email} is already {(disable ? "disabled" : "enabled")}; nothing changed.");
                 return CliContext.Success;
@@ -267,7 +263,7 @@ internal static class UserAdminCommands
         var now = services.GetRequiredService<TimeProvider>().GetUtcNow();
         return [.. users.Select(u =>
         {
-            var disabled = AccountDisabling.IsDisabled(u.LockoutEnabled, u.LockoutEnd);
+            var disabled = AccountDisabling.IsDisabled(u);
             var locked = !disabled && u.LockoutEnabled && u.LockoutEnd is { } end && end > now;
             return new UserSummary(u.Id, u.Email ?? "", u.DisplayName, u.TimeZone, u.CreatedAt, u.EmailConfirmed,
                 disabled ? "disabled" : locked ? "locked" : "active", locked ? u.LockoutEnd : null,
@@ -276,6 +272,4 @@ internal static class UserAdminCommands
     }
 
     private static string StatusText(UserSummary user) => user.LockedUntil is { } until ? $"locked until {until:yyyy-MM-dd HH:mm}" : user.Status;
-
-    private static string Truncate(string text, int length) => text.Length <= length ? text : text[..(length - 1)] + "…";
 }

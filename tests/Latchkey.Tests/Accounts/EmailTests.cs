@@ -109,12 +109,7 @@ public sealed partial class EmailTests(EmailServer server) : IClassFixture<Email
         {
             client.DefaultRequestHeaders.Add("X-Forwarded-For", from);
         }
-        var response = await Browser.SubmitFormAsync(client, "/account/sign-in", new Dictionary<string, string>
-        {
-            ["Input.Email"] = account.Email,
-            ["Input.Password"] = account.Password,
-        });
-        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        Assert.Equal(HttpStatusCode.Redirect, (await TestAccounts.SignInAsync(client, account.Email, account.Password)).StatusCode);
     }
 
     [Theory]
@@ -154,7 +149,7 @@ public sealed class LoopbackSmtpServer : IDisposable
 
     public LoopbackSmtpServer()
     {
-        Port = FreePort();
+        Port = FreePorts.Next();
         // A maildir's three folders (Python's mailbox makes them only for a folder that does not exist yet).
         foreach (var folder in new[] { "tmp", "new", "cur" })
         {
@@ -217,13 +212,6 @@ public sealed class LoopbackSmtpServer : IDisposable
             Assert.True(DateTime.UtcNow < deadline, $"No e-mail to {address} arrived within {timeout.TotalSeconds:0} s.");
             await Task.Delay(100);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 
     public void Dispose()

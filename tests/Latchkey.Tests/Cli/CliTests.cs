@@ -230,12 +230,7 @@ public abstract partial class CliTests(LatchkeyServerFixture server)
         Assert.Contains("already enabled", (await server.RunCliAsync(["users", "enable", user.Email])).Output);
     }
 
-    private async Task<HttpResponseMessage> SignInAsync(string email, string password) =>
-        await Browser.SubmitFormAsync(server.CreateClient(), "/account/sign-in", new Dictionary<string, string>
-        {
-            ["Input.Email"] = email,
-            ["Input.Password"] = password,
-        });
+    private Task<HttpResponseMessage> SignInAsync(string email, string password) => TestAccounts.SignInAsync(server.CreateClient(), email, password);
 
     [Fact]
     public async Task Usage_errors_exit_2_with_what_was_wrong()

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 
 namespace Latchkey.Tests.Infrastructure;
 
@@ -33,7 +31,7 @@ public sealed class DedicatedPostgres : IAsyncDisposable
     {
         var binaries = Binaries ?? throw new InvalidOperationException("PostgreSQL is not installed (apt-get install postgresql).");
         var directory = Directory.CreateTempSubdirectory("latchkey-pg-").FullName;
-        var postgres = new DedicatedPostgres(directory, binaries, FreePort());
+        var postgres = new DedicatedPostgres(directory, binaries, FreePorts.Next());
         if (Environment.UserName == "root")
         {
             // PostgreSQL refuses to run as root; the package created the postgres account.
@@ -107,12 +105,5 @@ public sealed class DedicatedPostgres : IAsyncDisposable
         {
             throw new InvalidOperationException($"{program} {string.Join(' ', arguments)} exited with {process.ExitCode}: {await output}{await error}");
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -30,6 +30,14 @@ public static class TestAccounts
         return new TestAccount(email, Password, "Test User", client);
     }
 
+    /// <summary>Submits the sign-in form (with its antiforgery token) as <paramref name="client"/>: a redirect when it signed in.</summary>
+    public static Task<HttpResponseMessage> SignInAsync(HttpClient client, string email, string password) =>
+        Browser.SubmitFormAsync(client, "/account/sign-in", new Dictionary<string, string>
+        {
+            ["Input.Email"] = email,
+            ["Input.Password"] = password,
+        });
+
     /// <summary><c>GET /external-api/v1/me</c> with an API key.</summary>
     public static Task<HttpResponseMessage> CallMeWithKeyAsync(HttpClient client, string apiKey) =>
         client.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/external-api/v1/me") { Headers = { { "X-API-Key", apiKey } } });

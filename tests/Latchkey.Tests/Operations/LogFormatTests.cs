@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using Latchkey.Tests.Infrastructure;
 
@@ -17,7 +16,7 @@ public sealed class LogFormatTests
     public async Task Json_logs_are_one_object_a_line_with_the_requests_trace_id()
     {
         var folder = Directory.CreateTempSubdirectory("latchkey-jsonlogs-");
-        var port = FreePort();
+        var port = FreePorts.Next();
         var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "latchkey"), ["serve", "--urls", $"http://127.0.0.1:{port}"])
         {
             WorkingDirectory = folder.FullName,
@@ -49,11 +48,7 @@ public sealed class LogFormatTests
             }, TimeSpan.FromSeconds(60), "the server answers /readyz");
 
             // A failed sign-in is logged (at Information) inside its request.
-            var response = await Browser.SubmitFormAsync(client, "/account/sign-in", new Dictionary<string, string>
-            {
-                ["Input.Email"] = "nobody@example.com",
-                ["Input.Password"] = "a wrong password for nobody",
-            });
+            var response = await TestAccounts.SignInAsync(client, "nobody@example.com", "a wrong password for nobody");
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
 
             JsonElement? signInFailed = null;
@@ -85,12 +80,5 @@ public sealed class LogFormatTests
             await process.WaitForExitAsync();
             folder.Delete(recursive: true);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 }

@@ -79,7 +79,7 @@ public abstract class LogSecrecyTests(LatchkeyServerFixture server, CapturedLogs
         Assert.Equal(HttpStatusCode.Redirect, signUp.StatusCode);
 
         var session = server.CreateClient();
-        var failed = await Browser.SubmitFormAsync(session, "/account/sign-in", new Dictionary<string, string> { ["Input.Email"] = email, ["Input.Password"] = wrongPassword });
+        var failed = await TestAccounts.SignInAsync(session, email, wrongPassword);
         Assert.Equal(HttpStatusCode.OK, failed.StatusCode);
         var signIn = await Browser.SubmitFormAsync(session, "/account/sign-in", new Dictionary<string, string> { ["Input.Email"] = email, ["Input.Password"] = password });
         Assert.Equal(HttpStatusCode.Redirect, signIn.StatusCode);

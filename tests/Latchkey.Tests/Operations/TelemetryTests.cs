@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Latchkey.Tests.Infrastructure;
@@ -131,8 +130,8 @@ public sealed class TelemetryEndpoints : IDisposable
 
     public TelemetryEndpoints()
     {
-        PrometheusPort = FreePort();
-        CollectorUrl = $"http://127.0.0.1:{FreePort()}/";
+        PrometheusPort = FreePorts.Next();
+        CollectorUrl = $"http://127.0.0.1:{FreePorts.Next()}/";
         _collector.Prefixes.Add(CollectorUrl);
         _collector.Start();
         _ = Task.Run(ReceiveAsync);
@@ -173,13 +172,6 @@ public sealed class TelemetryEndpoints : IDisposable
             context.Response.ContentType = "application/x-protobuf";
             context.Response.Close();
         }
-    }
-
-    private static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 
     public void Dispose() => _collector.Close();

@@ -78,11 +78,7 @@ public sealed class MultiNodeTests(ThreeNodes cluster, ITestOutputHelper output)
         var app = await OAuthClient.RegisterAppAsync(owner);
         var user = await TestAccounts.SignUpAsync(cluster);
         var userOnNode1 = user with { Session = Client(nodes[1], cookies) };
-        var signIn = await Browser.SubmitFormAsync(userOnNode1.Session, "/account/sign-in", new Dictionary<string, string>
-        {
-            ["Input.Email"] = user.Email,
-            ["Input.Password"] = user.Password,
-        });
+        var signIn = await TestAccounts.SignInAsync(userOnNode1.Session, user.Email, user.Password);
         Assert.Equal(HttpStatusCode.Redirect, signIn.StatusCode);
         // Authorized on node 2 with the cookie node 1 issued, the code redeemed on node 0.
         var (code, verifier) = await OAuthClient.GetCodeAsync(userOnNode1 with { Session = Client(nodes[2], cookies) }, app);

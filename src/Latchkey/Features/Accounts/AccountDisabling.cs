@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.Identity;
+
 namespace Latchkey.Features.Accounts;
 
 /// <summary>
@@ -12,4 +14,16 @@ public static class AccountDisabling
     public static readonly DateTimeOffset Until = new(9999, 12, 31, 0, 0, 0, TimeSpan.Zero);
 
     public static bool IsDisabled(bool lockoutEnabled, DateTimeOffset? lockoutEnd) => lockoutEnabled && lockoutEnd >= Until;
+
+    public static bool IsDisabled(LatchkeyUser user) => IsDisabled(user.LockoutEnabled, user.LockoutEnd);
+
+    /// <summary>After a password reset (the page or the CLI): a lock-out after failed sign-ins ends; a disabling stays.</summary>
+    public static async Task EndLockOutAfterResetAsync(UserManager<LatchkeyUser> users, LatchkeyUser user)
+    {
+        if (!IsDisabled(user))
+        {
+            await users.SetLockoutEndDateAsync(user, null);
+        }
+        await users.ResetAccessFailedCountAsync(user);
+    }
 }

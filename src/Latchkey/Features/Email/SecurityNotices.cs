@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Latchkey.Common;
 using Latchkey.Features.Accounts;
 using Latchkey.Features.SecurityEvents;
 using Latchkey.Storage;
@@ -13,8 +14,13 @@ namespace Latchkey.Features.Email;
 /// to connect again. Noting one costs the request a queued item; <see cref="SecurityNoticeMailer"/>
 /// looks up the account and sends. Ids, names and addresses only: never a secret.
 /// </summary>
-public sealed class SecurityNotices(IHttpContextAccessor http, IOptions<EmailOptions> options, IOptions<Operations.ServerOptions> server, TimeProvider time)
+public sealed class SecurityNotices(
+    IHttpContextAccessor http, IOptions<EmailOptions> options, IOptions<Operations.ServerOptions> server, IAccountEmailSender sender, TimeProvider time)
 {
+    // Without a way to deliver them (no SMTP settings, no sender of the operator's), notices are not
+    // queued at all, rather than each written to the log as not sent.
+    private readonly bool _delivers = options.Value.SecurityNotices && sender is not LogAccountEmailSender;
+
     /// <param name="Site">The server's address for the links in the e-mail: the request's, or <c>Server:PublicUrl</c>.</param>
     internal abstract record Notice(string UserId, DateTimeOffset At, string? Address, string Site);
 
@@ -45,7 +51,7 @@ public sealed class SecurityNotices(IHttpContextAccessor http, IOptions<EmailOpt
 
     private void Note(Notice notice)
     {
-        if (options.Value.SecurityNotices)
+        if (_delivers)
         {
             _queue.Writer.TryWrite(notice);
         }
@@ -55,11 +61,7 @@ public sealed class SecurityNotices(IHttpContextAccessor http, IOptions<EmailOpt
         ? $"{request.Scheme}://{request.Host}{request.PathBase}"
         : server.Value.PublicUrl?.TrimEnd('/') ?? "";
 
-    private string? Address()
-    {
-        var address = http.HttpContext?.Connection.RemoteIpAddress;
-        return (address is { IsIPv4MappedToIPv6: true } ? address.MapToIPv4() : address)?.ToString();
-    }
+    private string? Address() => ClientAddress.Of(http.HttpContext)?.ToString();
 }
 
 /// <summary>Turns queued <see cref="SecurityNotices"/> into e-mails to the account's address.</summary>
@@ -71,11 +73,6 @@ internal sealed partial class SecurityNoticeMailer(
     {
         await foreach (var notice in notices.Queued.ReadAllAsync(stoppingToken))
         {
-            // Without a way to deliver them (no SMTP, no sender of the operator's), notices are not written to the log one by one.
-            if (sender is LogAccountEmailSender)
-            {
-                continue;
-            }
             try
             {
                 await using var scope = scopes.CreateAsyncScope();

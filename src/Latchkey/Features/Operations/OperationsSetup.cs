@@ -119,11 +119,14 @@ public static class OperationsSetup
         return app;
     }
 
+    public const string LivenessPath = "/healthz";
+    public const string ReadinessPath = "/readyz";
+
     public static WebApplication MapOperations(this WebApplication app)
     {
-        app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false })
+        app.MapHealthChecks(LivenessPath, new HealthCheckOptions { Predicate = _ => false })
             .WithTags("Operations").WithSummary("Liveness: the process answers");
-        app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") })
+        app.MapHealthChecks(ReadinessPath, new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") })
             .WithTags("Operations").WithSummary("Readiness: the database answers");
         return app;
     }

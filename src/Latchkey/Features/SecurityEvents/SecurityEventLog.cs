@@ -1,5 +1,6 @@
 using System.Security.Claims;
 using Latchkey.Cluster;
+using Latchkey.Common;
 using Latchkey.Features.ExternalApi;
 using Latchkey.Storage;
 
@@ -31,11 +32,7 @@ public sealed class SecurityEventLog(IServiceScopeFactory scopes, TimeProvider t
     private void Record(string accountId, string type, string? subjectId, string? clientId, string? detail, bool onceAMinute)
     {
         var context = http.HttpContext;
-        var address = context?.Connection.RemoteIpAddress;
-        if (address is { IsIPv4MappedToIPv6: true })
-        {
-            address = address.MapToIPv4();
-        }
+        var address = ClientAddress.Of(context);
         clientId ??= CallingClient(context?.User);
         var now = time.GetUtcNow();
         if (onceAMinute && !_recent.ShouldRecord($"{type}|{subjectId}|{clientId}|{address}", now, TimeSpan.FromMinutes(1)))

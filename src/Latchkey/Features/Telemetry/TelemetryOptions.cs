@@ -30,11 +30,13 @@ public sealed class TelemetryOptions : IValidatableObject
     [Required]
     public string ServiceName { get; set; } = "latchkey";
 
-    public bool Exports => Prometheus || !string.IsNullOrEmpty(OtlpEndpoint);
+    public bool SendsOtlp => !string.IsNullOrEmpty(OtlpEndpoint);
+
+    public bool Exports => Prometheus || SendsOtlp;
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
-        if (!string.IsNullOrEmpty(OtlpEndpoint) && (!Uri.TryCreate(OtlpEndpoint, UriKind.Absolute, out var otlp) || otlp.Scheme is not ("http" or "https")))
+        if (SendsOtlp && (!Uri.TryCreate(OtlpEndpoint, UriKind.Absolute, out var otlp) || otlp.Scheme is not ("http" or "https")))
         {
             yield return new ValidationResult($"Telemetry:OtlpEndpoint must be an http:// or https:// address, not '{OtlpEndpoint}'.", [nameof(OtlpEndpoint)]);
         }

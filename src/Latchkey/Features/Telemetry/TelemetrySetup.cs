@@ -58,15 +58,16 @@ public static class TelemetrySetup
                 });
             }
         });
-        if (options.OtlpEndpoint is { Length: > 0 } endpoint)
+        if (options.SendsOtlp)
         {
             telemetry.WithTracing(tracing => tracing
                 // Probes would be most of the traces; they are in the metrics.
-                .AddAspNetCoreInstrumentation(aspNetCore => aspNetCore.Filter = context => !context.Request.Path.StartsWithSegments("/healthz") && !context.Request.Path.StartsWithSegments("/readyz"))
+                .AddAspNetCoreInstrumentation(aspNetCore => aspNetCore.Filter = context =>
+                    !context.Request.Path.StartsWithSegments(Operations.OperationsSetup.LivenessPath) && !context.Request.Path.StartsWithSegments(Operations.OperationsSetup.ReadinessPath))
                 .AddHttpClientInstrumentation()
                 .AddEntityFrameworkCoreInstrumentation()
                 .AddNpgsql());
-            telemetry.UseOtlpExporter(options.OtlpProtocol == "grpc" ? OtlpExportProtocol.Grpc : OtlpExportProtocol.HttpProtobuf, new Uri(endpoint));
+            telemetry.UseOtlpExporter(options.OtlpProtocol == "grpc" ? OtlpExportProtocol.Grpc : OtlpExportProtocol.HttpProtobuf, new Uri(options.OtlpEndpoint!));
         }
         return builder;
     }

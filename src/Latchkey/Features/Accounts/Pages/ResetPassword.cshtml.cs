@@ -46,11 +46,7 @@ public sealed class ResetPasswordModel(UserManager<LatchkeyUser> users) : PageMo
         {
             // The reset changed the security stamp, which ends the account's other sessions
             // (checked every few minutes); it also ends a lock-out, but not an administrator's disabling.
-            if (!AccountDisabling.IsDisabled(user!.LockoutEnabled, user.LockoutEnd))
-            {
-                await users.SetLockoutEndDateAsync(user, null);
-            }
-            await users.ResetAccessFailedCountAsync(user!);
+            await AccountDisabling.EndLockOutAfterResetAsync(users, user!);
             Done = true;
             return Page();
         }

@@ -48,20 +48,15 @@ public sealed partial class SignInModel(
             notices.SignedIn(user.Id);
             return LocalRedirect(ReturnUrls.SafeLocal(Url, ReturnUrl));
         }
-        if (result.IsLockedOut && AccountDisabling.IsDisabled(user!.LockoutEnabled, user.LockoutEnd))
+        // An administrator's disabling is said only to whoever gives the password; anyone else gets the answer a wrong password gets.
+        var disabled = result.IsLockedOut && AccountDisabling.IsDisabled(user!);
+        if (disabled && await signInManager.UserManager.CheckPasswordAsync(user!, Input.Password))
         {
-            // Said only to whoever knows the password; anyone else gets the answer a wrong password gets.
-            securityEvents.Record(user.Id, SecurityEventTypes.SignInFailed, detail: "account disabled");
-            if (await signInManager.UserManager.CheckPasswordAsync(user, Input.Password))
-            {
-                ModelState.AddModelError(string.Empty, "This account is disabled. Ask the administrator of this Latchkey to enable it.");
-                return Page();
-            }
-            LogFailed(logger);
-            ModelState.AddModelError(string.Empty, "That e-mail address and password do not match an account.");
+            securityEvents.Record(user!.Id, SecurityEventTypes.SignInFailed, detail: "account disabled");
+            ModelState.AddModelError(string.Empty, "This account is disabled. Ask the administrator of this Latchkey to enable it.");
             return Page();
         }
-        if (result.IsLockedOut)
+        if (result.IsLockedOut && !disabled)
         {
             securityEvents.Record(user!.Id, SecurityEventTypes.SignInLockedOut, detail: "account locked after too many failed attempts");
             LogLockedOut(logger);
@@ -72,7 +67,8 @@ public sealed partial class SignInModel(
         // One message for unknown e-mail and wrong password, so the form does not reveal who has an account.
         if (user is not null)
         {
-            securityEvents.Record(user.Id, SecurityEventTypes.SignInFailed, detail: result.IsNotAllowed ? "sign-in not allowed" : "wrong password");
+            securityEvents.Record(user.Id, SecurityEventTypes.SignInFailed,
+                detail: disabled ? "account disabled" : result.IsNotAllowed ? "sign-in not allowed" : "wrong password");
         }
         LogFailed(logger);
         ModelState.AddModelError(string.Empty, "That e-mail address and password do not match an account.");
