@@ -1,6 +1,7 @@
 using Latchkey.Cli;
 using Latchkey.Cluster;
 using Latchkey.Features.Accounts;
+using Latchkey.Features.Administration;
 using Latchkey.Features.ApiDocs;
 using Latchkey.Features.ApiKeys;
 using Latchkey.Features.AuthorizationServer;
@@ -61,6 +62,7 @@ public static class Program
         builder.AddWebhooks();
         builder.AddBroker();
         builder.AddMcp();
+        builder.AddAdministration();
         builder.AddApiDocs();
 
         var app = builder.Build();

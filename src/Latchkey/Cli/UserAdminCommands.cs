@@ -1,17 +1,14 @@
 using System.CommandLine;
 using System.Text.Json;
 using Latchkey.Features.Accounts;
-using Latchkey.Features.SecurityEvents;
-using Latchkey.Storage;
-using Microsoft.AspNetCore.Identity;
-using Microsoft.EntityFrameworkCore;
-using OpenIddict.Abstractions;
+using Latchkey.Features.Administration;
 
 namespace Latchkey.Cli;
 
 /// <summary>
-/// <c>latchkey users list|show|reset-password|grant-admin|revoke-admin</c>: looking after accounts
-/// from the server's machine. <c>--json</c> prints what a script reads (snake_case, one document).
+/// <c>latchkey users list|show|reset-password|disable|enable|delete|grant-admin|revoke-admin</c>:
+/// looking after accounts from the server's machine, through the same <see cref="AccountAdministration"/>
+/// as the admin pages. <c>--json</c> prints what a script reads (snake_case, one document).
 /// </summary>
 internal static class UserAdminCommands
 {
@@ -20,13 +17,6 @@ internal static class UserAdminCommands
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         WriteIndented = true,
     };
-
-    private const int ListLimit = 500;
-
-    internal sealed record UserSummary(string Id, string Email, string Name, string TimeZone, DateTimeOffset CreatedAt, bool EmailConfirmed,
-        string Status, DateTimeOffset? LockedUntil, IReadOnlyList<string> Roles);
-
-    internal sealed record UserDetails(UserSummary User, int ActiveApiKeys, int OwnedApps, int ValidAuthorizations, int Credentials, int McpServers);
 
     public static IEnumerable<Command> Create(CliContext context)
     {
@@ -37,6 +27,7 @@ internal static class UserAdminCommands
         yield return SetDisabled(context, disable: false);
         yield return SetAdmin(context, grant: true);
         yield return SetAdmin(context, grant: false);
+        yield return Delete(context);
     }
 
     private static Option<bool> JsonOption() => new("--json") { Description = "Print JSON (snake_case) for scripts instead of a table." };
@@ -47,22 +38,10 @@ internal static class UserAdminCommands
     {
         var search = new Option<string?>("--search") { Description = "Only accounts whose e-mail address or name contains this text (any case)." };
         var json = JsonOption();
-        var list = new Command("list", $"List accounts (at most {ListLimit}, oldest first).") { search, json };
+        var list = new Command("list", $"List accounts (at most {AccountAdministration.ListLimit}, oldest first).") { search, json };
         list.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
         {
-            var db = services.GetRequiredService<LatchkeyDbContext>();
-            var query = db.Users.AsNoTracking();
-            if (parse.GetValue(search) is { Length: > 0 } text)
-            {
-                var pattern = text.Trim().ToUpperInvariant();
-                // The normalized columns are upper case, so one comparison works the same on SQLite and
-                // PostgreSQL. ToUpper here is SQL's upper(), not .NET's (the culture rules do not apply).
-#pragma warning disable CA1304, CA1311, CA1862
-                query = query.Where(u => u.NormalizedEmail!.Contains(pattern) || u.DisplayName.ToUpper().Contains(pattern));
-#pragma warning restore CA1304, CA1311, CA1862
-            }
-            var users = await query.OrderBy(u => u.CreatedAt).ThenBy(u => u.Id).Take(ListLimit).ToListAsync(ct);
-            var summaries = await SummarizeAsync(services, users, ct);
+            var summaries = await services.GetRequiredService<AccountAdministration>().SearchAsync(parse.GetValue(search), AccountAdministration.ListLimit, ct);
             if (parse.GetValue(json))
             {
                 await output.WriteLineAsync(JsonSerializer.Serialize(summaries, Json));
@@ -76,7 +55,7 @@ internal static class UserAdminCommands
             await output.WriteLineAsync($"{"E-MAIL",-36} {"NAME",-24} {"CREATED",-10} {"STATUS",-24} ROLES");
             foreach (var user in summaries)
             {
-                await output.WriteLineAsync($"{user.Email,-36} {CliContext.Truncate(user.Name, 24),-24} {user.CreatedAt:yyyy-MM-dd} {StatusText(user),-24} {string.Join(',', user.Roles)}");
+                await output.WriteLineAsync($"{user.Email,-36} {CliContext.Truncate(user.Name, 24),-24} {user.CreatedAt:yyyy-MM-dd} {user.StatusText,-24} {string.Join(',', user.Roles)}");
             }
             return CliContext.Success;
         }, cancellationToken));
@@ -95,14 +74,8 @@ internal static class UserAdminCommands
             {
                 return CliContext.Failure;
             }
-            var db = services.GetRequiredService<LatchkeyDbContext>();
-            var summary = (await SummarizeAsync(services, [user], ct))[0];
-            var details = new UserDetails(summary,
-                await db.ApiKeys.CountAsync(k => k.UserId == user.Id && k.RevokedAt == null, ct),
-                await db.OAuthApplications.CountAsync(a => a.OwnerId == user.Id, ct),
-                await db.OAuthAuthorizations.CountAsync(a => a.Subject == user.Id && a.Status == OpenIddict.Abstractions.OpenIddictConstants.Statuses.Valid, ct),
-                await db.BrokerCredentials.CountAsync(c => c.AccountId == user.Id, ct),
-                await db.McpServers.CountAsync(s => s.OwnerId == user.Id, ct));
+            var details = await services.GetRequiredService<AccountAdministration>().DetailsAsync(user, ct);
+            var summary = details.User;
             if (parse.GetValue(json))
             {
                 await output.WriteLineAsync(JsonSerializer.Serialize(details, Json));
@@ -114,7 +87,7 @@ internal static class UserAdminCommands
                   Time zone       : {summary.TimeZone}
                   Created         : {summary.CreatedAt:u}
                   E-mail confirmed: {(summary.EmailConfirmed ? "yes" : "no")}
-                  Status          : {StatusText(summary)}
+                  Status          : {summary.StatusText}
                   Roles           : {(summary.Roles.Count == 0 ? "none" : string.Join(", ", summary.Roles))}
                   API keys        : {details.ActiveApiKeys} active
                   OAuth apps      : {details.OwnedApps} owned
@@ -134,9 +107,10 @@ internal static class UserAdminCommands
         {
             Description = "Read the new password from standard input. Without it a strong password is generated and printed once.",
         };
+        var json = JsonOption();
         var reset = new Command("reset-password",
-            "Set a new password for an account (for someone locked out of their e-mail). Its other sessions end within five minutes and a lock-out ends.")
-            { email, passwordStdin };
+            "Set a new password for an account (for someone locked out of their e-mail). Its sessions end and a lock-out ends (a disabled account stays disabled).")
+            { email, passwordStdin, json };
         reset.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
         {
             var error = parse.InvocationConfiguration.Error;
@@ -147,9 +121,7 @@ internal static class UserAdminCommands
             }
             var generated = !parse.GetValue(passwordStdin);
             var password = await UserCommands.NewPasswordAsync(context, generated, ct);
-            var users = services.GetRequiredService<UserManager<LatchkeyUser>>();
-            // The reset path validates the password and changes the security stamp (the other sessions end).
-            var result = await users.ResetPasswordAsync(user, await users.GeneratePasswordResetTokenAsync(user), password);
+            var result = await services.GetRequiredService<AccountAdministration>().ResetPasswordAsync(user, password, "latchkey users reset-password");
             if (!result.Succeeded)
             {
                 await CliContext.WriteErrorsAsync(error, "The password was not changed:", new Dictionary<string, string[]>
@@ -158,9 +130,13 @@ internal static class UserAdminCommands
                 });
                 return CliContext.Failure;
             }
+            if (parse.GetValue(json))
+            {
+                await WriteJsonAsync(output, new { email = user.Email, id = user.Id, password = generated ? password : null });
+                return CliContext.Success;
+            }
             // A lock-out after failed sign-ins ends; a disabled account stays disabled ('users enable').
-            await AccountDisabling.EndLockOutAfterResetAsync(users, user);
-            await output.WriteLineAsync($"The password of {user.Email} is changed; its other sessions end within five minutes.");
+            await output.WriteLineAsync($"The password of {user.Email} is changed; its sessions have ended.");
             if (generated)
             {
                 await output.WriteLineAsync($"Password: {password}");
@@ -174,10 +150,11 @@ internal static class UserAdminCommands
     private static Command SetDisabled(CliContext context, bool disable)
     {
         var email = EmailArgument();
+        var json = JsonOption();
         var command = new Command(disable ? "disable" : "enable", disable
-            ? "Disable an account: it cannot sign in, its API keys are refused (kept, not revoked), its sessions end within five minutes, " +
+            ? "Disable an account: it cannot sign in, its API keys are refused (kept, not revoked), its sessions end, " +
               "and every app's sign-in and token of it is revoked."
-            : "Enable a disabled account again (its API keys work again; apps must be authorized again).") { email };
+            : "Enable a disabled account again (its API keys work again; apps must be authorized again).") { email, json };
         command.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
         {
             var user = await UserCommands.FindAsync(services, parse.GetValue(email)!, parse.InvocationConfiguration.Error);
@@ -185,30 +162,34 @@ internal static class UserAdminCommands
             {
                 return CliContext.Failure;
             }
-            if (AccountDisabling.IsDisabled(user) == disable)
+            var status = disable ? "disabled" : "active";
+            var changed = AccountDisabling.IsDisabled(user) != disable;
+            var administration = services.GetRequiredService<AccountAdministration>();
+            DisableOutcome? revoked = null;
+            if (changed && disable)
+            {
+                revoked = await administration.DisableAsync(user, "latchkey users disable", ct);
+            }
+            else if (changed)
+            {
+                await administration.EnableAsync(user, "latchkey users enable");
+            }
+            if (parse.GetValue(json))
+            {
+                await WriteJsonAsync(output, new { email = user.Email, id = user.Id, status, changed,
+                    revoked_authorizations = revoked?.Authorizations ?? 0, revoked_tokens = revoked?.Tokens ?? 0 });
+            }
+            else if (!changed)
             {
                 await output.WriteLineAsync($"{user.Email} is already {(disable ? "disabled" : "enabled")}; nothing changed.");
-                return CliContext.Success;
             }
-            var users = services.GetRequiredService<UserManager<LatchkeyUser>>();
-            var securityEvents = services.GetRequiredService<SecurityEventLog>();
-            if (!disable)
+            else
             {
-                await users.SetLockoutEndDateAsync(user, null);
-                await users.ResetAccessFailedCountAsync(user);
-                securityEvents.Record(user.Id, SecurityEventTypes.AccountEnabled, detail: "latchkey users enable");
-                await output.WriteLineAsync($"{user.Email} is enabled: it can sign in, and its API keys work again. Apps it used must be authorized again.");
-                return CliContext.Success;
+                await output.WriteLineAsync(revoked is null
+                    ? $"{user.Email} is enabled: it can sign in, and its API keys work again. Apps it used must be authorized again."
+                    : $"{user.Email} is disabled: it cannot sign in, its API keys are refused, its sessions have ended; " +
+                      $"{revoked.Authorizations} app sign-in(s) and {revoked.Tokens} token(s) revoked.");
             }
-            await users.SetLockoutEnabledAsync(user, true);
-            await users.SetLockoutEndDateAsync(user, AccountDisabling.Until);
-            // Browser sessions check the stamp every five minutes.
-            await users.UpdateSecurityStampAsync(user);
-            var authorizations = await services.GetRequiredService<IOpenIddictAuthorizationManager>().RevokeBySubjectAsync(user.Id, ct);
-            var tokens = await services.GetRequiredService<IOpenIddictTokenManager>().RevokeBySubjectAsync(user.Id, ct);
-            securityEvents.Record(user.Id, SecurityEventTypes.AccountDisabled, detail: $"latchkey users disable: {authorizations} app sign-in(s), {tokens} token(s) revoked");
-            await output.WriteLineAsync($"{user.Email} is disabled: it cannot sign in, its API keys are refused, its sessions end within five minutes; " +
-                                        $"{authorizations} app sign-in(s) and {tokens} token(s) revoked.");
             return CliContext.Success;
         }, cancellationToken));
         return command;
@@ -226,50 +207,54 @@ internal static class UserAdminCommands
             {
                 return CliContext.Failure;
             }
-            var users = services.GetRequiredService<UserManager<LatchkeyUser>>();
-            var roles = services.GetRequiredService<RoleManager<IdentityRole>>();
-            if (grant && !await roles.RoleExistsAsync(AccountRoles.Admin))
-            {
-                await roles.CreateAsync(new IdentityRole(AccountRoles.Admin));
-            }
-            var holds = await users.IsInRoleAsync(user, AccountRoles.Admin);
-            if (holds == grant)
+            if (!await services.GetRequiredService<AccountAdministration>().SetAdminAsync(user, grant))
             {
                 await output.WriteLineAsync($"{user.Email} {(grant ? "is already" : "is not")} an administrator; nothing changed.");
                 return CliContext.Success;
             }
-            var result = grant ? await users.AddToRoleAsync(user, AccountRoles.Admin) : await users.RemoveFromRoleAsync(user, AccountRoles.Admin);
-            if (!result.Succeeded)
-            {
-                await parse.InvocationConfiguration.Error.WriteLineAsync("The role was not changed: " + string.Join(" ", result.Errors.Select(e => e.Description)));
-                return CliContext.Failure;
-            }
-            // Sessions pick up the new role at their next security-stamp check (within five minutes).
-            await users.UpdateSecurityStampAsync(user);
-            await output.WriteLineAsync(grant ? $"{user.Email} is now an administrator." : $"{user.Email} is no longer an administrator.");
+            // Sessions carry the roles: they end, and the next sign-in has the new ones.
+            await output.WriteLineAsync((grant ? $"{user.Email} is now an administrator" : $"{user.Email} is no longer an administrator") +
+                                        "; its sessions have ended (the next sign-in carries the change).");
             return CliContext.Success;
         }, cancellationToken));
         return command;
     }
 
-    private static async Task<List<UserSummary>> SummarizeAsync(IServiceProvider services, IReadOnlyList<LatchkeyUser> users, CancellationToken cancellationToken)
+    private static Command Delete(CliContext context)
     {
-        var db = services.GetRequiredService<LatchkeyDbContext>();
-        var ids = users.Select(u => u.Id).ToList();
-        var roles = await (from userRole in db.UserRoles
-                           join role in db.Roles on userRole.RoleId equals role.Id
-                           where ids.Contains(userRole.UserId)
-                           select new { userRole.UserId, role.Name }).ToListAsync(cancellationToken);
-        var now = services.GetRequiredService<TimeProvider>().GetUtcNow();
-        return [.. users.Select(u =>
+        var email = EmailArgument();
+        var yes = new Option<bool>("--yes") { Description = "Delete without asking. Without it the command only shows what would be removed." };
+        var json = JsonOption();
+        var command = new Command("delete",
+            "Delete an account and everything it owns (API keys, apps, credentials, MCP servers, webhooks). Shows what goes first; --yes deletes.")
+            { email, yes, json };
+        command.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
         {
-            var disabled = AccountDisabling.IsDisabled(u);
-            var locked = !disabled && u.LockoutEnabled && u.LockoutEnd is { } end && end > now;
-            return new UserSummary(u.Id, u.Email ?? "", u.DisplayName, u.TimeZone, u.CreatedAt, u.EmailConfirmed,
-                disabled ? "disabled" : locked ? "locked" : "active", locked ? u.LockoutEnd : null,
-                [.. roles.Where(r => r.UserId == u.Id && r.Name is not null).Select(r => r.Name!).Order(StringComparer.Ordinal)]);
-        })];
+            var user = await UserCommands.FindAsync(services, parse.GetValue(email)!, parse.InvocationConfiguration.Error);
+            if (user is null)
+            {
+                return CliContext.Failure;
+            }
+            var deletion = services.GetRequiredService<AccountDeletion>();
+            var confirmed = parse.GetValue(yes);
+            var plan = confirmed ? await deletion.DeleteAsync(user, "latchkey users delete", ct) : await deletion.PlanAsync(user.Id, ct);
+            if (parse.GetValue(json))
+            {
+                await WriteJsonAsync(output, new { email = user.Email, id = user.Id, deleted = confirmed, removes = plan });
+                return CliContext.Success;
+            }
+            await output.WriteLineAsync(confirmed ? $"Deleted {user.Email} ({user.Id}), with:" : $"Deleting {user.Email} ({user.Id}) removes:");
+            foreach (var line in plan.Lines())
+            {
+                await output.WriteLineAsync($"  - {line}");
+            }
+            await output.WriteLineAsync(confirmed
+                ? "Its security log stays until SecurityEvents:RetentionDays removes it."
+                : $"Nothing was deleted. To delete: {CliInvocation.Of($"users delete {user.Email} --yes")}");
+            return CliContext.Success;
+        }, cancellationToken));
+        return command;
     }
 
-    private static string StatusText(UserSummary user) => user.LockedUntil is { } until ? $"locked until {until:yyyy-MM-dd HH:mm}" : user.Status;
+    private static Task WriteJsonAsync(TextWriter output, object value) => output.WriteLineAsync(JsonSerializer.Serialize(value, Json));
 }

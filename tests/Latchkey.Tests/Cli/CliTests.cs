@@ -207,6 +207,8 @@ public abstract partial class CliTests(LatchkeyServerFixture server)
         await Eventually.TrueAsync(async () => await MeWithKeyAsync(key) == HttpStatusCode.Unauthorized, TimeSpan.FromSeconds(5), "the disabled account's key refused");
         await Eventually.TrueAsync(async () => (await OAuthClient.CallMeAsync(client, accessToken)).StatusCode == HttpStatusCode.Unauthorized,
             TimeSpan.FromSeconds(5), "the disabled account's access token refused");
+        await Eventually.TrueAsync(async () => (await user.Session.GetAsync("/profile/api-keys")).StatusCode == HttpStatusCode.Redirect,
+            TimeSpan.FromSeconds(5), "the disabled account's browser session ended");
         var refresh = await OAuthClient.TokenAsync(client, OAuthClient.RefreshParameters(issued.App, refreshToken));
         Assert.Equal(HttpStatusCode.BadRequest, refresh.StatusCode);
         Assert.Contains("invalid_grant", await refresh.Content.ReadAsStringAsync());
@@ -228,6 +230,62 @@ public abstract partial class CliTests(LatchkeyServerFixture server)
         var reset = await server.RunCliAsync(["users", "reset-password", user.Email]);
         Assert.Equal(HttpStatusCode.Redirect, (await SignInAsync(user.Email, PasswordLine().Match(reset.Output).Groups[1].Value)).StatusCode);
         Assert.Contains("already enabled", (await server.RunCliAsync(["users", "enable", user.Email])).Output);
+    }
+
+    [Fact]
+    public async Task Users_delete_shows_what_goes_then_with_yes_removes_the_account_and_all_it_owns()
+    {
+        var issued = await OAuthClient.IssueAsync(server);
+        var owner = issued.Owner;
+        var key = KeyLine().Match((await server.RunCliAsync(["keys", "create", "--user", owner.Email, "--name", "bot", "--scope", "IDENTITY"])).Output).Value;
+        var ownerId = await server.WithDbAsync(db => db.Users.Where(u => u.Email == owner.Email).Select(u => u.Id).SingleAsync());
+        await server.WithDbAsync(db =>
+        {
+            db.WebhookEndpoints.Add(new Latchkey.Features.Webhooks.WebhookEndpoint
+            {
+                Id = $"wh_{Guid.NewGuid():N}", AccountId = ownerId, Url = "https://hooks.example.com/latchkey", Events = "credential.deleted", SecretCiphertext = "unused",
+            });
+            return db.SaveChangesAsync();
+        });
+        var client = server.CreateClient();
+        Assert.Equal(HttpStatusCode.OK, (await OAuthClient.CallMeAsync(client, issued.AccessToken)).StatusCode);
+
+        var plan = await server.RunCliAsync(["users", "delete", owner.Email]);
+
+        Assert.True(plan.ExitCode == 0, plan.Error);
+        Assert.Contains($"Deleting {owner.Email}", plan.Output);
+        Assert.Contains("1 API key(s)", plan.Output);
+        Assert.True(plan.Output.Contains("1 OAuth app(s) it registered, deleted with their tokens (1 other account(s) signed in to them lose that access)", StringComparison.Ordinal), plan.Output);
+        Assert.Contains("1 webhook endpoint(s)", plan.Output);
+        Assert.Contains("Nothing was deleted", plan.Output);
+        Assert.Equal(HttpStatusCode.OK, await MeWithKeyAsync(key));
+
+        var deleted = await server.RunCliAsync(["users", "delete", owner.Email, "--yes", "--json"]);
+
+        Assert.True(deleted.ExitCode == 0, deleted.Error);
+        using (var body = JsonDocument.Parse(deleted.Output))
+        {
+            Assert.True(body.RootElement.GetProperty("deleted").GetBoolean());
+            Assert.Equal(1, body.RootElement.GetProperty("removes").GetProperty("api_keys").GetInt32());
+            Assert.Equal(1, body.RootElement.GetProperty("removes").GetProperty("owned_apps").GetInt32());
+        }
+        await Eventually.TrueAsync(async () => await MeWithKeyAsync(key) == HttpStatusCode.Unauthorized, TimeSpan.FromSeconds(5), "the deleted account's key refused");
+        // The app went with its owner, and with it the other user's token for it.
+        await Eventually.TrueAsync(async () => (await OAuthClient.CallMeAsync(client, issued.AccessToken)).StatusCode == HttpStatusCode.Unauthorized,
+            TimeSpan.FromSeconds(5), "a token of the deleted owner's app refused");
+        // The browser session ends at its next request.
+        await Eventually.TrueAsync(async () => (await owner.Session.GetAsync("/profile/api-keys")).StatusCode == HttpStatusCode.Redirect,
+            TimeSpan.FromSeconds(5), "the deleted account's session ended");
+        Assert.Equal(0, await server.WithDbAsync(db => db.Users.CountAsync(u => u.Id == ownerId)));
+        Assert.Equal(0, await server.WithDbAsync(db => db.ApiKeys.CountAsync(k => k.UserId == ownerId)));
+        Assert.Equal(0, await server.WithDbAsync(db => db.OAuthApplications.CountAsync(a => a.ClientId == issued.App.ClientId)));
+        Assert.Equal(0, await server.WithDbAsync(db => db.WebhookEndpoints.CountAsync(e => e.AccountId == ownerId)));
+        // The security log keeps who deleted it (until its retention ends).
+        var events = await server.WithDbAsync(db => db.SecurityEvents.Where(e => e.AccountId == ownerId && e.Type == "account_deleted").Select(e => e.Detail).ToListAsync());
+        Assert.Contains(events, detail => detail!.Contains(owner.Email, StringComparison.Ordinal) && detail.Contains("latchkey users delete", StringComparison.Ordinal));
+        Assert.Equal(1, (await server.RunCliAsync(["users", "show", owner.Email])).ExitCode);
+        // The user of the app is untouched.
+        Assert.Equal(HttpStatusCode.Redirect, (await SignInAsync(issued.User.Email, issued.User.Password)).StatusCode);
     }
 
     private Task<HttpResponseMessage> SignInAsync(string email, string password) => TestAccounts.SignInAsync(server.CreateClient(), email, password);

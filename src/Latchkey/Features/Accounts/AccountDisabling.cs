@@ -17,6 +17,14 @@ public static class AccountDisabling
 
     public static bool IsDisabled(LatchkeyUser user) => IsDisabled(user.LockoutEnabled, user.LockoutEnd);
 
+    /// <summary>Nothing of the account works from here on: sign-in (the lock-out), sessions (the stamp), API keys (the profile).</summary>
+    public static async Task DisableAsync(UserManager<LatchkeyUser> users, LatchkeyUser user)
+    {
+        await users.SetLockoutEnabledAsync(user, true);
+        await users.SetLockoutEndDateAsync(user, Until);
+        await users.UpdateSecurityStampAsync(user);
+    }
+
     /// <summary>After a password reset (the page or the CLI): a lock-out after failed sign-ins ends; a disabling stays.</summary>
     public static async Task EndLockOutAfterResetAsync(UserManager<LatchkeyUser> users, LatchkeyUser user)
     {

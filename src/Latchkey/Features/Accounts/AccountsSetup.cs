@@ -64,8 +64,11 @@ public static class AccountsSetup
             cookie.AccessDeniedPath = SignInPath;
             cookie.SlidingExpiration = true;
             // JSON APIs answer 401/403 problem details; only pages redirect to the sign-in page.
-            cookie.Events.OnRedirectToLogin = context => ApiAwareRedirect(context, StatusCodes.Status401Unauthorized);
-            cookie.Events.OnRedirectToAccessDenied = context => ApiAwareRedirect(context, StatusCodes.Status403Forbidden);
+            cookie.Events.OnRedirectToLogin = ApiAwareRedirect;
+            cookie.Events.OnValidatePrincipal = SessionValidation.ValidatePrincipalAsync;
+            // Signed in but not allowed (an admin page): sending a signed-in person to the sign-in page would only confuse.
+            cookie.Events.OnRedirectToAccessDenied = context => Problems.WriteAsync(context.HttpContext, StatusCodes.Status403Forbidden,
+                "Your account may not do this.");
         });
         builder.Services.AddOptions<Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationOptions>(IdentityConstants.ApplicationScheme)
             .Configure<IOptions<AccountOptions>>((cookie, accounts) =>
@@ -74,7 +77,7 @@ public static class AccountsSetup
         // The antiforgery cookie is Secure over https too (its default sets no Secure flag at all).
         builder.Services.AddAntiforgery(options => options.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest);
         builder.Services.Configure<DataProtectionTokenProviderOptions>(options => options.TokenLifespan = PasswordResetLifetime);
-        // A password change (or reset) ends the account's other sessions at their next check.
+        // Identity's periodic check refreshes a session's claims; ending sessions is at once (SessionValidation).
         builder.Services.Configure<SecurityStampValidatorOptions>(options => options.ValidationInterval = TimeSpan.FromMinutes(5));
         builder.Services.TryAddSingleton<IAccountEmailSender, LogAccountEmailSender>();
         builder.Services.AddScoped<AccountRegistration>();
@@ -88,16 +91,13 @@ public static class AccountsSetup
         return app;
     }
 
-    private static Task ApiAwareRedirect(Microsoft.AspNetCore.Authentication.RedirectContext<Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationOptions> context, int status)
+    private static Task ApiAwareRedirect(Microsoft.AspNetCore.Authentication.RedirectContext<Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationOptions> context)
     {
         if (!context.Request.Path.StartsWithSegments("/api"))
         {
             context.Response.Redirect(context.RedirectUri);
             return Task.CompletedTask;
         }
-        return Problems.WriteAsync(context.HttpContext, status,
-            status == StatusCodes.Status401Unauthorized
-                ? "Sign in first: this endpoint uses the browser session cookie."
-                : "Your account may not do this.");
+        return Problems.WriteAsync(context.HttpContext, StatusCodes.Status401Unauthorized, "Sign in first: this endpoint uses the browser session cookie.");
     }
 }

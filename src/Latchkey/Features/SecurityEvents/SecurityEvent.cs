@@ -46,12 +46,15 @@ public static class SecurityEventTypes
     public const string ToolCallDenied = "tool_call_denied";
     public const string AccountDisabled = "account_disabled";
     public const string AccountEnabled = "account_enabled";
+    public const string AccountDeleted = "account_deleted";
+    public const string SessionsEnded = "sessions_ended";
+    public const string PasswordResetByAdmin = "password_reset_by_admin";
 
     public static readonly IReadOnlyList<string> All =
     [
         SignIn, SignInFailed, SignInLockedOut, ConsentGranted, ConsentDenied, TokenIssued, TokenRevoked,
         ApiKeyCreated, ApiKeyRevoked, CredentialCreated, CredentialRead, CredentialRefreshed, CredentialRefreshFailed, CredentialDeleted,
-        ToolCallApprovalRequested, ToolCallApproved, ToolCallDenied, AccountDisabled, AccountEnabled,
+        ToolCallApprovalRequested, ToolCallApproved, ToolCallDenied, AccountDisabled, AccountEnabled, AccountDeleted, SessionsEnded, PasswordResetByAdmin,
     ];
 }
 

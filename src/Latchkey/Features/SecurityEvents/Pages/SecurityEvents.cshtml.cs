@@ -67,10 +67,13 @@ public sealed class SecurityEventsModel(SecurityEventHistory history, TimeProvid
         SecurityEventTypes.ToolCallDenied => "Tool call denied",
         SecurityEventTypes.AccountDisabled => "Account disabled by an administrator",
         SecurityEventTypes.AccountEnabled => "Account enabled by an administrator",
+        SecurityEventTypes.AccountDeleted => "Account deleted",
+        SecurityEventTypes.SessionsEnded => "Signed out everywhere by an administrator",
+        SecurityEventTypes.PasswordResetByAdmin => "Password reset by an administrator",
         _ => type,
     };
 
     public static bool IsWarning(string type) =>
         type is SecurityEventTypes.SignInFailed or SecurityEventTypes.SignInLockedOut or SecurityEventTypes.CredentialRefreshFailed
-            or SecurityEventTypes.AccountDisabled;
+            or SecurityEventTypes.AccountDisabled or SecurityEventTypes.AccountDeleted;
 }

@@ -1,0 +1,27 @@
+using Latchkey.Features.Accounts;
+using Microsoft.AspNetCore.Identity;
+
+namespace Latchkey.Features.Administration;
+
+/// <summary>
+/// The operators' side: <see cref="AccountAdministration"/> and <see cref="AccountDeletion"/> (shared
+/// by the CLI and the pages) and the admin pages under <c>/admin</c>, open to the <c>admin</c> role only.
+/// </summary>
+public static class AdministrationSetup
+{
+    public const string AdminPolicy = "admin";
+    public const string PathPrefix = "/admin";
+
+    public static WebApplicationBuilder AddAdministration(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddScoped<AccountAdministration>();
+        builder.Services.AddScoped<AccountDeletion>();
+        builder.Services.AddAuthorizationBuilder().AddPolicy(AdminPolicy, policy => policy
+            .AddAuthenticationSchemes(IdentityConstants.ApplicationScheme)
+            .RequireAuthenticatedUser()
+            .RequireRole(AccountRoles.Admin));
+        builder.Services.Configure<Microsoft.AspNetCore.Mvc.RazorPages.RazorPagesOptions>(options =>
+            options.Conventions.AuthorizeFolder("/Administration/Pages", AdminPolicy));
+        return builder;
+    }
+}
