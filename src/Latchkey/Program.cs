@@ -14,6 +14,7 @@ using Latchkey.Features.Operations;
 using Latchkey.Features.RateLimits;
 using Latchkey.Features.Scopes;
 using Latchkey.Features.SecurityEvents;
+using Latchkey.Features.Settings;
 using Latchkey.Features.Site;
 using Latchkey.Features.Telemetry;
 using Latchkey.Features.Webhooks;
@@ -54,6 +55,7 @@ public static class Program
         builder.AddKeyProtection();
         builder.AddScopes();
         builder.AddSecurityEvents();
+        builder.AddRuntimeSettings();
         builder.AddEmail();
         builder.AddAccounts();
         builder.AddApiKeys();

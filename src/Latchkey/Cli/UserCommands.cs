@@ -1,6 +1,4 @@
 using System.CommandLine;
-using System.Security.Cryptography;
-using Latchkey.Common;
 using Latchkey.Features.Accounts;
 using Microsoft.AspNetCore.Identity;
 
@@ -29,7 +27,8 @@ public static class UserCommands
             var password = await NewPasswordAsync(context, generated, ct);
 
             var registration = services.GetRequiredService<AccountRegistration>();
-            var result = await registration.RegisterAsync(parse.GetValue(email)!, parse.GetValue(name)!, parse.GetValue(timeZone), password);
+            // The operator vouches for the address: the account needs no confirmation e-mail (Accounts:RequireConfirmedEmail).
+            var result = await registration.RegisterAsync(parse.GetValue(email)!, parse.GetValue(name)!, parse.GetValue(timeZone), password, emailConfirmed: true);
             if (!result.Succeeded)
             {
                 await CliContext.WriteErrorsAsync(parse.InvocationConfiguration.Error, "The user was not created:", result.Errors);
@@ -55,7 +54,7 @@ public static class UserCommands
 
     /// <summary>A generated password (24 characters, to be shown once), or the first line of standard input.</summary>
     internal static async Task<string> NewPasswordAsync(CliContext context, bool generate, CancellationToken cancellationToken) => generate
-        ? RandomNumberGenerator.GetString(OpaqueSecretFormat.Alphabet, 24)
+        ? AccountPasswords.Generate()
         : (await context.Input.ReadLineAsync(cancellationToken))?.TrimEnd('\r', '\n') ?? "";
 
     /// <summary>Finds a user by e-mail for commands that act on someone's behalf.</summary>

@@ -37,6 +37,8 @@ public enum CacheScope
     McpServers,
     /// <summary>The authorization server's signing and encryption keys (a rotation).</summary>
     ServerKeys,
+    /// <summary>Settings changed at run time (<c>/admin/settings</c>).</summary>
+    Settings,
 }
 
 /// <summary>

@@ -57,6 +57,7 @@ public abstract class LatchkeyDbContext(DbContextOptions options)
     public DbSet<ToolCallApproval> McpApprovals => Set<ToolCallApproval>();
     public DbSet<McpVirtualServer> McpVirtualServers => Set<McpVirtualServer>();
     public DbSet<SecurityEvent> SecurityEvents => Set<SecurityEvent>();
+    public DbSet<Features.Settings.RuntimeSetting> RuntimeSettings => Set<Features.Settings.RuntimeSetting>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {

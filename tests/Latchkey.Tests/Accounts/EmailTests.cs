@@ -26,7 +26,7 @@ public sealed partial class EmailTests(EmailServer server) : IClassFixture<Email
         var asked = await Browser.SubmitFormAsync(anonymous, "/account/forgot-password", new Dictionary<string, string> { ["Email"] = account.Email });
         Assert.Equal(HttpStatusCode.OK, asked.StatusCode);
 
-        var message = await server.Smtp.WaitForMessageToAsync(account.Email, TimeSpan.FromSeconds(30));
+        var message = await server.Smtp.WaitForMessageToAsync(account.Email, TimeSpan.FromSeconds(30), "Reset your Latchkey password");
         Assert.Equal("Reset your Latchkey password", message.Subject);
         Assert.Equal("noreply@latchkey.test", message.From.Mailboxes.Single().Address);
         Assert.Equal("Latchkey Test", message.From.Mailboxes.Single().Name);
@@ -43,6 +43,24 @@ public sealed partial class EmailTests(EmailServer server) : IClassFixture<Email
     }
 
     [Fact]
+    public async Task A_new_account_is_sent_its_confirmation_link_as_text_and_html_with_the_same_words()
+    {
+        var account = await TestAccounts.SignUpAsync(server);
+
+        var message = await server.Smtp.WaitForMessageToAsync(account.Email, TimeSpan.FromSeconds(30), "Confirm your e-mail address for Latchkey");
+
+        Assert.Equal("multipart/alternative", message.Body!.ContentType.MimeType);
+        var link = ConfirmLink().Match(message.TextBody ?? "").Value;
+        Assert.StartsWith($"{server.BaseAddress.AbsoluteUri.TrimEnd('/')}/account/confirm-email?user=", link);
+        Assert.Contains("Hello Test User,", message.TextBody);
+        // The HTML names the same link (encoded), as a button, and loads nothing from anywhere.
+        Assert.Contains($"href=\"{System.Text.Encodings.Web.HtmlEncoder.Default.Encode(link)}\"", message.HtmlBody);
+        Assert.Contains(">Confirm my address</a>", message.HtmlBody);
+        Assert.DoesNotContain("<img", message.HtmlBody);
+        Assert.DoesNotContain("<script", message.HtmlBody);
+    }
+
+    [Fact]
     public async Task An_unknown_address_gets_the_same_answer_and_no_mail()
     {
         var unknown = TestAccounts.NewEmail();
@@ -51,7 +69,7 @@ public sealed partial class EmailTests(EmailServer server) : IClassFixture<Email
         var answer = await Browser.SubmitFormAsync(server.CreateClient(), "/account/forgot-password", new Dictionary<string, string> { ["Email"] = unknown });
         // A message asked for after it arrives first: the unknown address's would have been queued before.
         await Browser.SubmitFormAsync(server.CreateClient(), "/account/forgot-password", new Dictionary<string, string> { ["Email"] = known.Email });
-        await server.Smtp.WaitForMessageToAsync(known.Email, TimeSpan.FromSeconds(30));
+        await server.Smtp.WaitForMessageToAsync(known.Email, TimeSpan.FromSeconds(30), "Reset your Latchkey password");
 
         Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
         Assert.Empty(server.Smtp.MessagesTo(unknown));
@@ -139,6 +157,9 @@ public sealed partial class EmailTests(EmailServer server) : IClassFixture<Email
 
     [GeneratedRegex(@"https?://\S+/account/reset-password\?\S+")]
     private static partial Regex ResetLink();
+
+    [GeneratedRegex(@"https?://\S+/account/confirm-email\?\S+")]
+    private static partial Regex ConfirmLink();
 }
 
 /// <summary>An SMTP server on loopback: aiosmtpd (Debian's python3-aiosmtpd) writing what it receives to a maildir.</summary>

@@ -263,7 +263,7 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("we sent it a link");
         Assert.Empty(server.Emails.To("nobody-" + email));
 
-        var sent = Assert.Single(server.Emails.To(email));
+        var sent = Assert.Single(server.Emails.To(email), e => e.Subject == "Reset your Latchkey password");
         var link = ResetLink().Match(sent.Body).Value;
         Assert.StartsWith(server.BaseAddress.AbsoluteUri.TrimEnd('/') + "/account/reset-password?", link);
         await page.GotoAsync(link);
@@ -307,6 +307,24 @@ public sealed partial class PageTests(PageServer server, BrowserFixture browser)
         Assert.Equal(HttpStatusCode.NotFound, api.StatusCode);
         Assert.Equal("application/problem+json", api.Content.Headers.ContentType?.MediaType);
     }
+
+    [Fact]
+    public async Task A_new_account_confirms_its_address_with_the_button_behind_the_emailed_link()
+    {
+        var (page, email) = await SignUpAsync("Cleo Confirm");
+        var sent = Assert.Single(server.Emails.To(email), e => e.Subject == "Confirm your e-mail address for Latchkey");
+        Assert.NotNull(sent.HtmlBody);
+
+        await page.GotoAsync(ConfirmLink().Match(sent.Body).Value);
+        await BrowserFixture.CaptureAndCheckAsync(page, "confirm-email");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Confirm my address" }).ClickAsync();
+
+        await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Your e-mail address is confirmed");
+        Assert.True(await server.WithDbAsync(db => db.Users.Where(u => u.Email == email).Select(u => u.EmailConfirmed).SingleAsync()));
+    }
+
+    [GeneratedRegex(@"https?://\S+/account/confirm-email\?\S+")]
+    private static partial Regex ConfirmLink();
 
     [GeneratedRegex(@"https?://\S+/account/reset-password\?\S+")]
     private static partial Regex ResetLink();

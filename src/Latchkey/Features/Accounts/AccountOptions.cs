@@ -10,6 +10,12 @@ public sealed class AccountOptions
     /// <summary>Whether anyone may create an account at <c>/account/sign-up</c>. The CLI can always create users.</summary>
     public bool AllowSignUp { get; set; } = true;
 
+    /// <summary>
+    /// Whether an account must confirm its e-mail address (the link sent at sign-up) before it can
+    /// sign in. Needs a way to send e-mail (<c>Email:SmtpHost</c>); accounts made with the CLI count as confirmed.
+    /// </summary>
+    public bool RequireConfirmedEmail { get; set; }
+
     /// <summary>Failed sign-ins in a row before the account is locked.</summary>
     [Range(1, 100)]
     public int MaxFailedSignInAttempts { get; set; } = 5;

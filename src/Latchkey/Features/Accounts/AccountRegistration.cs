@@ -13,7 +13,8 @@ public sealed class AccountRegistration(UserManager<LatchkeyUser> users, TimePro
         public bool Succeeded => User is not null;
     }
 
-    public async Task<Result> RegisterAsync(string email, string displayName, string? timeZone, string password)
+    /// <param name="emailConfirmed">True when whoever creates the account vouches for the address (an operator with the CLI).</param>
+    public async Task<Result> RegisterAsync(string email, string displayName, string? timeZone, string password, bool emailConfirmed = false)
     {
         var errors = new Dictionary<string, string[]>();
         email = email.Trim();
@@ -40,6 +41,7 @@ public sealed class AccountRegistration(UserManager<LatchkeyUser> users, TimePro
             DisplayName = displayName,
             TimeZone = timeZone,
             CreatedAt = time.GetUtcNow(),
+            EmailConfirmed = emailConfirmed,
         };
         var created = await users.CreateAsync(user, password);
         if (created.Succeeded)

@@ -14,8 +14,9 @@ public static class AccountsSetup
     public const string SignOutPath = "/account/sign-out";
     public const string ForgotPasswordPath = "/account/forgot-password";
     public const string ResetPasswordPath = "/account/reset-password";
+    public const string ConfirmEmailPath = "/account/confirm-email";
 
-    /// <summary>How long a password reset link works.</summary>
+    /// <summary>How long a password reset (or e-mail confirmation) link works.</summary>
     public static readonly TimeSpan PasswordResetLifetime = TimeSpan.FromMinutes(60);
 
     /// <summary>ASP.NET Core Identity with cookie sign-in, lock-out and the account pages.</summary>
@@ -23,6 +24,7 @@ public static class AccountsSetup
     {
         builder.Services.AddOptions<AccountOptions>().BindConfiguration(AccountOptions.SectionName)
             .ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<AccountOptions>, AccountOptionsValidator>();
 
         builder.Services.AddScoped<UserProfiles>();
         builder.Services.AddSnapshotCache<UserProfile>(CacheScope.Users);
@@ -48,6 +50,7 @@ public static class AccountsSetup
         {
             identity.Lockout.MaxFailedAccessAttempts = accounts.Value.MaxFailedSignInAttempts;
             identity.Lockout.DefaultLockoutTimeSpan = TimeSpan.FromMinutes(accounts.Value.LockoutMinutes);
+            identity.SignIn.RequireConfirmedEmail = accounts.Value.RequireConfirmedEmail;
         });
 
         builder.Services.ConfigureApplicationCookie(cookie =>
@@ -81,6 +84,7 @@ public static class AccountsSetup
         builder.Services.Configure<SecurityStampValidatorOptions>(options => options.ValidationInterval = TimeSpan.FromMinutes(5));
         builder.Services.TryAddSingleton<IAccountEmailSender, LogAccountEmailSender>();
         builder.Services.AddScoped<AccountRegistration>();
+        builder.Services.AddScoped<AccountConfirmation>();
         builder.Services.AddRazorPages(options => options.RootDirectory = "/Features");
         return builder;
     }
@@ -100,4 +104,14 @@ public static class AccountsSetup
         }
         return Problems.WriteAsync(context.HttpContext, StatusCodes.Status401Unauthorized, "Sign in first: this endpoint uses the browser session cookie.");
     }
+}
+
+/// <summary>Refuses at start a confirmation that nobody could ever give: required, with no way to send the link.</summary>
+internal sealed class AccountOptionsValidator(IAccountEmailSender sender, IHostEnvironment environment) : IValidateOptions<AccountOptions>
+{
+    public ValidateOptionsResult Validate(string? name, AccountOptions options) =>
+        options.RequireConfirmedEmail && sender is LogAccountEmailSender && !environment.IsDevelopment()
+            ? ValidateOptionsResult.Fail("Accounts:RequireConfirmedEmail needs a way to send the confirmation link: set Email:SmtpHost " +
+                                         "(docs/configuration.md, \"Accounts e-mail\"), or leave it off.")
+            : ValidateOptionsResult.Success;
 }

@@ -16,6 +16,7 @@ public static class AdministrationSetup
     {
         builder.Services.AddScoped<AccountAdministration>();
         builder.Services.AddScoped<AccountDeletion>();
+        builder.Services.AddScoped<AdminOverview>();
         builder.Services.AddAuthorizationBuilder().AddPolicy(AdminPolicy, policy => policy
             .AddAuthenticationSchemes(IdentityConstants.ApplicationScheme)
             .RequireAuthenticatedUser()

@@ -15,11 +15,12 @@ namespace Latchkey.Features.Email;
 /// looks up the account and sends. Ids, names and addresses only: never a secret.
 /// </summary>
 public sealed class SecurityNotices(
-    IHttpContextAccessor http, IOptions<EmailOptions> options, IOptions<Operations.ServerOptions> server, IAccountEmailSender sender, TimeProvider time)
+    IHttpContextAccessor http, IOptions<Operations.ServerOptions> server, IAccountEmailSender sender, TimeProvider time)
 {
     // Without a way to deliver them (no SMTP settings, no sender of the operator's), notices are not
-    // queued at all, rather than each written to the log as not sent.
-    private readonly bool _delivers = options.Value.SecurityNotices && sender is not LogAccountEmailSender;
+    // queued at all, rather than each written to the log as not sent. Whether they are wanted
+    // (Email:SecurityNotices) may change at run time: the mailer asks when it sends.
+    private readonly bool _delivers = sender is not LogAccountEmailSender;
 
     /// <param name="Site">The server's address for the links in the e-mail: the request's, or <c>Server:PublicUrl</c>.</param>
     internal abstract record Notice(string UserId, DateTimeOffset At, string? Address, string Site);
@@ -66,7 +67,8 @@ public sealed class SecurityNotices(
 
 /// <summary>Turns queued <see cref="SecurityNotices"/> into e-mails to the account's address.</summary>
 internal sealed partial class SecurityNoticeMailer(
-    SecurityNotices notices, IServiceScopeFactory scopes, IAccountEmailSender sender, SecurityEventLog securityEvents, ILogger<SecurityNoticeMailer> logger)
+    SecurityNotices notices, IServiceScopeFactory scopes, IAccountEmailSender sender, SecurityEventLog securityEvents, Settings.RuntimeSettings settings,
+    ILogger<SecurityNoticeMailer> logger)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -75,15 +77,19 @@ internal sealed partial class SecurityNoticeMailer(
         {
             try
             {
+                if (!await settings.AreSecurityNoticesOnAsync(stoppingToken))
+                {
+                    continue;
+                }
                 await using var scope = scopes.CreateAsyncScope();
                 var db = scope.ServiceProvider.GetRequiredService<LatchkeyDbContext>();
                 var user = await db.Users.AsNoTracking().Where(u => u.Id == notice.UserId)
                     .Select(u => new { u.Email, u.DisplayName }).FirstOrDefaultAsync(stoppingToken);
-                if (user?.Email is null || await EmailFor(notice, user.DisplayName, db, stoppingToken) is not { } email)
+                if (user?.Email is null || await EmailFor(notice, user.Email, user.DisplayName, db, stoppingToken) is not { } email)
                 {
                     continue;
                 }
-                await sender.SendAsync(new AccountEmail(user.Email, email.Subject, email.Body), stoppingToken);
+                await sender.SendAsync(email, stoppingToken);
             }
             catch (Exception exception) when (exception is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
@@ -92,28 +98,29 @@ internal sealed partial class SecurityNoticeMailer(
         }
     }
 
-    private async Task<(string Subject, string Body)?> EmailFor(SecurityNotices.Notice notice, string name, LatchkeyDbContext db, CancellationToken cancellationToken)
+    private async Task<AccountEmail?> EmailFor(SecurityNotices.Notice notice, string to, string name, LatchkeyDbContext db, CancellationToken cancellationToken)
     {
         var when = notice.At.ToString("yyyy-MM-dd HH:mm 'UTC'", System.Globalization.CultureInfo.InvariantCulture);
         var from = notice.Address is { } address ? $" from {address}" : "";
         var site = notice.Site;
-        var notYou = $"If this was not you, sign in, look at your security log ({site}/profile/security-events), and change your password.";
+        string[] notYou = ["If this was not you, sign in, look at your security log, and change your password."];
         switch (notice)
         {
             case SecurityNotices.ApiKeyNotice key:
-                return ("A new API key was created for your Latchkey account",
-                    $"Hello {name},\n\nA new API key \"{key.Name}\" ({key.KeyId}) with the scopes {key.Scopes} was created for your account on {when}{from}.\n\n" +
-                    $"If this was not you, revoke it at {site}/profile/api-keys. {notYou}\n");
+                return AccountEmailTemplate.Compose(to, "A new API key was created for your Latchkey account", name,
+                    [$"A new API key \"{key.Name}\" ({key.KeyId}) with the scopes {key.Scopes} was created for your account on {when}{from}.",
+                     "If this was not you, revoke it on your API keys page."],
+                    new EmailAction("Review your API keys", $"{site}/profile/api-keys"), notYou);
             case SecurityNotices.SignInNotice signIn when await IsNewAddressAsync(signIn, db, cancellationToken):
-                return ("New sign-in to your Latchkey account",
-                    $"Hello {name},\n\nYour account was signed in to on {when}{from}, an address it had not signed in from before" +
-                    (string.IsNullOrEmpty(signIn.UserAgent) ? "" : $" ({signIn.UserAgent})") + $".\n\n{notYou}\n");
+                return AccountEmailTemplate.Compose(to, "New sign-in to your Latchkey account", name,
+                    [$"Your account was signed in to on {when}{from}, an address it had not signed in from before" +
+                     (string.IsNullOrEmpty(signIn.UserAgent) ? "" : $" ({signIn.UserAgent})") + "."],
+                    new EmailAction("Open your security log", $"{site}/profile/security-events"), notYou);
             case SecurityNotices.CredentialNotice credential:
-                return ($"Your {credential.Provider} connection needs you to sign in again",
-                    $"Hello {name},\n\nThe {credential.Provider} credential {credential.CredentialId}" +
-                    (credential.Account is null ? "" : $" ({credential.Account})") +
-                    $" stopped working on {when}: {credential.Provider} no longer accepts it, so the tools that use it will fail.\n\n" +
-                    $"Connect the account again at {site}/profile/connections.\n");
+                return AccountEmailTemplate.Compose(to, $"Your {credential.Provider} connection needs you to sign in again", name,
+                    [$"The {credential.Provider} credential {credential.CredentialId}" + (credential.Account is null ? "" : $" ({credential.Account})") +
+                     $" stopped working on {when}: {credential.Provider} no longer accepts it, so the tools that use it will fail."],
+                    new EmailAction("Connect the account again", $"{site}/profile/connections"));
             default:
                 return null;
         }

@@ -68,7 +68,8 @@ internal sealed partial class SmtpDelivery(SmtpEmailSender sender, IOptions<Emai
         message.Subject = email.Subject;
         // RFC 3834: an automatic message; vacation responders do not answer it.
         message.Headers.Add("Auto-Submitted", "auto-generated");
-        message.Body = new TextPart("plain") { Text = email.Body };
+        // Text and HTML as alternatives of the same words: a client shows the one it prefers.
+        message.Body = new BodyBuilder { TextBody = email.Body, HtmlBody = email.HtmlBody }.ToMessageBody();
 
         using var client = new SmtpClient { Timeout = settings.TimeoutSeconds * 1000 };
         await client.ConnectAsync(settings.SmtpHost!, settings.SmtpPort, settings.SmtpSecurity switch

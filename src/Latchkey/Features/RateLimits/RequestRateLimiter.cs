@@ -24,7 +24,7 @@ public sealed partial class RequestRateLimiter : IAsyncDisposable
 
     private static readonly string[] SignInPaths =
     [
-        AccountsSetup.SignInPath, AccountsSetup.SignUpPath, AccountsSetup.ForgotPasswordPath, AccountsSetup.ResetPasswordPath,
+        AccountsSetup.SignInPath, AccountsSetup.SignUpPath, AccountsSetup.ForgotPasswordPath, AccountsSetup.ResetPasswordPath, AccountsSetup.ConfirmEmailPath,
     ];
 
     private readonly PartitionedRateLimiter<string> _limiter;

@@ -49,12 +49,13 @@ public static class SecurityEventTypes
     public const string AccountDeleted = "account_deleted";
     public const string SessionsEnded = "sessions_ended";
     public const string PasswordResetByAdmin = "password_reset_by_admin";
+    public const string EmailConfirmed = "email_confirmed";
 
     public static readonly IReadOnlyList<string> All =
     [
         SignIn, SignInFailed, SignInLockedOut, ConsentGranted, ConsentDenied, TokenIssued, TokenRevoked,
         ApiKeyCreated, ApiKeyRevoked, CredentialCreated, CredentialRead, CredentialRefreshed, CredentialRefreshFailed, CredentialDeleted,
-        ToolCallApprovalRequested, ToolCallApproved, ToolCallDenied, AccountDisabled, AccountEnabled, AccountDeleted, SessionsEnded, PasswordResetByAdmin,
+        ToolCallApprovalRequested, ToolCallApproved, ToolCallDenied, AccountDisabled, AccountEnabled, AccountDeleted, SessionsEnded, PasswordResetByAdmin, EmailConfirmed,
     ];
 }
 

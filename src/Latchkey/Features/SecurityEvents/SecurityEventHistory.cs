@@ -55,9 +55,9 @@ public sealed partial class SecurityEventHistory(LatchkeyDbContext db, IOptions<
     private const int ExportBatchSize = 1000;
     private const int PruneBatchSize = 10_000;
 
-    /// <summary>One page, newest first, and the cursor of the next one (null on the last page).</summary>
+    /// <summary>One page, newest first, and the cursor of the next one (null on the last page). No account: every account's (the admin pages).</summary>
     public async Task<(List<SecurityEvent> Events, SecurityEventCursor? Next)> PageAsync(
-        string accountId, SecurityEventFilter filter, int limit, SecurityEventCursor? after, CancellationToken cancellationToken)
+        string? accountId, SecurityEventFilter filter, int limit, SecurityEventCursor? after, CancellationToken cancellationToken)
     {
         var rows = await Query(accountId, filter, after).Take(limit + 1).ToListAsync(cancellationToken);
         if (rows.Count <= limit)
@@ -91,9 +91,13 @@ public sealed partial class SecurityEventHistory(LatchkeyDbContext db, IOptions<
         }
     }
 
-    private IQueryable<SecurityEvent> Query(string accountId, SecurityEventFilter filter, SecurityEventCursor? after)
+    private IQueryable<SecurityEvent> Query(string? accountId, SecurityEventFilter filter, SecurityEventCursor? after)
     {
-        var query = db.Set<SecurityEvent>().AsNoTracking().Where(e => e.AccountId == accountId);
+        var query = db.Set<SecurityEvent>().AsNoTracking();
+        if (accountId is not null)
+        {
+            query = query.Where(e => e.AccountId == accountId);
+        }
         if (filter.Types.Count == 1)
         {
             var type = filter.Types[0];

@@ -10,6 +10,9 @@ public static class ProfileNavigation
     public const string SecurityEvents = "/profile/security-events";
     public const string Approvals = "/profile/approvals";
 
+    /// <summary>The admin pages, listed for accounts with the admin role.</summary>
+    public const string Admin = "/admin";
+
     public static readonly IReadOnlyList<(string Href, string Label)> Links =
     [
         (AuthorizedApps, "Authorized apps"),

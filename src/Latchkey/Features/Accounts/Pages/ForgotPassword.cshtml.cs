@@ -1,3 +1,4 @@
+using Latchkey.Common;
 using System.ComponentModel.DataAnnotations;
 using System.Text;
 using Microsoft.AspNetCore.Identity;
@@ -33,18 +34,14 @@ public sealed class ForgotPasswordModel(UserManager<LatchkeyUser> users, IAccoun
         {
             var token = await users.GeneratePasswordResetTokenAsync(user);
             var code = WebEncoders.Base64UrlEncode(Encoding.UTF8.GetBytes(token));
-            var link = $"{Request.Scheme}://{Request.Host}{Request.PathBase}{AccountsSetup.ResetPasswordPath}?user={Uri.EscapeDataString(user.Id)}&code={code}";
-            await sender.SendAsync(new AccountEmail(user.Email!, "Reset your Latchkey password",
-                $"""
-                Hello {user.DisplayName},
-
-                Someone (hopefully you) asked to reset the password of your Latchkey account.
-                Open this link within {AccountsSetup.PasswordResetLifetime.TotalMinutes:0} minutes to choose a new one:
-
-                {link}
-
-                If it was not you, ignore this e-mail: your password stays as it is.
-                """), cancellationToken);
+            var link = $"{ServerAddress.Base(HttpContext)}{AccountsSetup.ResetPasswordPath}?user={Uri.EscapeDataString(user.Id)}&code={code}";
+            await sender.SendAsync(AccountEmailTemplate.Compose(user.Email!, "Reset your Latchkey password", user.DisplayName,
+                [
+                    "Someone (hopefully you) asked to reset the password of your Latchkey account. " +
+                    $"Open this link within {AccountsSetup.PasswordResetLifetime.TotalMinutes:0} minutes to choose a new one.",
+                ],
+                new EmailAction("Choose a new password", link),
+                ["If it was not you, ignore this e-mail: your password stays as it is."]), cancellationToken);
         }
         // The same answer whether or not the address has an account, so the form reveals nothing.
         Sent = true;

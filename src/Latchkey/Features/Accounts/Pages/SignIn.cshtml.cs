@@ -21,7 +21,8 @@ public sealed partial class SignInModel(
     [BindProperty(SupportsGet = true)]
     public string? ReturnUrl { get; set; }
 
-    public bool SignUpAllowed => options.Value.AllowSignUp;
+    /// <summary>Set when the password was right but the address is not confirmed yet.</summary>
+    public string? UnconfirmedEmail { get; private set; }
 
     public string SignUpUrl => ReturnUrls.AppendTo(AccountsSetup.SignUpPath, ReturnUrl);
 
@@ -54,6 +55,13 @@ public sealed partial class SignInModel(
         {
             securityEvents.Record(user!.Id, SecurityEventTypes.SignInFailed, detail: "account disabled");
             ModelState.AddModelError(string.Empty, "This account is disabled. Ask the administrator of this Latchkey to enable it.");
+            return Page();
+        }
+        // Likewise an address still to confirm (Accounts:RequireConfirmedEmail), with the way to get the link again.
+        if (result.IsNotAllowed && !user!.EmailConfirmed && await signInManager.UserManager.CheckPasswordAsync(user, Input.Password))
+        {
+            securityEvents.Record(user.Id, SecurityEventTypes.SignInFailed, detail: "e-mail address not confirmed");
+            UnconfirmedEmail = user.Email;
             return Page();
         }
         if (result.IsLockedOut && !disabled)

@@ -1,5 +1,7 @@
+using Latchkey.Common;
 using System.ComponentModel.DataAnnotations;
 using Latchkey.Features.SecurityEvents;
+using Latchkey.Features.Settings;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
@@ -10,6 +12,8 @@ namespace Latchkey.Features.Accounts.Pages;
 public sealed class SignUpModel(
     AccountRegistration registration,
     SignInManager<LatchkeyUser> signInManager,
+    RuntimeSettings settings,
+    AccountConfirmation confirmation,
     IOptions<AccountOptions> options,
     SecurityEventLog securityEvents) : PageModel
 {
@@ -24,13 +28,17 @@ public sealed class SignUpModel(
 
     public IReadOnlyList<string> TimeZoneIds => SortedTimeZoneIds;
 
+    /// <summary>The address of an account just made that must be confirmed before it signs in.</summary>
+    public string? AwaitingConfirmation { get; private set; }
+
     public string SignInUrl => ReturnUrls.AppendTo(AccountsSetup.SignInPath, ReturnUrl);
 
-    public IActionResult OnGet() => options.Value.AllowSignUp ? Page() : SignUpClosed();
+    public async Task<IActionResult> OnGetAsync(CancellationToken cancellationToken) =>
+        await settings.IsSignUpAllowedAsync(cancellationToken) ? Page() : SignUpClosed();
 
-    public async Task<IActionResult> OnPostAsync()
+    public async Task<IActionResult> OnPostAsync(CancellationToken cancellationToken)
     {
-        if (!options.Value.AllowSignUp)
+        if (!await settings.IsSignUpAllowedAsync(cancellationToken))
         {
             return SignUpClosed();
         }
@@ -59,6 +67,14 @@ public sealed class SignUpModel(
             return Page();
         }
 
+        await confirmation.SendAsync(result.User, ServerAddress.Base(HttpContext), cancellationToken);
+        if (options.Value.RequireConfirmedEmail)
+        {
+            // No session until the address is confirmed: the next step is in the mailbox.
+            AwaitingConfirmation = result.User.Email;
+            ModelState.Clear();
+            return Page();
+        }
         await signInManager.SignInAsync(result.User, isPersistent: false);
         securityEvents.Record(result.User.Id, SecurityEventTypes.SignIn, detail: "new account");
         return LocalRedirect(ReturnUrls.SafeLocal(Url, ReturnUrl));

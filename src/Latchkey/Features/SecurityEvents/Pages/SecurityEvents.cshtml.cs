@@ -70,6 +70,7 @@ public sealed class SecurityEventsModel(SecurityEventHistory history, TimeProvid
         SecurityEventTypes.AccountDeleted => "Account deleted",
         SecurityEventTypes.SessionsEnded => "Signed out everywhere by an administrator",
         SecurityEventTypes.PasswordResetByAdmin => "Password reset by an administrator",
+        SecurityEventTypes.EmailConfirmed => "E-mail address confirmed",
         _ => type,
     };
 

@@ -12,7 +12,7 @@ namespace Latchkey.Storage.CompiledModels.Postgres
     public partial class PostgresLatchkeyDbContextModel
     {
         private PostgresLatchkeyDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("066687c9-ed5c-4781-9282-545f98a9a0cd"), entityTypeCount: 31)
+            : base(skipDetectChanges: false, modelId: new Guid("7401fce1-6618-4d55-a321-0ecbb6912b4d"), entityTypeCount: 32)
         {
         }
 
@@ -40,6 +40,7 @@ namespace Latchkey.Storage.CompiledModels.Postgres
             var mcpVirtualMember = McpVirtualMemberEntityType.Create(this);
             var mcpVirtualServer = McpVirtualServerEntityType.Create(this);
             var securityEvent = SecurityEventEntityType.Create(this);
+            var runtimeSetting = RuntimeSettingEntityType.Create(this);
             var webhookDelivery = WebhookDeliveryEntityType.Create(this);
             var webhookEndpoint = WebhookEndpointEntityType.Create(this);
             var dataProtectionKey = DataProtectionKeyEntityType.Create(this);
@@ -97,6 +98,7 @@ namespace Latchkey.Storage.CompiledModels.Postgres
             McpVirtualMemberEntityType.CreateAnnotations(mcpVirtualMember);
             McpVirtualServerEntityType.CreateAnnotations(mcpVirtualServer);
             SecurityEventEntityType.CreateAnnotations(securityEvent);
+            RuntimeSettingEntityType.CreateAnnotations(runtimeSetting);
             WebhookDeliveryEntityType.CreateAnnotations(webhookDelivery);
             WebhookEndpointEntityType.CreateAnnotations(webhookEndpoint);
             DataProtectionKeyEntityType.CreateAnnotations(dataProtectionKey);

@@ -11,7 +11,7 @@ namespace Latchkey.Storage.CompiledModels.Sqlite
     public partial class SqliteLatchkeyDbContextModel
     {
         private SqliteLatchkeyDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("a0c831bd-50ec-4078-9e1a-63bdbddfe39d"), entityTypeCount: 31)
+            : base(skipDetectChanges: false, modelId: new Guid("ab38d473-b1d0-499c-83ab-18d89412e206"), entityTypeCount: 32)
         {
         }
 
@@ -39,6 +39,7 @@ namespace Latchkey.Storage.CompiledModels.Sqlite
             var mcpVirtualMember = McpVirtualMemberEntityType.Create(this);
             var mcpVirtualServer = McpVirtualServerEntityType.Create(this);
             var securityEvent = SecurityEventEntityType.Create(this);
+            var runtimeSetting = RuntimeSettingEntityType.Create(this);
             var webhookDelivery = WebhookDeliveryEntityType.Create(this);
             var webhookEndpoint = WebhookEndpointEntityType.Create(this);
             var dataProtectionKey = DataProtectionKeyEntityType.Create(this);
@@ -96,6 +97,7 @@ namespace Latchkey.Storage.CompiledModels.Sqlite
             McpVirtualMemberEntityType.CreateAnnotations(mcpVirtualMember);
             McpVirtualServerEntityType.CreateAnnotations(mcpVirtualServer);
             SecurityEventEntityType.CreateAnnotations(securityEvent);
+            RuntimeSettingEntityType.CreateAnnotations(runtimeSetting);
             WebhookDeliveryEntityType.CreateAnnotations(webhookDelivery);
             WebhookEndpointEntityType.CreateAnnotations(webhookEndpoint);
             DataProtectionKeyEntityType.CreateAnnotations(dataProtectionKey);

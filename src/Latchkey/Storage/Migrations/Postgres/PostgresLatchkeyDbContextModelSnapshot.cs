@@ -1133,6 +1133,30 @@ namespace Latchkey.Storage.Migrations.Postgres
                     b.ToTable("security_events", (string)null);
                 });
 
+            modelBuilder.Entity("Latchkey.Features.Settings.RuntimeSetting", b =>
+                {
+                    b.Property<string>("Key")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("UpdatedBy")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)");
+
+                    b.Property<string>("Value")
+                        .IsRequired()
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)");
+
+                    b.HasKey("Key");
+
+                    b.ToTable("runtime_settings", (string)null);
+                });
+
             modelBuilder.Entity("Latchkey.Features.Webhooks.WebhookDelivery", b =>
                 {
                     b.Property<string>("Id")

@@ -1122,6 +1122,30 @@ namespace Latchkey.Storage.Migrations.Sqlite
                     b.ToTable("security_events", (string)null);
                 });
 
+            modelBuilder.Entity("Latchkey.Features.Settings.RuntimeSetting", b =>
+                {
+                    b.Property<string>("Key")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("UpdatedBy")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Value")
+                        .IsRequired()
+                        .HasMaxLength(1000)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Key");
+
+                    b.ToTable("runtime_settings", (string)null);
+                });
+
             modelBuilder.Entity("Latchkey.Features.Webhooks.WebhookDelivery", b =>
                 {
                     b.Property<string>("Id")

@@ -1,0 +1,47 @@
+using System.Text;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.WebUtilities;
+
+namespace Latchkey.Features.Accounts;
+
+/// <summary>
+/// E-mail address confirmation: a link with ASP.NET Core Identity's confirmation token, sent at
+/// sign-up and again on request (<c>/account/confirm-email</c>). With
+/// <c>Accounts:RequireConfirmedEmail</c> an account cannot sign in until its address is confirmed.
+/// </summary>
+public sealed class AccountConfirmation(UserManager<LatchkeyUser> users, IAccountEmailSender sender)
+{
+    /// <summary>Sends the link; <paramref name="site"/> is the server's address the link starts with.</summary>
+    public async Task SendAsync(LatchkeyUser user, string site, CancellationToken cancellationToken)
+    {
+        var token = await users.GenerateEmailConfirmationTokenAsync(user);
+        var code = WebEncoders.Base64UrlEncode(Encoding.UTF8.GetBytes(token));
+        var link = $"{site}{AccountsSetup.ConfirmEmailPath}?user={Uri.EscapeDataString(user.Id)}&code={code}";
+        await sender.SendAsync(AccountEmailTemplate.Compose(user.Email!, "Confirm your e-mail address for Latchkey", user.DisplayName,
+            [
+                $"Please confirm that {user.Email} is your address: security notices and password reset links are sent here. " +
+                $"The link works for {AccountsSetup.PasswordResetLifetime.TotalMinutes:0} minutes.",
+            ],
+            new EmailAction("Confirm my address", link),
+            ["If you did not create a Latchkey account, ignore this e-mail."]), cancellationToken);
+    }
+
+    /// <summary>Confirms the address of <paramref name="userId"/> with the link's code; false when the link is wrong, used or too old.</summary>
+    public async Task<LatchkeyUser?> ConfirmAsync(string? userId, string? code)
+    {
+        if (string.IsNullOrEmpty(userId) || string.IsNullOrEmpty(code) || await users.FindByIdAsync(userId) is not { } user)
+        {
+            return null;
+        }
+        string token;
+        try
+        {
+            token = Encoding.UTF8.GetString(WebEncoders.Base64UrlDecode(code));
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+        return user.EmailConfirmed || (await users.ConfirmEmailAsync(user, token)).Succeeded ? user : null;
+    }
+}
