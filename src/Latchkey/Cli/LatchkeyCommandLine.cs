@@ -30,6 +30,7 @@ public static class LatchkeyCommandLine
         root.Add(CleanupCommand.Create(context));
         root.Add(ServerKeyCommands.Create(context));
         root.Add(TestClientCommand.Create());
+        root.Add(SampleMcpServerCommand.Create());
         foreach (var command in BrokerCommands.Create(context))
         {
             root.Add(command);
