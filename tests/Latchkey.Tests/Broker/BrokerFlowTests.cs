@@ -306,6 +306,28 @@ public abstract class BrokerFlowTests(LatchkeyServerFixture server) : IAsyncLife
         Assert.Equal(HttpStatusCode.NotFound, (await caller.Client.GetAsync($"/mcp/credentials/{credentialId}")).StatusCode);
     }
 
+    [Fact]
+    public async Task Deleting_the_account_revokes_its_credentials_at_the_provider_and_removes_its_providers()
+    {
+        var caller = await CallerAsync();
+        var providerId = await AddProviderAsync(caller);
+        var (exchange, _) = await ConnectAsync(caller, providerId);
+        var credentialId = exchange.GetProperty("credential_id").GetString()!;
+        var revokedBefore = _provider.Revoked.Count;
+
+        var plan = await server.RunCliAsync(["users", "delete", caller.AccountEmail]);
+        var deleted = await server.RunCliAsync(["users", "delete", caller.AccountEmail, "--yes"]);
+
+        Assert.Contains("1 connected credential(s), revoked at the provider", plan.Output);
+        Assert.Contains("1 provider configuration(s) it added", plan.Output);
+        Assert.True(deleted.ExitCode == 0, deleted.Error);
+        Assert.True(_provider.Revoked.Count > revokedBefore, "the credential's token was revoked at the provider");
+        Assert.Equal(0, await server.WithDbAsync(db => db.BrokerCredentials.CountAsync(c => c.Id == credentialId)));
+        Assert.Equal(0, await server.WithDbAsync(db => db.BrokerProviders.CountAsync(p => p.Id == providerId)));
+        await Eventually.TrueAsync(async () => (await caller.Client.GetAsync("/mcp/credentials")).StatusCode == HttpStatusCode.Unauthorized,
+            TimeSpan.FromSeconds(5), "the deleted account's API key refused");
+    }
+
     [Theory]
     [InlineData("{\"provider_id\": ", "invalid_request", HttpStatusCode.BadRequest)]
     [InlineData("{\"provider_id\":\"provider_nope_001\",\"redirect_uri\":\"https://a.example/cb\"}", "provider_not_found", HttpStatusCode.NotFound)]

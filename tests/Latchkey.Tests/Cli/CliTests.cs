@@ -245,6 +245,11 @@ public abstract partial class CliTests(LatchkeyServerFixture server)
             {
                 Id = $"wh_{Guid.NewGuid():N}", AccountId = ownerId, Url = "https://hooks.example.com/latchkey", Events = "credential.deleted", SecretCiphertext = "unused",
             });
+            db.McpServers.Add(new Latchkey.Features.Mcp.McpServer
+            {
+                Id = $"mcp_{Guid.NewGuid():N}"[..20], OwnerId = ownerId, Name = "Files", UpstreamUrl = "https://mcp.example.com/mcp",
+                CreatedAt = DateTimeOffset.UtcNow, UpdatedAt = DateTimeOffset.UtcNow,
+            });
             return db.SaveChangesAsync();
         });
         var client = server.CreateClient();
@@ -257,6 +262,7 @@ public abstract partial class CliTests(LatchkeyServerFixture server)
         Assert.Contains("1 API key(s)", plan.Output);
         Assert.True(plan.Output.Contains("1 OAuth app(s) it registered, deleted with their tokens (1 other account(s) signed in to them lose that access)", StringComparison.Ordinal), plan.Output);
         Assert.Contains("1 webhook endpoint(s)", plan.Output);
+        Assert.Contains("1 MCP server(s) and 0 virtual server(s)", plan.Output);
         Assert.Contains("Nothing was deleted", plan.Output);
         Assert.Equal(HttpStatusCode.OK, await MeWithKeyAsync(key));
 
@@ -280,6 +286,7 @@ public abstract partial class CliTests(LatchkeyServerFixture server)
         Assert.Equal(0, await server.WithDbAsync(db => db.ApiKeys.CountAsync(k => k.UserId == ownerId)));
         Assert.Equal(0, await server.WithDbAsync(db => db.OAuthApplications.CountAsync(a => a.ClientId == issued.App.ClientId)));
         Assert.Equal(0, await server.WithDbAsync(db => db.WebhookEndpoints.CountAsync(e => e.AccountId == ownerId)));
+        Assert.Equal(0, await server.WithDbAsync(db => db.McpServers.CountAsync(s => s.OwnerId == ownerId)));
         // The security log keeps who deleted it (until its retention ends).
         var events = await server.WithDbAsync(db => db.SecurityEvents.Where(e => e.AccountId == ownerId && e.Type == "account_deleted").Select(e => e.Detail).ToListAsync());
         Assert.Contains(events, detail => detail!.Contains(owner.Email, StringComparison.Ordinal) && detail.Contains("latchkey users delete", StringComparison.Ordinal));

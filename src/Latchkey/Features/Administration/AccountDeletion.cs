@@ -111,7 +111,12 @@ public sealed class AccountDeletion(
         await db.McpApprovals.Where(a => a.OwnerId == user.Id).ExecuteDeleteAsync(cancellationToken);
         await db.McpServers.Where(s => s.OwnerId == user.Id).ExecuteDeleteAsync(cancellationToken);
 
-        var result = await users.DeleteAsync(user);
+        // Rows the steps above loaded (a credential's provider) are gone from the database by now:
+        // forget them, or deleting the account would cascade to them again and find nothing to delete.
+        // The account is read afresh for the same reason (a sign-in attempt may have counted a failure).
+        db.ChangeTracker.Clear();
+        var current = await users.FindByIdAsync(user.Id);
+        var result = current is null ? IdentityResult.Success : await users.DeleteAsync(current);
         if (!result.Succeeded)
         {
             throw new InvalidOperationException("The account could not be deleted: " + string.Join(" ", result.Errors.Select(e => e.Description)));
