@@ -9,8 +9,14 @@ namespace Latchkey.Features.Accounts;
 /// sign-up and again on request (<c>/account/confirm-email</c>). With
 /// <c>Accounts:RequireConfirmedEmail</c> an account cannot sign in until its address is confirmed.
 /// </summary>
-public sealed class AccountConfirmation(UserManager<LatchkeyUser> users, IAccountEmailSender sender)
+public sealed class AccountConfirmation(UserManager<LatchkeyUser> users, IAccountEmailSender sender, IHostEnvironment environment)
 {
+    /// <summary>
+    /// Whether a link sent now reaches anyone: a real sender, or Development's log. Sign-up sends
+    /// one only then, so a server without e-mail does not log "not sent" for every new account.
+    /// </summary>
+    public bool Delivers => sender is not LogAccountEmailSender || environment.IsDevelopment();
+
     /// <summary>Sends the link; <paramref name="site"/> is the server's address the link starts with.</summary>
     public async Task SendAsync(LatchkeyUser user, string site, CancellationToken cancellationToken)
     {

@@ -67,7 +67,10 @@ public sealed class SignUpModel(
             return Page();
         }
 
-        await confirmation.SendAsync(result.User, ServerAddress.Base(HttpContext), cancellationToken);
+        if (confirmation.Delivers || options.Value.RequireConfirmedEmail)
+        {
+            await confirmation.SendAsync(result.User, ServerAddress.Base(HttpContext), cancellationToken);
+        }
         if (options.Value.RequireConfirmedEmail)
         {
             // No session until the address is confirmed: the next step is in the mailbox.
