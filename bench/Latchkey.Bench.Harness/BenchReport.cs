@@ -13,7 +13,8 @@ internal sealed class BenchReport(
     IReadOnlyList<Sample> samples,
     IReadOnlyDictionary<string, double> facts,
     IReadOnlyList<StartupResult> startup,
-    IReadOnlyList<string> problems)
+    IReadOnlyList<string> problems,
+    IReadOnlyDictionary<string, IReadOnlyList<(string Series, double Value)>> meters)
 {
     private const string StartMarker = "<!-- bench:results:start -->";
     private const string EndMarker = "<!-- bench:results:end -->";
@@ -192,6 +193,22 @@ internal sealed class BenchReport(
         foreach (var bar in Bars())
         {
             text.AppendLine(Invariant, $"| {bar.Target} | {bar.What} | {bar.Measured} | {bar.Required} | {(bar.Met ? "yes" : "**no**")} |");
+        }
+        if (meters.Count > 0)
+        {
+            text.AppendLine();
+            text.AppendLine("Latchkey's meters on `/metrics` (the Prometheus listener) after each target's workloads, summed over their labels " +
+                            "(histogram buckets left out):");
+            text.AppendLine();
+            text.AppendLine("| target | series | value |");
+            text.AppendLine("|---|---|---:|");
+            foreach (var (target, series) in meters)
+            {
+                foreach (var (name, value) in series)
+                {
+                    text.AppendLine(Invariant, $"| {target} | `{name}` | {value:0.###} |");
+                }
+            }
         }
         return text.ToString();
     }

@@ -46,6 +46,9 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
     public Dictionary<string, double> Facts { get; } = [];
     public List<StartupResult> Startup { get; } = [];
 
+    /// <summary>Each Latchkey target's meters on <c>/metrics</c> after its workloads: series name and its value summed over label sets.</summary>
+    public Dictionary<string, IReadOnlyList<(string Series, double Value)>> Meters { get; } = [];
+
     /// <summary>What went wrong besides a sample's error answers (codes that ran out, a start-up that failed).</summary>
     public List<string> Problems { get; } = [];
 
@@ -96,7 +99,7 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
             await MeasureLatchkeyAsync(postgres);
         }
 
-        var report = new BenchReport(options, Samples, Facts, Startup, Problems);
+        var report = new BenchReport(options, Samples, Facts, Startup, Problems, Meters);
         var table = report.Render();
         Console.WriteLine();
         Console.WriteLine(table);
@@ -371,12 +374,17 @@ internal sealed class BenchRun(BenchOptions options) : IAsyncDisposable
     /// Scrapes the server's <c>/metrics</c> after its workloads: Latchkey's meters must be there
     /// (tokens issued and introspections, at least); a run without them fails.
     /// </summary>
-    private static async Task CheckMetricsAsync(LatchkeyTarget target)
+    private async Task CheckMetricsAsync(LatchkeyTarget target)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
         var scraped = await http.GetStringAsync(target.MetricsUrl);
-        var families = scraped.Split('\n').Where(line => line.StartsWith("latchkey_", StringComparison.Ordinal))
-            .Select(line => line[..line.IndexOfAny(['{', ' '])]).Distinct().Order().ToList();
+        // "name{labels} value" lines; a histogram's buckets are left out (its _count and _sum say enough here).
+        var meters = scraped.Split('\n')
+            .Where(line => line.StartsWith("latchkey_", StringComparison.Ordinal) && !line.Contains("_bucket{", StringComparison.Ordinal))
+            .Select(line => (Series: line[..line.IndexOfAny(['{', ' '])], Value: double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture)))
+            .GroupBy(m => m.Series).Select(g => (Series: g.Key, Value: g.Sum(m => m.Value))).OrderBy(m => m.Series, StringComparer.Ordinal).ToList();
+        Meters[target.Name] = meters;
+        var families = meters.Select(m => m.Series).ToList();
         Say($"{target.Name}: /metrics after the run has {families.Count} Latchkey series: {string.Join(", ", families)}");
         foreach (var required in new[] { "latchkey_tokens_issued_total", "latchkey_introspections_total" })
         {
