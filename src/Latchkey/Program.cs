@@ -1,5 +1,6 @@
 using Latchkey.Cli;
 using Latchkey.Cluster;
+using Latchkey.Features.AccountData;
 using Latchkey.Features.Accounts;
 using Latchkey.Features.Administration;
 using Latchkey.Features.ApiDocs;
@@ -64,6 +65,7 @@ public static class Program
         builder.AddWebhooks();
         builder.AddBroker();
         builder.AddMcp();
+        builder.AddAccountData();
         builder.AddAdministration();
         builder.AddApiDocs();
 

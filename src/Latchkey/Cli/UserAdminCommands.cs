@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Latchkey.Features.AccountData;
 using Latchkey.Features.Accounts;
 using Latchkey.Features.Administration;
 

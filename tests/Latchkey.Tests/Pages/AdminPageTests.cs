@@ -134,6 +134,30 @@ public sealed class AdminPageTests(PageServer server, BrowserFixture browser) : 
         Assert.Equal(1, await server.WithDbAsync(db => db.Users.CountAsync(u => u.Id == id)));
     }
 
+    /// <summary>Not an admin page, but the other side of deletion: the account's own (<c>/profile/account</c>).</summary>
+    [Fact]
+    public async Task A_person_downloads_their_data_and_deletes_their_own_account_with_their_password()
+    {
+        var (page, email) = await SignedInAsync("Dora Departing");
+
+        await page.GetByRole(AriaRole.Link, new() { Name = "Your account" }).ClickAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.List, new() { Name = "What deleting removes" })).ToContainTextAsync("0 API key(s)");
+        await BrowserFixture.CaptureAndCheckAsync(page, "account");
+        var download = await page.RunAndWaitForDownloadAsync(() => page.GetByRole(AriaRole.Link, new() { Name = "Download your data (JSON)" }).ClickAsync());
+        Assert.EndsWith(".json", download.SuggestedFilename);
+        Assert.Contains(email, await File.ReadAllTextAsync((await download.PathAsync())!));
+
+        await page.GetByLabel("Your password, to confirm").FillAsync("not the password");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Delete my account" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#delete-password-error")).ToContainTextAsync("nothing was deleted");
+        await page.GetByLabel("Your password, to confirm").FillAsync(TestAccounts.Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Delete my account" }).ClickAsync();
+
+        await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Your account is deleted" })).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Link, new() { Name = "Sign in" })).ToBeVisibleAsync();
+        Assert.Equal(0, await server.WithDbAsync(db => db.Users.CountAsync(u => u.Email == email)));
+    }
+
     [Fact]
     public async Task Someone_without_the_admin_role_gets_403_and_no_admin_link()
     {

@@ -8,7 +8,7 @@ using Microsoft.EntityFrameworkCore;
 using OpenIddict.Abstractions;
 using static OpenIddict.Abstractions.OpenIddictConstants;
 
-namespace Latchkey.Features.Administration;
+namespace Latchkey.Features.AccountData;
 
 /// <summary>What deleting an account removes, counted before it is done (and what it did remove, after).</summary>
 public sealed record AccountDeletionPlan(

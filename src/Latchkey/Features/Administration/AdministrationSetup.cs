@@ -4,8 +4,9 @@ using Microsoft.AspNetCore.Identity;
 namespace Latchkey.Features.Administration;
 
 /// <summary>
-/// The operators' side: <see cref="AccountAdministration"/> and <see cref="AccountDeletion"/> (shared
-/// by the CLI and the pages) and the admin pages under <c>/admin</c>, open to the <c>admin</c> role only.
+/// The operators' side: <see cref="AccountAdministration"/> (shared by the CLI and the pages) and the
+/// admin pages under <c>/admin</c>, open to the <c>admin</c> role only. Deleting an account is
+/// <see cref="AccountData.AccountDeletion"/>'s, shared with the account's own page.
 /// </summary>
 public static class AdministrationSetup
 {
@@ -15,7 +16,6 @@ public static class AdministrationSetup
     public static WebApplicationBuilder AddAdministration(this WebApplicationBuilder builder)
     {
         builder.Services.AddScoped<AccountAdministration>();
-        builder.Services.AddScoped<AccountDeletion>();
         builder.Services.AddScoped<AdminOverview>();
         builder.Services.AddAuthorizationBuilder().AddPolicy(AdminPolicy, policy => policy
             .AddAuthenticationSchemes(IdentityConstants.ApplicationScheme)

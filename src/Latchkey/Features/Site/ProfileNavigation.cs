@@ -9,6 +9,7 @@ public static class ProfileNavigation
     public const string AuthorizedApps = "/profile/authorized-apps";
     public const string SecurityEvents = "/profile/security-events";
     public const string Approvals = "/profile/approvals";
+    public const string Account = "/profile/account";
 
     /// <summary>The admin pages, listed for accounts with the admin role.</summary>
     public const string Admin = "/admin";
@@ -21,5 +22,6 @@ public static class ProfileNavigation
         (Approvals, "Approvals"),
         (OAuthApps, "Your OAuth apps"),
         (SecurityEvents, "Security log"),
+        (Account, "Your account"),
     ];
 }

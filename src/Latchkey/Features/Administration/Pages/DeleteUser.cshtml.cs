@@ -1,4 +1,5 @@
 using Latchkey.Common;
+using Latchkey.Features.AccountData;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 
