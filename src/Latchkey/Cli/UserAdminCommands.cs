@@ -163,7 +163,7 @@ internal static class UserAdminCommands
             {
                 return CliContext.Failure;
             }
-            var status = disable ? "disabled" : "active";
+            var status = disable ? UserStatuses.Disabled : UserStatuses.Active;
             var changed = AccountDisabling.IsDisabled(user) != disable;
             var administration = services.GetRequiredService<AccountAdministration>();
             DisableOutcome? revoked = null;

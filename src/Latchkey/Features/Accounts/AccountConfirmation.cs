@@ -1,6 +1,4 @@
-using System.Text;
 using Microsoft.AspNetCore.Identity;
-using Microsoft.AspNetCore.WebUtilities;
 
 namespace Latchkey.Features.Accounts;
 
@@ -15,14 +13,16 @@ public sealed class AccountConfirmation(UserManager<LatchkeyUser> users, IAccoun
     /// Whether a link sent now reaches anyone: a real sender, or Development's log. Sign-up sends
     /// one only then, so a server without e-mail does not log "not sent" for every new account.
     /// </summary>
-    public bool Delivers => sender is not LogAccountEmailSender || environment.IsDevelopment();
+    public bool Delivers => CanDeliver(sender, environment);
+
+    /// <summary>The rule of <see cref="Delivers"/>, for the start-up check of <c>Accounts:RequireConfirmedEmail</c> too.</summary>
+    internal static bool CanDeliver(IAccountEmailSender sender, IHostEnvironment environment) =>
+        sender is not LogAccountEmailSender || environment.IsDevelopment();
 
     /// <summary>Sends the link; <paramref name="site"/> is the server's address the link starts with.</summary>
     public async Task SendAsync(LatchkeyUser user, string site, CancellationToken cancellationToken)
     {
-        var token = await users.GenerateEmailConfirmationTokenAsync(user);
-        var code = WebEncoders.Base64UrlEncode(Encoding.UTF8.GetBytes(token));
-        var link = $"{site}{AccountsSetup.ConfirmEmailPath}?user={Uri.EscapeDataString(user.Id)}&code={code}";
+        var link = AccountLinks.To(site, AccountsSetup.ConfirmEmailPath, user.Id, await users.GenerateEmailConfirmationTokenAsync(user));
         await sender.SendAsync(AccountEmailTemplate.Compose(user.Email!, "Confirm your e-mail address for Latchkey", user.DisplayName,
             [
                 $"Please confirm that {user.Email} is your address: security notices and password reset links are sent here. " +
@@ -35,16 +35,7 @@ public sealed class AccountConfirmation(UserManager<LatchkeyUser> users, IAccoun
     /// <summary>Confirms the address of <paramref name="userId"/> with the link's code; false when the link is wrong, used or too old.</summary>
     public async Task<LatchkeyUser?> ConfirmAsync(string? userId, string? code)
     {
-        if (string.IsNullOrEmpty(userId) || string.IsNullOrEmpty(code) || await users.FindByIdAsync(userId) is not { } user)
-        {
-            return null;
-        }
-        string token;
-        try
-        {
-            token = Encoding.UTF8.GetString(WebEncoders.Base64UrlDecode(code));
-        }
-        catch (FormatException)
+        if (string.IsNullOrEmpty(userId) || AccountLinks.TokenOf(code) is not { } token || await users.FindByIdAsync(userId) is not { } user)
         {
             return null;
         }

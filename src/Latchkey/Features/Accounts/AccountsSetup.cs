@@ -110,7 +110,7 @@ public static class AccountsSetup
 internal sealed class AccountOptionsValidator(IAccountEmailSender sender, IHostEnvironment environment) : IValidateOptions<AccountOptions>
 {
     public ValidateOptionsResult Validate(string? name, AccountOptions options) =>
-        options.RequireConfirmedEmail && sender is LogAccountEmailSender && !environment.IsDevelopment()
+        options.RequireConfirmedEmail && !AccountConfirmation.CanDeliver(sender, environment)
             ? ValidateOptionsResult.Fail("Accounts:RequireConfirmedEmail needs a way to send the confirmation link: set Email:SmtpHost " +
                                          "(docs/configuration.md, \"Accounts e-mail\"), or leave it off.")
             : ValidateOptionsResult.Success;

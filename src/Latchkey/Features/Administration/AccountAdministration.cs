@@ -9,12 +9,25 @@ using static OpenIddict.Abstractions.OpenIddictConstants;
 
 namespace Latchkey.Features.Administration;
 
+/// <summary>An account's state as the CLI's JSON and the admin pages name it.</summary>
+public static class UserStatuses
+{
+    public const string Active = "active";
+    public const string Disabled = "disabled";
+    /// <summary>Locked after failed sign-ins, until <see cref="UserSummary.LockedUntil"/>.</summary>
+    public const string Locked = "locked";
+}
+
 /// <summary>An account as an administrator sees it in a list.</summary>
 public sealed record UserSummary(string Id, string Email, string Name, string TimeZone, DateTimeOffset CreatedAt, bool EmailConfirmed,
     string Status, DateTimeOffset? LockedUntil, IReadOnlyList<string> Roles)
 {
     [JsonIgnore]
     public bool IsAdmin => Roles.Contains(AccountRoles.Admin);
+
+    /// <summary>The status badge's colour class on the admin pages: ok, off (disabled) or warn (locked).</summary>
+    [JsonIgnore]
+    public string StatusClass => Status switch { UserStatuses.Active => "ok", UserStatuses.Disabled => "off", _ => "warn" };
 
     /// <summary>"active", "disabled" or "locked until ..." (after failed sign-ins).</summary>
     [JsonIgnore]
@@ -147,7 +160,7 @@ public sealed class AccountAdministration(
             var disabled = AccountDisabling.IsDisabled(u);
             var locked = !disabled && u.LockoutEnabled && u.LockoutEnd is { } end && end > now;
             return new UserSummary(u.Id, u.Email ?? "", u.DisplayName, u.TimeZone, u.CreatedAt, u.EmailConfirmed,
-                disabled ? "disabled" : locked ? "locked" : "active", locked ? u.LockoutEnd : null,
+                disabled ? UserStatuses.Disabled : locked ? UserStatuses.Locked : UserStatuses.Active, locked ? u.LockoutEnd : null,
                 [.. held.Where(r => r.UserId == u.Id && r.Name is not null).Select(r => r.Name!).Order(StringComparer.Ordinal)]);
         })];
     }

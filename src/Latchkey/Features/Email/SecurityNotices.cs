@@ -22,7 +22,7 @@ public sealed class SecurityNotices(
     // (Email:SecurityNotices) may change at run time: the mailer asks when it sends.
     private readonly bool _delivers = sender is not LogAccountEmailSender;
 
-    /// <param name="Site">The server's address for the links in the e-mail: the request's, or <c>Server:PublicUrl</c>.</param>
+    /// <param name="Site">The server's address for the links in the e-mail: the issuer or the request's, or <c>Server:PublicUrl</c> off a request.</param>
     internal abstract record Notice(string UserId, DateTimeOffset At, string? Address, string Site);
 
     internal sealed record ApiKeyNotice(string UserId, DateTimeOffset At, string? Address, string Site, string KeyId, string Name, string Scopes)
@@ -58,8 +58,9 @@ public sealed class SecurityNotices(
         }
     }
 
-    private string Site() => http.HttpContext?.Request is { } request
-        ? $"{request.Scheme}://{request.Host}{request.PathBase}"
+    // The same address as the account e-mails' links (the configured issuer, else the request's).
+    private string Site() => http.HttpContext is { } context
+        ? ServerAddress.Base(context)
         : server.Value.PublicUrl?.TrimEnd('/') ?? "";
 
     private string? Address() => ClientAddress.Of(http.HttpContext)?.ToString();

@@ -1,10 +1,8 @@
-using Latchkey.Common;
 using System.ComponentModel.DataAnnotations;
-using System.Text;
+using Latchkey.Common;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
-using Microsoft.AspNetCore.WebUtilities;
 
 namespace Latchkey.Features.Accounts.Pages;
 
@@ -33,8 +31,7 @@ public sealed class ForgotPasswordModel(UserManager<LatchkeyUser> users, IAccoun
         if (user is not null)
         {
             var token = await users.GeneratePasswordResetTokenAsync(user);
-            var code = WebEncoders.Base64UrlEncode(Encoding.UTF8.GetBytes(token));
-            var link = $"{ServerAddress.Base(HttpContext)}{AccountsSetup.ResetPasswordPath}?user={Uri.EscapeDataString(user.Id)}&code={code}";
+            var link = AccountLinks.To(ServerAddress.Base(HttpContext), AccountsSetup.ResetPasswordPath, user.Id, token);
             await sender.SendAsync(AccountEmailTemplate.Compose(user.Email!, "Reset your Latchkey password", user.DisplayName,
                 [
                     "Someone (hopefully you) asked to reset the password of your Latchkey account. " +

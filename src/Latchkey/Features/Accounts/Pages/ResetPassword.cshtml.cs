@@ -1,9 +1,7 @@
 using System.ComponentModel.DataAnnotations;
-using System.Text;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
-using Microsoft.AspNetCore.WebUtilities;
 
 namespace Latchkey.Features.Accounts.Pages;
 
@@ -32,20 +30,14 @@ public sealed class ResetPasswordModel(UserManager<LatchkeyUser> users) : PageMo
             return Page();
         }
         var user = await users.FindByIdAsync(UserId!);
-        string token;
-        try
-        {
-            token = Encoding.UTF8.GetString(WebEncoders.Base64UrlDecode(Code!));
-        }
-        catch (FormatException)
-        {
-            token = "";
-        }
-        var result = user is null ? IdentityResult.Failed(new IdentityError { Code = "InvalidToken" }) : await users.ResetPasswordAsync(user, token, Input.Password);
+        var token = AccountLinks.TokenOf(Code);
+        var result = user is null || token is null
+            ? IdentityResult.Failed(new IdentityError { Code = "InvalidToken" })
+            : await users.ResetPasswordAsync(user, token, Input.Password);
         if (result.Succeeded)
         {
-            // The reset changed the security stamp, which ends the account's other sessions
-            // (checked every few minutes); it also ends a lock-out, but not an administrator's disabling.
+            // The reset changed the security stamp, which ends the account's other sessions at their
+            // next request; it also ends a lock-out, but not an administrator's disabling.
             await AccountDisabling.EndLockOutAfterResetAsync(users, user!);
             Done = true;
             return Page();

@@ -1,5 +1,5 @@
-using Latchkey.Common;
 using System.ComponentModel.DataAnnotations;
+using Latchkey.Common;
 using Latchkey.Features.SecurityEvents;
 using Latchkey.Features.Settings;
 using Microsoft.AspNetCore.Identity;
