@@ -1,6 +1,7 @@
 using Latchkey.Cli;
 using Latchkey.Cluster;
 using Latchkey.Features.AccountData;
+using Latchkey.Features.AccountSecurity;
 using Latchkey.Features.Accounts;
 using Latchkey.Features.Administration;
 using Latchkey.Features.ApiDocs;
@@ -59,6 +60,7 @@ public static class Program
         builder.AddRuntimeSettings();
         builder.AddEmail();
         builder.AddAccounts();
+        builder.AddAccountSecurity();
         builder.AddApiKeys();
         builder.AddExternalApi();
         builder.AddAuthorizationServer();
@@ -79,6 +81,7 @@ public static class Program
         app.UseRateLimits();
         app.UseAuthorizationServer();
         app.UseAuthentication();
+        app.UseAccountSecurity();
         app.UseAuthorization();
 
         app.MapOperations();

@@ -7,7 +7,7 @@ using Latchkey.Features.Administration;
 namespace Latchkey.Cli;
 
 /// <summary>
-/// <c>latchkey users list|show|reset-password|disable|enable|delete|grant-admin|revoke-admin</c>:
+/// <c>latchkey users list|show|reset-password|disable|enable|delete|grant-admin|revoke-admin|require-two-factor|reset-two-factor</c>:
 /// looking after accounts from the server's machine, through the same <see cref="AccountAdministration"/>
 /// as the admin pages. <c>--json</c> prints what a script reads (snake_case, one document).
 /// </summary>
@@ -28,6 +28,8 @@ internal static class UserAdminCommands
         yield return SetDisabled(context, disable: false);
         yield return SetAdmin(context, grant: true);
         yield return SetAdmin(context, grant: false);
+        yield return RequireTwoFactor(context);
+        yield return ResetTwoFactor(context);
         yield return Delete(context);
     }
 
@@ -95,6 +97,9 @@ internal static class UserAdminCommands
                   Authorizations  : {details.ValidAuthorizations} valid (apps it signed in to)
                   Credentials     : {details.Credentials} stored
                   MCP servers     : {details.McpServers}
+                  Two-factor      : {(details.TwoFactorEnabled ? "on" : "off")}{(details.TwoFactorRequired ? ", required for this account" : "")}
+                  Passkeys        : {details.Passkeys}
+                  Sessions        : {details.Sessions} signed in
                 """);
             return CliContext.Success;
         }, cancellationToken));
@@ -216,6 +221,59 @@ internal static class UserAdminCommands
             // Sessions carry the roles: they end, and the next sign-in has the new ones.
             await output.WriteLineAsync((grant ? $"{user.Email} is now an administrator" : $"{user.Email} is no longer an administrator") +
                                         "; its sessions have ended (the next sign-in carries the change).");
+            return CliContext.Success;
+        }, cancellationToken));
+        return command;
+    }
+
+    private static Command RequireTwoFactor(CliContext context)
+    {
+        var email = EmailArgument();
+        var off = new Option<bool>("--off") { Description = "Stop requiring it (the account may keep it on)." };
+        var command = new Command("require-two-factor",
+            "Require two-factor authentication of an account: without it, the account is sent to set it up at its next request.") { email, off };
+        command.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
+        {
+            var user = await UserCommands.FindAsync(services, parse.GetValue(email)!, parse.InvocationConfiguration.Error);
+            if (user is null)
+            {
+                return CliContext.Failure;
+            }
+            var required = !parse.GetValue(off);
+            if (!await services.GetRequiredService<AccountAdministration>().SetTwoFactorRequiredAsync(user, required, "latchkey users require-two-factor"))
+            {
+                await output.WriteLineAsync($"{user.Email} {(required ? "already must" : "already need not")} use two-factor authentication; nothing changed.");
+                return CliContext.Success;
+            }
+            await output.WriteLineAsync(required
+                ? $"{user.Email} must use two-factor authentication{(user.TwoFactorEnabled ? " (it already does)." : "; it is sent to set it up at its next request.")}"
+                : $"{user.Email} no longer has to use two-factor authentication.");
+            return CliContext.Success;
+        }, cancellationToken));
+        return command;
+    }
+
+    private static Command ResetTwoFactor(CliContext context)
+    {
+        var email = EmailArgument();
+        var command = new Command("reset-two-factor",
+            "Turn off an account's two-factor authentication (lost phone and recovery codes): its key and codes are forgotten and its sessions end.") { email };
+        command.SetAction((parse, cancellationToken) => context.RunAsync(parse, async (services, output, ct) =>
+        {
+            var user = await UserCommands.FindAsync(services, parse.GetValue(email)!, parse.InvocationConfiguration.Error);
+            if (user is null)
+            {
+                return CliContext.Failure;
+            }
+            if (!user.TwoFactorEnabled)
+            {
+                await output.WriteLineAsync($"{user.Email} does not use two-factor authentication; nothing changed.");
+                return CliContext.Success;
+            }
+            await services.GetRequiredService<AccountAdministration>().ResetTwoFactorAsync(user,
+                services.GetRequiredService<Features.AccountSecurity.TwoFactor>(), "latchkey users reset-two-factor");
+            await output.WriteLineAsync($"Two-factor authentication of {user.Email} is off and its sessions have ended." +
+                                        (user.TwoFactorRequired ? " It must set it up again at its next sign-in." : ""));
             return CliContext.Success;
         }, cancellationToken));
         return command;

@@ -37,6 +37,7 @@ public abstract class LatchkeyDbContext(DbContextOptions options)
 
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
+    public DbSet<Features.AccountSecurity.AccountSession> AccountSessions => Set<Features.AccountSecurity.AccountSession>();
     public DbSet<OAuthApplication> OAuthApplications => Set<OAuthApplication>();
     public DbSet<OAuthAuthorization> OAuthAuthorizations => Set<OAuthAuthorization>();
     public DbSet<OAuthToken> OAuthTokens => Set<OAuthToken>();

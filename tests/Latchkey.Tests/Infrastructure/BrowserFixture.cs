@@ -43,11 +43,17 @@ public sealed class BrowserFixture : IAsyncLifetime
         Directory.CreateDirectory(ScreenshotDirectory);
     }
 
-    public async Task<IPage> NewPageAsync(LatchkeyServerFixture server, ViewportSize? viewport = null)
+    /// <summary>
+    /// A fresh browser context on <paramref name="server"/>. <paramref name="host"/> names the server
+    /// otherwise than by its address: passkeys need a domain (WebAuthn refuses an IP address), and
+    /// <c>localhost</c> is one that reaches the loopback server.
+    /// </summary>
+    public async Task<IPage> NewPageAsync(LatchkeyServerFixture server, ViewportSize? viewport = null, string? host = null)
     {
+        var baseAddress = host is null ? server.BaseAddress : new UriBuilder(server.BaseAddress) { Host = host }.Uri;
         var context = await Browser.NewContextAsync(new BrowserNewContextOptions
         {
-            BaseURL = server.BaseAddress.AbsoluteUri.TrimEnd('/'),
+            BaseURL = baseAddress.AbsoluteUri.TrimEnd('/'),
             ViewportSize = viewport ?? Desktop,
             Locale = "en-GB",
         });

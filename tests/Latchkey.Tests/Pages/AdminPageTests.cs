@@ -32,7 +32,7 @@ public sealed class AdminPageTests(PageServer server, BrowserFixture browser) : 
         await page.GotoAsync("/account/sign-in");
         await page.GetByLabel("E-mail address").FillAsync(email);
         await page.GetByLabel("Password").FillAsync(password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in", Exact = true }).ClickAsync();
         await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Sign out" })).ToBeVisibleAsync();
     }
 
@@ -154,7 +154,7 @@ public sealed class AdminPageTests(PageServer server, BrowserFixture browser) : 
         await page.GetByRole(AriaRole.Button, new() { Name = "Delete my account" }).ClickAsync();
 
         await Assertions.Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Your account is deleted" })).ToBeVisibleAsync();
-        await Assertions.Expect(page.GetByRole(AriaRole.Link, new() { Name = "Sign in" })).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Link, new() { Name = "Sign in", Exact = true })).ToBeVisibleAsync();
         Assert.Equal(0, await server.WithDbAsync(db => db.Users.CountAsync(u => u.Email == email)));
     }
 

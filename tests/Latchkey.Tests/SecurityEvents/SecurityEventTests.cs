@@ -321,7 +321,7 @@ public abstract class SecurityEventTests(LatchkeyServerFixture server) : IAsyncL
     }
 
     [Theory]
-    [InlineData("type=password_changed", "type")]
+    [InlineData("type=password_stolen", "type")]
     [InlineData("limit=0", "limit")]
     [InlineData("limit=501", "limit")]
     [InlineData("cursor=not-a-cursor", "cursor")]

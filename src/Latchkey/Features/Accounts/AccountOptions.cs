@@ -16,6 +16,16 @@ public sealed class AccountOptions
     /// </summary>
     public bool RequireConfirmedEmail { get; set; }
 
+    /// <summary>
+    /// Whether an account with the admin role must use a second factor (an authenticator app): one
+    /// without it is sent to set it up before it can do anything else. Administrators can change it on <c>/admin/settings</c>.
+    /// </summary>
+    public bool RequireTwoFactorForAdmins { get; set; }
+
+    /// <summary>How long "remember this browser" spares a browser the second factor, in days.</summary>
+    [Range(1, 90)]
+    public int RememberBrowserDays { get; set; } = 30;
+
     /// <summary>Failed sign-ins in a row before the account is locked.</summary>
     [Range(1, 100)]
     public int MaxFailedSignInAttempts { get; set; } = 5;

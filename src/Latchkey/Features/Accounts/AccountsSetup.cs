@@ -16,6 +16,9 @@ public static class AccountsSetup
     public const string ResetPasswordPath = "/account/reset-password";
     public const string ConfirmEmailPath = "/account/confirm-email";
 
+    /// <summary>Identity's schema with passkeys (version 3); the design-time factories build the model with the same.</summary>
+    public static readonly Version IdentitySchemaVersion = IdentitySchemaVersions.Version3;
+
     /// <summary>How long a password reset (or e-mail confirmation) link works.</summary>
     public static readonly TimeSpan PasswordResetLifetime = TimeSpan.FromMinutes(60);
 
@@ -33,6 +36,7 @@ public static class AccountsSetup
 
         builder.Services.AddIdentity<LatchkeyUser, IdentityRole>(options =>
             {
+                options.Stores.SchemaVersion = IdentitySchemaVersion;
                 options.User.RequireUniqueEmail = true;
                 // Length over composition rules (NIST SP 800-63B).
                 options.Password.RequiredLength = AccountLimits.PasswordMinLength;

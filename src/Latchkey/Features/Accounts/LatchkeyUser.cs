@@ -13,6 +13,9 @@ public sealed class LatchkeyUser : IdentityUser
     public string TimeZone { get; set; } = "UTC";
 
     public DateTimeOffset CreatedAt { get; set; }
+
+    /// <summary>An administrator requires a second factor of this account: it must enrol before it can do anything else.</summary>
+    public bool TwoFactorRequired { get; set; }
 }
 
 internal sealed class LatchkeyUserConfiguration : IEntityTypeConfiguration<LatchkeyUser>

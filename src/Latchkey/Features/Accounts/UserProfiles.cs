@@ -9,7 +9,8 @@ namespace Latchkey.Features.Accounts;
 /// disabled it (<see cref="AccountDisabling"/>), which every API key of it then meets, and its
 /// security stamp, which every browser session of it must still carry (<see cref="SessionValidation"/>).
 /// </summary>
-public sealed record UserProfile(string Id, string DisplayName, string? Email, string TimeZone, bool Disabled = false, string? SecurityStamp = null);
+public sealed record UserProfile(string Id, string DisplayName, string? Email, string TimeZone, bool Disabled = false, string? SecurityStamp = null,
+    bool TwoFactorEnabled = false, bool TwoFactorRequired = false);
 
 /// <summary>Reads profiles by user id through a cache that any change to the users table invalidates.</summary>
 public sealed class UserProfiles(LatchkeyDbContext db, SnapshotCache<UserProfile> cache)
@@ -25,10 +26,11 @@ public sealed class UserProfiles(LatchkeyDbContext db, SnapshotCache<UserProfile
         // The lock-out is compared here, not in SQL: SQLite cannot compare DateTimeOffset values.
         var user = await db.Users.AsNoTracking()
             .Where(u => u.Id == userId)
-            .Select(u => new { u.Id, u.DisplayName, u.Email, u.TimeZone, u.LockoutEnabled, u.LockoutEnd, u.SecurityStamp })
+            .Select(u => new { u.Id, u.DisplayName, u.Email, u.TimeZone, u.LockoutEnabled, u.LockoutEnd, u.SecurityStamp, u.TwoFactorEnabled, u.TwoFactorRequired })
             .FirstOrDefaultAsync(cancellationToken);
         return user is null
             ? null
-            : new UserProfile(user.Id, user.DisplayName, user.Email, user.TimeZone, AccountDisabling.IsDisabled(user.LockoutEnabled, user.LockoutEnd), user.SecurityStamp);
+            : new UserProfile(user.Id, user.DisplayName, user.Email, user.TimeZone, AccountDisabling.IsDisabled(user.LockoutEnabled, user.LockoutEnd), user.SecurityStamp,
+                user.TwoFactorEnabled, user.TwoFactorRequired);
     }
 }

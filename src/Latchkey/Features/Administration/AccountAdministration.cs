@@ -35,7 +35,8 @@ public sealed record UserSummary(string Id, string Email, string Name, string Ti
 }
 
 /// <summary>One account and what it owns.</summary>
-public sealed record UserDetails(UserSummary User, int ActiveApiKeys, int OwnedApps, int ValidAuthorizations, int Credentials, int McpServers);
+public sealed record UserDetails(UserSummary User, int ActiveApiKeys, int OwnedApps, int ValidAuthorizations, int Credentials, int McpServers,
+    bool TwoFactorEnabled, bool TwoFactorRequired, int Passkeys, int Sessions);
 
 /// <summary>What disabling revoked.</summary>
 public sealed record DisableOutcome(long Authorizations, long Tokens);
@@ -81,7 +82,11 @@ public sealed class AccountAdministration(
         await db.OAuthApplications.CountAsync(a => a.OwnerId == user.Id, cancellationToken),
         await db.OAuthAuthorizations.CountAsync(a => a.Subject == user.Id && a.Status == Statuses.Valid, cancellationToken),
         await db.BrokerCredentials.CountAsync(c => c.AccountId == user.Id, cancellationToken),
-        await db.McpServers.CountAsync(s => s.OwnerId == user.Id, cancellationToken));
+        await db.McpServers.CountAsync(s => s.OwnerId == user.Id, cancellationToken),
+        user.TwoFactorEnabled,
+        user.TwoFactorRequired,
+        await db.UserPasskeys.CountAsync(p => p.UserId == user.Id, cancellationToken),
+        await db.AccountSessions.CountAsync(s => s.UserId == user.Id && s.ExpiresAt > time.GetUtcNow(), cancellationToken));
 
     /// <summary>
     /// Disables the account: it cannot sign in, its API keys are refused (kept), its browser
@@ -90,6 +95,7 @@ public sealed class AccountAdministration(
     public async Task<DisableOutcome> DisableAsync(LatchkeyUser user, string actor, CancellationToken cancellationToken)
     {
         await AccountDisabling.DisableAsync(users, user);
+        await EndBrowserSessionsAsync(user, cancellationToken);
         var outcome = new DisableOutcome(
             await authorizations.RevokeBySubjectAsync(user.Id, cancellationToken),
             await tokens.RevokeBySubjectAsync(user.Id, cancellationToken));
@@ -109,8 +115,39 @@ public sealed class AccountAdministration(
     public async Task EndSessionsAsync(LatchkeyUser user, string actor)
     {
         await users.UpdateSecurityStampAsync(user);
+        await EndBrowserSessionsAsync(user, CancellationToken.None);
         securityEvents.Record(user.Id, SecurityEventTypes.SessionsEnded, detail: $"by {actor}");
     }
+
+    /// <summary>
+    /// Requires (or stops requiring) a second factor of the account: without one it is sent to set
+    /// it up at its next request. False when it already was as asked.
+    /// </summary>
+    public async Task<bool> SetTwoFactorRequiredAsync(LatchkeyUser user, bool required, string actor)
+    {
+        if (user.TwoFactorRequired == required)
+        {
+            return false;
+        }
+        user.TwoFactorRequired = required;
+        await users.UpdateAsync(user);
+        securityEvents.Record(user.Id, required ? SecurityEventTypes.TwoFactorRequired : SecurityEventTypes.TwoFactorNoLongerRequired, detail: $"by {actor}");
+        return true;
+    }
+
+    /// <summary>
+    /// For a person who lost their authenticator and their recovery codes: the second factor is
+    /// turned off and its key forgotten, and every session ends. If it is required, the next sign-in sets it up again.
+    /// </summary>
+    public async Task ResetTwoFactorAsync(LatchkeyUser user, AccountSecurity.TwoFactor twoFactor, string actor)
+    {
+        await twoFactor.DisableAsync(user, $"reset by {actor}");
+        await EndBrowserSessionsAsync(user, CancellationToken.None);
+    }
+
+    // The stamp already ends them at their next request; the rows go too, so the account's session list says so.
+    private Task<int> EndBrowserSessionsAsync(LatchkeyUser user, CancellationToken cancellationToken) =>
+        db.AccountSessions.Where(s => s.UserId == user.Id).ExecuteDeleteAsync(cancellationToken);
 
     /// <summary>
     /// Sets a new password (validated like any other; the security stamp changes, so other sessions
@@ -122,6 +159,7 @@ public sealed class AccountAdministration(
         if (result.Succeeded)
         {
             await AccountDisabling.EndLockOutAfterResetAsync(users, user);
+            await EndBrowserSessionsAsync(user, CancellationToken.None);
             securityEvents.Record(user.Id, SecurityEventTypes.PasswordResetByAdmin, detail: $"by {actor}");
         }
         return result;
@@ -144,6 +182,7 @@ public sealed class AccountAdministration(
             throw new InvalidOperationException("The role was not changed: " + string.Join(" ", result.Errors.Select(e => e.Description)));
         }
         await users.UpdateSecurityStampAsync(user);
+        await EndBrowserSessionsAsync(user, CancellationToken.None);
         return true;
     }
 

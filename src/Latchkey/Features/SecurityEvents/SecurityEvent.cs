@@ -50,12 +50,24 @@ public static class SecurityEventTypes
     public const string SessionsEnded = "sessions_ended";
     public const string PasswordResetByAdmin = "password_reset_by_admin";
     public const string EmailConfirmed = "email_confirmed";
+    public const string PasswordChanged = "password_changed";
+    public const string PasskeyAdded = "passkey_added";
+    public const string PasskeyRemoved = "passkey_removed";
+    public const string TwoFactorEnabled = "two_factor_enabled";
+    public const string TwoFactorDisabled = "two_factor_disabled";
+    public const string RecoveryCodesCreated = "recovery_codes_created";
+    public const string RecoveryCodeUsed = "recovery_code_used";
+    public const string SessionEnded = "session_ended";
+    public const string TwoFactorRequired = "two_factor_required";
+    public const string TwoFactorNoLongerRequired = "two_factor_not_required";
 
     public static readonly IReadOnlyList<string> All =
     [
         SignIn, SignInFailed, SignInLockedOut, ConsentGranted, ConsentDenied, TokenIssued, TokenRevoked,
         ApiKeyCreated, ApiKeyRevoked, CredentialCreated, CredentialRead, CredentialRefreshed, CredentialRefreshFailed, CredentialDeleted,
         ToolCallApprovalRequested, ToolCallApproved, ToolCallDenied, AccountDisabled, AccountEnabled, AccountDeleted, SessionsEnded, PasswordResetByAdmin, EmailConfirmed,
+        PasswordChanged, PasskeyAdded, PasskeyRemoved, TwoFactorEnabled, TwoFactorDisabled, RecoveryCodesCreated, RecoveryCodeUsed, SessionEnded,
+        TwoFactorRequired, TwoFactorNoLongerRequired,
     ];
 }
 

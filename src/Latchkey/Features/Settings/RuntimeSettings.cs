@@ -26,7 +26,8 @@ public sealed record RuntimeSettingValue(RuntimeSettingDefinition Definition, st
 /// <summary>
 /// The few settings that are safe to change at run time, read on every use (through a cache that a
 /// change invalidates on every node) instead of once at start. Only settings whose every value is
-/// safe are here: whether anyone may sign up, whether security notices are e-mailed, and a notice
+/// safe are here: whether anyone may sign up, whether security notices are e-mailed, whether
+/// administrators must use a second factor, and a notice
 /// shown on every page. Keys, lifetimes, addresses and limits stay in configuration, validated at
 /// start, because a wrong value there is caught before the server serves anyone.
 /// </summary>
@@ -42,7 +43,10 @@ public sealed class RuntimeSettings(IServiceScopeFactory scopes, SnapshotCache<R
     public static readonly RuntimeSettingDefinition SiteNotice = new("Site:Notice", "Notice on every page",
         "A short message shown at the top of every page, such as planned maintenance. Empty: none.", RuntimeSettingKind.Text, 500);
 
-    public static readonly IReadOnlyList<RuntimeSettingDefinition> All = [AllowSignUp, SecurityNotices, SiteNotice];
+    public static readonly RuntimeSettingDefinition RequireTwoFactorForAdmins = new("Accounts:RequireTwoFactorForAdmins", "Administrators must use two-factor",
+        "An account with the admin role must set up an authenticator app before it can do anything else.", RuntimeSettingKind.Boolean);
+
+    public static readonly IReadOnlyList<RuntimeSettingDefinition> All = [AllowSignUp, SecurityNotices, RequireTwoFactorForAdmins, SiteNotice];
 
     private static readonly FrozenDictionary<string, RuntimeSettingDefinition> ByKey = All.ToFrozenDictionary(d => d.Key, StringComparer.Ordinal);
 
@@ -54,6 +58,9 @@ public sealed class RuntimeSettings(IServiceScopeFactory scopes, SnapshotCache<R
     public async ValueTask<bool> IsSignUpAllowedAsync(CancellationToken cancellationToken) => (await GetAsync(AllowSignUp, cancellationToken)).IsOn;
 
     public async ValueTask<bool> AreSecurityNoticesOnAsync(CancellationToken cancellationToken) => (await GetAsync(SecurityNotices, cancellationToken)).IsOn;
+
+    public async ValueTask<bool> IsTwoFactorRequiredForAdminsAsync(CancellationToken cancellationToken) =>
+        (await GetAsync(RequireTwoFactorForAdmins, cancellationToken)).IsOn;
 
     public async ValueTask<string> SiteNoticeAsync(CancellationToken cancellationToken) => (await GetAsync(SiteNotice, cancellationToken)).Value;
 
@@ -133,6 +140,7 @@ public sealed class RuntimeSettings(IServiceScopeFactory scopes, SnapshotCache<R
     private string Configured(RuntimeSettingDefinition definition) =>
         definition == AllowSignUp ? Text(accounts.Value.AllowSignUp)
         : definition == SecurityNotices ? Text(email.Value.SecurityNotices)
+        : definition == RequireTwoFactorForAdmins ? Text(accounts.Value.RequireTwoFactorForAdmins)
         : "";
 
     private static string Text(bool value) => value ? "true" : "false";

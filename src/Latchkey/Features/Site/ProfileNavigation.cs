@@ -9,6 +9,7 @@ public static class ProfileNavigation
     public const string AuthorizedApps = "/profile/authorized-apps";
     public const string SecurityEvents = "/profile/security-events";
     public const string Approvals = "/profile/approvals";
+    public const string Security = "/profile/security";
     public const string Account = "/profile/account";
 
     /// <summary>The admin pages, listed for accounts with the admin role.</summary>
@@ -21,6 +22,7 @@ public static class ProfileNavigation
         (Connections, "Connections"),
         (Approvals, "Approvals"),
         (OAuthApps, "Your OAuth apps"),
+        (Security, "Sign-in and security"),
         (SecurityEvents, "Security log"),
         (Account, "Your account"),
     ];

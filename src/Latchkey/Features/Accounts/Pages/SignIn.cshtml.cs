@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Latchkey.Features.AccountSecurity;
 using Latchkey.Features.Email;
 using Latchkey.Features.SecurityEvents;
 using Microsoft.AspNetCore.Identity;
@@ -13,6 +14,7 @@ public sealed partial class SignInModel(
     IOptions<AccountOptions> options,
     SecurityEventLog securityEvents,
     SecurityNotices notices,
+    Passkeys passkeys,
     ILogger<SignInModel> logger) : PageModel
 {
     [BindProperty]
@@ -28,6 +30,28 @@ public sealed partial class SignInModel(
 
     public void OnGet()
     {
+    }
+
+    /// <summary>Options for <c>navigator.credentials.get</c> (site.js asks for them when "Sign in with a passkey" is pressed).</summary>
+    public async Task<IActionResult> OnPostPasskeyOptionsAsync() => Content(await passkeys.RequestOptionsAsync(), "application/json");
+
+    public async Task<IActionResult> OnPostPasskeyAsync(string? credential)
+    {
+        ModelState.Clear();
+        if (string.IsNullOrEmpty(credential))
+        {
+            ModelState.AddModelError(string.Empty, "The browser gave no passkey. Try again, or sign in with your password.");
+            return Page();
+        }
+        var outcome = await passkeys.SignInAsync(credential);
+        if (outcome.User is { } user)
+        {
+            notices.SignedIn(user.Id);
+            return LocalRedirect(ReturnUrls.SafeLocal(Url, ReturnUrl));
+        }
+        LogFailed(logger);
+        ModelState.AddModelError(string.Empty, outcome.Problem!);
+        return Page();
     }
 
     public async Task<IActionResult> OnPostAsync()
@@ -48,6 +72,11 @@ public sealed partial class SignInModel(
             securityEvents.Record(user!.Id, SecurityEventTypes.SignIn, detail: "password");
             notices.SignedIn(user.Id);
             return LocalRedirect(ReturnUrls.SafeLocal(Url, ReturnUrl));
+        }
+        if (result.RequiresTwoFactor)
+        {
+            // The password was right; Identity keeps who is signing in in a short-lived cookie until the code comes.
+            return LocalRedirect(ReturnUrls.AppendTo(AccountSecuritySetup.TwoFactorSignInPath, ReturnUrl));
         }
         // An administrator's disabling is said only to whoever gives the password; anyone else gets the answer a wrong password gets.
         var disabled = result.IsLockedOut && AccountDisabling.IsDisabled(user!);

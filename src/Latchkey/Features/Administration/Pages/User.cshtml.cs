@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Mvc.RazorPages;
 namespace Latchkey.Features.Administration.Pages;
 
 /// <summary>One account: what it is and owns, its latest security events, and what an administrator can do to it.</summary>
-public sealed class AdminUserModel(AccountAdministration administration, SecurityEventHistory history) : PageModel
+public sealed class AdminUserModel(AccountAdministration administration, SecurityEventHistory history, AccountSecurity.TwoFactor twoFactor) : PageModel
 {
     public const int RecentEvents = 10;
 
@@ -49,6 +49,22 @@ public sealed class AdminUserModel(AccountAdministration administration, Securit
         {
             await administration.EndSessionsAsync(user, AdminActor.Of(User));
             return $"Every browser session of {user.Email} has ended. Its apps' tokens and API keys still work (disable the account to stop them).";
+        }, cancellationToken);
+
+    public Task<IActionResult> OnPostRequireTwoFactorAsync(string id, bool required, CancellationToken cancellationToken) =>
+        ActAsync(id, refuseSelf: null, async user =>
+            !await administration.SetTwoFactorRequiredAsync(user, required, AdminActor.Of(User))
+                ? $"Nothing changed: {user.Email} already was as asked."
+                : required
+                    ? $"{user.Email} must use two-factor authentication{(user.TwoFactorEnabled ? " (it already does)." : ": it is sent to set it up at its next request.")}"
+                    : $"{user.Email} no longer has to use two-factor authentication (it may keep it on).", cancellationToken);
+
+    public Task<IActionResult> OnPostResetTwoFactorAsync(string id, CancellationToken cancellationToken) =>
+        ActAsync(id, refuseSelf: "To turn off your own two-factor authentication, use Sign-in and security.", async user =>
+        {
+            await administration.ResetTwoFactorAsync(user, twoFactor, AdminActor.Of(User));
+            return $"Two-factor authentication of {user.Email} is off, its key and recovery codes are gone and its sessions have ended." +
+                   (user.TwoFactorRequired ? " It must set it up again at its next sign-in." : "");
         }, cancellationToken);
 
     public async Task<IActionResult> OnPostResetPasswordAsync(string id, CancellationToken cancellationToken)

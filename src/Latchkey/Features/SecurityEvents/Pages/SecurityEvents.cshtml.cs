@@ -68,13 +68,24 @@ public sealed class SecurityEventsModel(SecurityEventHistory history, TimeProvid
         SecurityEventTypes.AccountDisabled => "Account disabled by an administrator",
         SecurityEventTypes.AccountEnabled => "Account enabled by an administrator",
         SecurityEventTypes.AccountDeleted => "Account deleted",
-        SecurityEventTypes.SessionsEnded => "Signed out everywhere by an administrator",
+        SecurityEventTypes.SessionsEnded => "Other sessions signed out",
+        SecurityEventTypes.SessionEnded => "A session signed out",
         SecurityEventTypes.PasswordResetByAdmin => "Password reset by an administrator",
         SecurityEventTypes.EmailConfirmed => "E-mail address confirmed",
+        SecurityEventTypes.PasswordChanged => "Password changed",
+        SecurityEventTypes.PasskeyAdded => "Passkey added",
+        SecurityEventTypes.PasskeyRemoved => "Passkey removed",
+        SecurityEventTypes.TwoFactorEnabled => "Two-factor authentication turned on",
+        SecurityEventTypes.TwoFactorDisabled => "Two-factor authentication turned off",
+        SecurityEventTypes.RecoveryCodesCreated => "New recovery codes",
+        SecurityEventTypes.RecoveryCodeUsed => "Recovery code used",
+        SecurityEventTypes.TwoFactorRequired => "Two-factor required by an administrator",
+        SecurityEventTypes.TwoFactorNoLongerRequired => "Two-factor no longer required",
         _ => type,
     };
 
     public static bool IsWarning(string type) =>
         type is SecurityEventTypes.SignInFailed or SecurityEventTypes.SignInLockedOut or SecurityEventTypes.CredentialRefreshFailed
-            or SecurityEventTypes.AccountDisabled or SecurityEventTypes.AccountDeleted;
+            or SecurityEventTypes.AccountDisabled or SecurityEventTypes.AccountDeleted or SecurityEventTypes.TwoFactorDisabled
+            or SecurityEventTypes.RecoveryCodeUsed or SecurityEventTypes.PasswordChanged;
 }

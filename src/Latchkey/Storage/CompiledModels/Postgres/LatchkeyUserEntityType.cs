@@ -21,7 +21,7 @@ namespace Latchkey.Storage.CompiledModels.Postgres
                 "Latchkey.Features.Accounts.LatchkeyUser",
                 typeof(LatchkeyUser),
                 baseEntityType,
-                propertyCount: 18,
+                propertyCount: 19,
                 unnamedIndexCount: 2,
                 keyCount: 1);
 
@@ -130,7 +130,8 @@ namespace Latchkey.Storage.CompiledModels.Postgres
                 typeof(string),
                 propertyInfo: typeof(IdentityUser<string>).GetProperty("PhoneNumber", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
                 fieldInfo: typeof(IdentityUser<string>).GetField("<PhoneNumber>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
-                nullable: true);
+                nullable: true,
+                maxLength: 256);
             phoneNumber.AddAnnotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.None);
 
             var phoneNumberConfirmed = runtimeEntityType.AddProperty(
@@ -164,6 +165,14 @@ namespace Latchkey.Storage.CompiledModels.Postgres
                 fieldInfo: typeof(IdentityUser<string>).GetField("<TwoFactorEnabled>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
                 sentinel: false);
             twoFactorEnabled.AddAnnotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.None);
+
+            var twoFactorRequired = runtimeEntityType.AddProperty(
+                "TwoFactorRequired",
+                typeof(bool),
+                propertyInfo: typeof(LatchkeyUser).GetProperty("TwoFactorRequired", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                fieldInfo: typeof(LatchkeyUser).GetField("<TwoFactorRequired>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                sentinel: false);
+            twoFactorRequired.AddAnnotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.None);
 
             var userName = runtimeEntityType.AddProperty(
                 "UserName",

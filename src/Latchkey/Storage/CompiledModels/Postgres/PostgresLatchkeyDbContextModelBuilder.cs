@@ -12,12 +12,13 @@ namespace Latchkey.Storage.CompiledModels.Postgres
     public partial class PostgresLatchkeyDbContextModel
     {
         private PostgresLatchkeyDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("7401fce1-6618-4d55-a321-0ecbb6912b4d"), entityTypeCount: 32)
+            : base(skipDetectChanges: false, modelId: new Guid("b3585a09-435a-49e3-b05d-9f80ed22910b"), entityTypeCount: 35)
         {
         }
 
         partial void Initialize()
         {
+            var accountSession = AccountSessionEntityType.Create(this);
             var latchkeyUser = LatchkeyUserEntityType.Create(this);
             var apiKey = ApiKeyEntityType.Create(this);
             var serverKey = ServerKeyEntityType.Create(this);
@@ -44,13 +45,16 @@ namespace Latchkey.Storage.CompiledModels.Postgres
             var webhookDelivery = WebhookDeliveryEntityType.Create(this);
             var webhookEndpoint = WebhookEndpointEntityType.Create(this);
             var dataProtectionKey = DataProtectionKeyEntityType.Create(this);
+            var identityPasskeyData = IdentityPasskeyDataEntityType.Create(this);
             var identityRole = IdentityRoleEntityType.Create(this);
             var identityRoleClaim = IdentityRoleClaimEntityType.Create(this);
             var identityUserClaim = IdentityUserClaimEntityType.Create(this);
             var identityUserLogin = IdentityUserLoginEntityType.Create(this);
+            var identityUserPasskey = IdentityUserPasskeyEntityType.Create(this);
             var identityUserRole = IdentityUserRoleEntityType.Create(this);
             var identityUserToken = IdentityUserTokenEntityType.Create(this);
 
+            AccountSessionEntityType.CreateForeignKey1(accountSession, latchkeyUser);
             ApiKeyEntityType.CreateForeignKey1(apiKey, latchkeyUser);
             OAuthAppLogoEntityType.CreateForeignKey1(oAuthAppLogo, oAuthApplication);
             OAuthApplicationEntityType.CreateForeignKey1(oAuthApplication, latchkeyUser);
@@ -69,13 +73,16 @@ namespace Latchkey.Storage.CompiledModels.Postgres
             McpVirtualServerEntityType.CreateForeignKey1(mcpVirtualServer, latchkeyUser);
             WebhookDeliveryEntityType.CreateForeignKey1(webhookDelivery, webhookEndpoint);
             WebhookEndpointEntityType.CreateForeignKey1(webhookEndpoint, latchkeyUser);
+            IdentityPasskeyDataEntityType.CreateForeignKey1(identityPasskeyData, identityUserPasskey);
             IdentityRoleClaimEntityType.CreateForeignKey1(identityRoleClaim, identityRole);
             IdentityUserClaimEntityType.CreateForeignKey1(identityUserClaim, latchkeyUser);
             IdentityUserLoginEntityType.CreateForeignKey1(identityUserLogin, latchkeyUser);
+            IdentityUserPasskeyEntityType.CreateForeignKey1(identityUserPasskey, latchkeyUser);
             IdentityUserRoleEntityType.CreateForeignKey1(identityUserRole, identityRole);
             IdentityUserRoleEntityType.CreateForeignKey2(identityUserRole, latchkeyUser);
             IdentityUserTokenEntityType.CreateForeignKey1(identityUserToken, latchkeyUser);
 
+            AccountSessionEntityType.CreateAnnotations(accountSession);
             LatchkeyUserEntityType.CreateAnnotations(latchkeyUser);
             ApiKeyEntityType.CreateAnnotations(apiKey);
             ServerKeyEntityType.CreateAnnotations(serverKey);
@@ -102,10 +109,12 @@ namespace Latchkey.Storage.CompiledModels.Postgres
             WebhookDeliveryEntityType.CreateAnnotations(webhookDelivery);
             WebhookEndpointEntityType.CreateAnnotations(webhookEndpoint);
             DataProtectionKeyEntityType.CreateAnnotations(dataProtectionKey);
+            IdentityPasskeyDataEntityType.CreateAnnotations(identityPasskeyData);
             IdentityRoleEntityType.CreateAnnotations(identityRole);
             IdentityRoleClaimEntityType.CreateAnnotations(identityRoleClaim);
             IdentityUserClaimEntityType.CreateAnnotations(identityUserClaim);
             IdentityUserLoginEntityType.CreateAnnotations(identityUserLogin);
+            IdentityUserPasskeyEntityType.CreateAnnotations(identityUserPasskey);
             IdentityUserRoleEntityType.CreateAnnotations(identityUserRole);
             IdentityUserTokenEntityType.CreateAnnotations(identityUserToken);
 

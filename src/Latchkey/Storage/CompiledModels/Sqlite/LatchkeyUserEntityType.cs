@@ -21,7 +21,7 @@ namespace Latchkey.Storage.CompiledModels.Sqlite
                 "Latchkey.Features.Accounts.LatchkeyUser",
                 typeof(LatchkeyUser),
                 baseEntityType,
-                propertyCount: 18,
+                propertyCount: 19,
                 unnamedIndexCount: 2,
                 keyCount: 1);
 
@@ -120,7 +120,8 @@ namespace Latchkey.Storage.CompiledModels.Sqlite
                 typeof(string),
                 propertyInfo: typeof(IdentityUser<string>).GetProperty("PhoneNumber", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
                 fieldInfo: typeof(IdentityUser<string>).GetField("<PhoneNumber>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
-                nullable: true);
+                nullable: true,
+                maxLength: 256);
 
             var phoneNumberConfirmed = runtimeEntityType.AddProperty(
                 "PhoneNumberConfirmed",
@@ -148,6 +149,13 @@ namespace Latchkey.Storage.CompiledModels.Sqlite
                 typeof(bool),
                 propertyInfo: typeof(IdentityUser<string>).GetProperty("TwoFactorEnabled", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
                 fieldInfo: typeof(IdentityUser<string>).GetField("<TwoFactorEnabled>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                sentinel: false);
+
+            var twoFactorRequired = runtimeEntityType.AddProperty(
+                "TwoFactorRequired",
+                typeof(bool),
+                propertyInfo: typeof(LatchkeyUser).GetProperty("TwoFactorRequired", BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly),
+                fieldInfo: typeof(LatchkeyUser).GetField("<TwoFactorRequired>k__BackingField", BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.DeclaredOnly),
                 sentinel: false);
 
             var userName = runtimeEntityType.AddProperty(

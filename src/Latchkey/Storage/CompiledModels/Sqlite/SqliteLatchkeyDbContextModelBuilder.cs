@@ -11,12 +11,13 @@ namespace Latchkey.Storage.CompiledModels.Sqlite
     public partial class SqliteLatchkeyDbContextModel
     {
         private SqliteLatchkeyDbContextModel()
-            : base(skipDetectChanges: false, modelId: new Guid("ab38d473-b1d0-499c-83ab-18d89412e206"), entityTypeCount: 32)
+            : base(skipDetectChanges: false, modelId: new Guid("9c96caec-4f20-4983-83ea-5c185521a375"), entityTypeCount: 35)
         {
         }
 
         partial void Initialize()
         {
+            var accountSession = AccountSessionEntityType.Create(this);
             var latchkeyUser = LatchkeyUserEntityType.Create(this);
             var apiKey = ApiKeyEntityType.Create(this);
             var serverKey = ServerKeyEntityType.Create(this);
@@ -43,13 +44,16 @@ namespace Latchkey.Storage.CompiledModels.Sqlite
             var webhookDelivery = WebhookDeliveryEntityType.Create(this);
             var webhookEndpoint = WebhookEndpointEntityType.Create(this);
             var dataProtectionKey = DataProtectionKeyEntityType.Create(this);
+            var identityPasskeyData = IdentityPasskeyDataEntityType.Create(this);
             var identityRole = IdentityRoleEntityType.Create(this);
             var identityRoleClaim = IdentityRoleClaimEntityType.Create(this);
             var identityUserClaim = IdentityUserClaimEntityType.Create(this);
             var identityUserLogin = IdentityUserLoginEntityType.Create(this);
+            var identityUserPasskey = IdentityUserPasskeyEntityType.Create(this);
             var identityUserRole = IdentityUserRoleEntityType.Create(this);
             var identityUserToken = IdentityUserTokenEntityType.Create(this);
 
+            AccountSessionEntityType.CreateForeignKey1(accountSession, latchkeyUser);
             ApiKeyEntityType.CreateForeignKey1(apiKey, latchkeyUser);
             OAuthAppLogoEntityType.CreateForeignKey1(oAuthAppLogo, oAuthApplication);
             OAuthApplicationEntityType.CreateForeignKey1(oAuthApplication, latchkeyUser);
@@ -68,13 +72,16 @@ namespace Latchkey.Storage.CompiledModels.Sqlite
             McpVirtualServerEntityType.CreateForeignKey1(mcpVirtualServer, latchkeyUser);
             WebhookDeliveryEntityType.CreateForeignKey1(webhookDelivery, webhookEndpoint);
             WebhookEndpointEntityType.CreateForeignKey1(webhookEndpoint, latchkeyUser);
+            IdentityPasskeyDataEntityType.CreateForeignKey1(identityPasskeyData, identityUserPasskey);
             IdentityRoleClaimEntityType.CreateForeignKey1(identityRoleClaim, identityRole);
             IdentityUserClaimEntityType.CreateForeignKey1(identityUserClaim, latchkeyUser);
             IdentityUserLoginEntityType.CreateForeignKey1(identityUserLogin, latchkeyUser);
+            IdentityUserPasskeyEntityType.CreateForeignKey1(identityUserPasskey, latchkeyUser);
             IdentityUserRoleEntityType.CreateForeignKey1(identityUserRole, identityRole);
             IdentityUserRoleEntityType.CreateForeignKey2(identityUserRole, latchkeyUser);
             IdentityUserTokenEntityType.CreateForeignKey1(identityUserToken, latchkeyUser);
 
+            AccountSessionEntityType.CreateAnnotations(accountSession);
             LatchkeyUserEntityType.CreateAnnotations(latchkeyUser);
             ApiKeyEntityType.CreateAnnotations(apiKey);
             ServerKeyEntityType.CreateAnnotations(serverKey);
@@ -101,10 +108,12 @@ namespace Latchkey.Storage.CompiledModels.Sqlite
             WebhookDeliveryEntityType.CreateAnnotations(webhookDelivery);
             WebhookEndpointEntityType.CreateAnnotations(webhookEndpoint);
             DataProtectionKeyEntityType.CreateAnnotations(dataProtectionKey);
+            IdentityPasskeyDataEntityType.CreateAnnotations(identityPasskeyData);
             IdentityRoleEntityType.CreateAnnotations(identityRole);
             IdentityRoleClaimEntityType.CreateAnnotations(identityRoleClaim);
             IdentityUserClaimEntityType.CreateAnnotations(identityUserClaim);
             IdentityUserLoginEntityType.CreateAnnotations(identityUserLogin);
+            IdentityUserPasskeyEntityType.CreateAnnotations(identityUserPasskey);
             IdentityUserRoleEntityType.CreateAnnotations(identityUserRole);
             IdentityUserTokenEntityType.CreateAnnotations(identityUserToken);
 
