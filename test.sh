@@ -14,4 +14,13 @@ else
   printf '[test.sh] using the PostgreSQL server in LATCHKEY_TEST_POSTGRES\n' >&2
 fi
 
+# The upstream identity provider of the external sign-in tests (oidc-provider, pinned by its lock file).
+if [ ! -d tests/oidc-peer/node_modules/oidc-provider ]; then
+  if command -v npm >/dev/null; then
+    (cd tests/oidc-peer && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  else
+    printf '[test.sh] npm is missing: the external sign-in tests need Node.js (sudo apt-get install nodejs npm)\n' >&2
+  fi
+fi
+
 dotnet test Latchkey.slnx --logger "console;verbosity=normal" "$@"

@@ -10,6 +10,7 @@ using Latchkey.Features.AuthorizationServer;
 using Latchkey.Features.Broker;
 using Latchkey.Features.Email;
 using Latchkey.Features.ExternalApi;
+using Latchkey.Features.ExternalSignIn;
 using Latchkey.Features.KeyProtection;
 using Latchkey.Features.Mcp;
 using Latchkey.Features.Operations;
@@ -61,6 +62,7 @@ public static class Program
         builder.AddEmail();
         builder.AddAccounts();
         builder.AddAccountSecurity();
+        builder.AddExternalSignIn();
         builder.AddApiKeys();
         builder.AddExternalApi();
         builder.AddAuthorizationServer();
@@ -87,6 +89,7 @@ public static class Program
         app.MapOperations();
         app.MapSite();
         app.MapAccounts();
+        app.MapExternalSignIn();
         app.MapScopes();
         app.MapApiKeys();
         app.MapExternalApi();

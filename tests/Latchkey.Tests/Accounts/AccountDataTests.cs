@@ -33,6 +33,11 @@ public abstract class AccountDataTests(LatchkeyServerFixture server)
         Assert.Equal(keyId, apiKey.GetProperty("id").GetString());
         Assert.Equal("IDENTITY", apiKey.GetProperty("scopes").GetString());
         Assert.Contains(root.GetProperty("security_events").EnumerateArray(), e => e.GetProperty("type").GetString() == "api_key_created");
+        var signIn = root.GetProperty("sign_in");
+        Assert.True(signIn.GetProperty("has_password").GetBoolean());
+        Assert.False(signIn.GetProperty("two_factor").GetProperty("enabled").GetBoolean());
+        Assert.Empty(signIn.GetProperty("passkeys").EnumerateArray());
+        Assert.NotEmpty(signIn.GetProperty("sessions").EnumerateArray());
         Assert.Equal(HttpStatusCode.Redirect, (await server.CreateClient().GetAsync("/profile/account/Export")).StatusCode);
     }
 

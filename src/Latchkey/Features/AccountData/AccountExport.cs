@@ -28,12 +28,25 @@ public sealed class AccountExport(LatchkeyDbContext db, SecurityEventHistory his
                            join role in db.Roles on userRole.RoleId equals role.Id
                            where userRole.UserId == id
                            select role.Name).ToListAsync(cancellationToken);
+        var passkeys = await db.UserPasskeys.AsNoTracking().Where(p => p.UserId == id).ToListAsync(cancellationToken);
         var document = new
         {
             exported_at = time.GetUtcNow(),
             account = new
             {
                 user.Id, user.Email, Name = user.DisplayName, user.TimeZone, user.CreatedAt, user.EmailConfirmed, Roles = roles,
+            },
+            sign_in = new
+            {
+                HasPassword = user.PasswordHash is not null,
+                TwoFactor = new { Enabled = user.TwoFactorEnabled, Required = user.TwoFactorRequired },
+                // A passkey's public key is no secret, but it is of no use to its owner either: names and dates only.
+                Passkeys = passkeys.OrderBy(p => p.Data.CreatedAt)
+                    .Select(p => new { Name = p.Data.Name ?? "Passkey", p.Data.CreatedAt, Synced = p.Data.IsBackedUp }),
+                LinkedAccounts = await db.UserLogins.AsNoTracking().Where(l => l.UserId == id)
+                    .Select(l => new { Provider = l.LoginProvider, Name = l.ProviderDisplayName }).ToListAsync(cancellationToken),
+                Sessions = await db.AccountSessions.AsNoTracking().Where(s => s.UserId == id).OrderBy(s => s.CreatedAt)
+                    .Select(s => new { s.UserAgent, s.IpAddress, s.CreatedAt, s.LastSeenAt, s.ExpiresAt }).ToListAsync(cancellationToken),
             },
             api_keys = await db.ApiKeys.AsNoTracking().Where(k => k.UserId == id).OrderBy(k => k.CreatedAt)
                 .Select(k => new { k.Id, k.Name, Prefix = k.DisplayPrefix, k.Scopes, k.CreatedAt, k.ExpiresAt, k.LastUsedAt, k.RevokedAt })

@@ -13,8 +13,9 @@ public sealed class AccountRegistration(UserManager<LatchkeyUser> users, TimePro
         public bool Succeeded => User is not null;
     }
 
-    /// <param name="emailConfirmed">True when whoever creates the account vouches for the address (an operator with the CLI).</param>
-    public async Task<Result> RegisterAsync(string email, string displayName, string? timeZone, string password, bool emailConfirmed = false)
+    /// <param name="password">Null for an account that signs in only with another identity (ExternalSignIn).</param>
+    /// <param name="emailConfirmed">True when whoever creates the account vouches for the address (an operator with the CLI, a provider that verified it).</param>
+    public async Task<Result> RegisterAsync(string email, string displayName, string? timeZone, string? password, bool emailConfirmed = false)
     {
         var errors = new Dictionary<string, string[]>();
         email = email.Trim();
@@ -43,7 +44,7 @@ public sealed class AccountRegistration(UserManager<LatchkeyUser> users, TimePro
             CreatedAt = time.GetUtcNow(),
             EmailConfirmed = emailConfirmed,
         };
-        var created = await users.CreateAsync(user, password);
+        var created = password is null ? await users.CreateAsync(user) : await users.CreateAsync(user, password);
         if (created.Succeeded)
         {
             return new Result(user, errors);

@@ -58,6 +58,8 @@ public static class SecurityEventTypes
     public const string RecoveryCodesCreated = "recovery_codes_created";
     public const string RecoveryCodeUsed = "recovery_code_used";
     public const string SessionEnded = "session_ended";
+    public const string ExternalLoginAdded = "external_login_added";
+    public const string ExternalLoginRemoved = "external_login_removed";
     public const string TwoFactorRequired = "two_factor_required";
     public const string TwoFactorNoLongerRequired = "two_factor_not_required";
 
@@ -67,7 +69,7 @@ public static class SecurityEventTypes
         ApiKeyCreated, ApiKeyRevoked, CredentialCreated, CredentialRead, CredentialRefreshed, CredentialRefreshFailed, CredentialDeleted,
         ToolCallApprovalRequested, ToolCallApproved, ToolCallDenied, AccountDisabled, AccountEnabled, AccountDeleted, SessionsEnded, PasswordResetByAdmin, EmailConfirmed,
         PasswordChanged, PasskeyAdded, PasskeyRemoved, TwoFactorEnabled, TwoFactorDisabled, RecoveryCodesCreated, RecoveryCodeUsed, SessionEnded,
-        TwoFactorRequired, TwoFactorNoLongerRequired,
+        TwoFactorRequired, TwoFactorNoLongerRequired, ExternalLoginAdded, ExternalLoginRemoved,
     ];
 }
 

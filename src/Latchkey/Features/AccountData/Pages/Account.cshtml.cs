@@ -16,12 +16,16 @@ public sealed class AccountModel(UserManager<LatchkeyUser> users, SignInManager<
 
     public string? DeletedEmail { get; private set; }
 
+    /// <summary>False for an account that signs in only with another identity or a passkey: it confirms with its e-mail address instead.</summary>
+    public bool HasPassword { get; private set; } = true;
+
     [BindProperty]
     public string? Password { get; set; }
 
     public async Task<IActionResult> OnGetAsync(CancellationToken cancellationToken)
     {
         Plan = await deletion.PlanAsync(User.UserId(), cancellationToken);
+        HasPassword = await users.FindByIdAsync(User.UserId()) is not { } user || await users.HasPasswordAsync(user);
         return Page();
     }
 
@@ -50,9 +54,15 @@ public sealed class AccountModel(UserManager<LatchkeyUser> users, SignInManager<
         {
             return NotFound();
         }
-        if (string.IsNullOrEmpty(Password) || !await users.CheckPasswordAsync(user, Password))
+        HasPassword = await users.HasPasswordAsync(user);
+        var confirmed = HasPassword
+            ? !string.IsNullOrEmpty(Password) && await users.CheckPasswordAsync(user, Password)
+            : string.Equals(Password?.Trim(), user.Email, StringComparison.OrdinalIgnoreCase);
+        if (!confirmed)
         {
-            ModelState.AddModelError(nameof(Password), "That is not your password; nothing was deleted.");
+            ModelState.AddModelError(nameof(Password), HasPassword
+                ? "That is not your password; nothing was deleted."
+                : "That is not your account's e-mail address; nothing was deleted.");
             Response.StatusCode = StatusCodes.Status400BadRequest;
             Plan = await deletion.PlanAsync(user.Id, cancellationToken);
             return Page();

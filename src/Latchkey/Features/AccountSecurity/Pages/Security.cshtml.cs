@@ -17,6 +17,7 @@ public sealed class SecurityModel(
     Passkeys passkeys,
     TwoFactor twoFactor,
     AccountSessions sessions,
+    ExternalSignIn.ExternalAccounts external,
     SecurityEventLog securityEvents) : PageModel
 {
     public IReadOnlyList<PasskeySummary> PasskeyList { get; private set; } = [];
@@ -24,7 +25,11 @@ public sealed class SecurityModel(
     public bool TwoFactorRequired { get; private set; }
     public int RecoveryCodesLeft { get; private set; }
     public bool BrowserRemembered { get; private set; }
+    /// <summary>False for an account made through another identity: it may set a password, with no current one to give.</summary>
+    public bool HasPassword { get; private set; } = true;
     public IReadOnlyList<SessionSummary> Sessions { get; private set; } = [];
+    /// <summary>The configured providers, each with whether it is linked to this account.</summary>
+    public IReadOnlyList<(ExternalSignIn.ExternalProvider Provider, bool Linked)> OtherSignIns { get; private set; } = [];
     public IReadOnlyList<string>? NewRecoveryCodes { get; private set; }
     public string? Notice { get; private set; }
 
@@ -67,6 +72,23 @@ public sealed class SecurityModel(
             return Unauthorized();
         }
         return await passkeys.RemoveAsync(user, id ?? "") ? Done("Passkey removed: it no longer signs you in.") : NotFound();
+    }
+
+    public async Task<IActionResult> OnPostUnlinkAsync(string? provider)
+    {
+        var user = await users.GetUserAsync(User);
+        if (user is null)
+        {
+            return Unauthorized();
+        }
+        var problem = await external.UnlinkAsync(user, provider ?? "");
+        if (problem is not null)
+        {
+            ModelState.AddModelError("unlink", problem);
+            Response.StatusCode = StatusCodes.Status400BadRequest;
+            return await ShowAsync();
+        }
+        return Done($"{external.DisplayNameOf(provider!)} no longer signs you in.");
     }
 
     public async Task<IActionResult> OnPostEndSessionAsync(string? id, CancellationToken cancellationToken)
@@ -140,12 +162,19 @@ public sealed class SecurityModel(
             return Unauthorized();
         }
         PasswordChange = input;
+        var hasPassword = await users.HasPasswordAsync(user);
+        if (!hasPassword)
+        {
+            ModelState.Remove($"{nameof(PasswordChange)}.{nameof(PasswordChangeInput.Current)}");
+        }
         if (!ModelState.IsValid)
         {
             Response.StatusCode = StatusCodes.Status400BadRequest;
             return await ShowAsync();
         }
-        var result = await users.ChangePasswordAsync(user, PasswordChange.Current, PasswordChange.New);
+        var result = hasPassword
+            ? await users.ChangePasswordAsync(user, PasswordChange.Current, PasswordChange.New)
+            : await users.AddPasswordAsync(user, PasswordChange.New);
         if (!result.Succeeded)
         {
             foreach (var error in result.Errors)
@@ -159,7 +188,9 @@ public sealed class SecurityModel(
         var ended = await sessions.EndOthersAsync(user.Id, HttpContext, cancellationToken);
         await signIn.RefreshSignInAsync(user);
         securityEvents.Record(user.Id, SecurityEventTypes.PasswordChanged, detail: $"by the account's owner; {ended} other session(s) ended");
-        return Done("Password changed. Every other browser signed in to your account is signed out.");
+        return Done(hasPassword
+            ? "Password changed. Every other browser signed in to your account is signed out."
+            : "Password set: you can also sign in with your e-mail address and this password. Every other browser is signed out.");
     }
 
     private async Task<IActionResult> ShowAsync()
@@ -172,10 +203,13 @@ public sealed class SecurityModel(
         Notice ??= TempData["Notice"] as string;
         PasskeyList = await passkeys.ListAsync(user);
         TwoFactorEnabled = user.TwoFactorEnabled;
+        HasPassword = await users.HasPasswordAsync(user);
         TwoFactorRequired = await twoFactor.IsRequiredAsync(user, HttpContext.RequestAborted);
         RecoveryCodesLeft = TwoFactorEnabled ? await twoFactor.RecoveryCodesLeftAsync(user) : 0;
         BrowserRemembered = TwoFactorEnabled && await signIn.IsTwoFactorClientRememberedAsync(user);
         Sessions = await sessions.ListAsync(user.Id, HttpContext, HttpContext.RequestAborted);
+        var linked = (await users.GetLoginsAsync(user)).Select(l => l.LoginProvider).ToHashSet(StringComparer.Ordinal);
+        OtherSignIns = [.. external.Providers.Select(p => (p, linked.Contains(p.Name)))];
         return Page();
     }
 

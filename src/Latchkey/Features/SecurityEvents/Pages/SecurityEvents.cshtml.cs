@@ -81,6 +81,8 @@ public sealed class SecurityEventsModel(SecurityEventHistory history, TimeProvid
         SecurityEventTypes.RecoveryCodeUsed => "Recovery code used",
         SecurityEventTypes.TwoFactorRequired => "Two-factor required by an administrator",
         SecurityEventTypes.TwoFactorNoLongerRequired => "Two-factor no longer required",
+        SecurityEventTypes.ExternalLoginAdded => "Sign-in with another account linked",
+        SecurityEventTypes.ExternalLoginRemoved => "Sign-in with another account unlinked",
         _ => type,
     };
 
