@@ -221,6 +221,36 @@ public abstract partial class AccountSecurityTests(LatchkeyServerFixture server)
     }
 
     [Fact]
+    public async Task With_the_setting_on_an_administrator_without_a_second_factor_sets_one_up_first()
+    {
+        var account = await TestAccounts.SignUpAsync(server);
+        Assert.Equal(0, (await server.RunCliAsync(["users", "grant-admin", account.Email])).ExitCode);
+        var admin = NewBrowser();
+        Assert.Equal(HttpStatusCode.Redirect, (await TestAccounts.SignInAsync(admin, account.Email, account.Password)).StatusCode);
+        await AssertSignedInAsync(admin);
+        var settings = server.Services.GetRequiredService<Latchkey.Features.Settings.RuntimeSettings>();
+        Assert.Null(await settings.SetAsync("Accounts:RequireTwoFactorForAdmins", "true", "a test", CancellationToken.None));
+        try
+        {
+            await Eventually.TrueAsync(async () =>
+            {
+                var response = await admin.GetAsync("/admin");
+                return response.StatusCode == HttpStatusCode.Redirect && response.Headers.Location!.OriginalString == SetupPath;
+            }, TimeSpan.FromSeconds(5), "the administrator sent to the set-up page");
+            // Someone without the role is not concerned.
+            var other = await TestAccounts.SignUpAsync(server);
+            await AssertSignedInAsync(other.Session);
+
+            await EnrolAsync(new TestAccount(account.Email, account.Password, account.DisplayName, admin));
+            Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync("/admin")).StatusCode);
+        }
+        finally
+        {
+            await settings.ResetAsync("Accounts:RequireTwoFactorForAdmins", CancellationToken.None);
+        }
+    }
+
+    [Fact]
     public async Task The_command_line_resets_and_requires_an_accounts_second_factor()
     {
         var account = await TestAccounts.SignUpAsync(server);

@@ -247,3 +247,73 @@ public abstract partial class ExternalSignInTests(LatchkeyServerFixture server)
 public sealed class ExternalSignInTestsOnSqlite(SqliteServerWithOidcPeer server) : ExternalSignInTests(server), IClassFixture<SqliteServerWithOidcPeer>;
 
 public sealed class ExternalSignInTestsOnPostgres(PostgresServerWithOidcPeer server) : ExternalSignInTests(server), IClassFixture<PostgresServerWithOidcPeer>;
+
+/// <summary>A server with OpenIddict's presets for GitHub, Google and Microsoft configured (no network: their authorization endpoints are known).</summary>
+public sealed class SqliteServerWithProviderPresets : SqliteServer
+{
+    protected override void ConfigureServer(Microsoft.AspNetCore.Builder.WebApplicationBuilder builder)
+    {
+        foreach (var (name, type) in new[] { ("github", "GitHub"), ("google", "Google"), ("work", "Microsoft") })
+        {
+            builder.Configuration[$"ExternalSignIn:Providers:{name}:Type"] = type;
+            builder.Configuration[$"ExternalSignIn:Providers:{name}:ClientId"] = $"{name}-client-id";
+            builder.Configuration[$"ExternalSignIn:Providers:{name}:ClientSecret"] = $"{name}-client-secret";
+        }
+        // An issuer nobody answers at: the closed port refuses at once.
+        builder.Configuration["ExternalSignIn:Providers:down:Issuer"] = $"http://127.0.0.1:{FreePorts.Next()}";
+        builder.Configuration["ExternalSignIn:Providers:down:DisplayName"] = "Down SSO";
+        builder.Configuration["ExternalSignIn:Providers:down:ClientId"] = "latchkey";
+        builder.Configuration["ExternalSignIn:Providers:work:Tenant"] = "organizations";
+    }
+}
+
+/// <summary>The presets send people to the real services' authorization endpoints with Latchkey's callback, PKCE and state.</summary>
+public sealed class ExternalSignInPresetTests(SqliteServerWithProviderPresets server) : IClassFixture<SqliteServerWithProviderPresets>
+{
+    [Fact]
+    public async Task Each_preset_is_offered_and_github_sends_the_person_to_its_authorization_endpoint()
+    {
+        var browser = server.CreateClient();
+        var signIn = await (await browser.GetAsync("/account/sign-in")).Content.ReadAsStringAsync();
+        Assert.Contains("Sign in with GitHub", signIn);
+        Assert.Contains("Sign in with Google", signIn);
+        Assert.Contains("Sign in with Microsoft", signIn);
+
+        // GitHub publishes no discovery document: OpenIddict knows its endpoints, so this needs no network.
+        var start = await browser.GetAsync("/account/external/Start?provider=github");
+        Assert.Equal(HttpStatusCode.Redirect, start.StatusCode);
+        var location = start.Headers.Location!.AbsoluteUri;
+        Assert.StartsWith("https://github.com/login/oauth/authorize", location);
+        Assert.Contains("client_id=github-client-id", location);
+        Assert.Contains("state=", location);
+        Assert.Contains(Uri.EscapeDataString(new Uri(server.BaseAddress, "/account/external/callback").AbsoluteUri), location);
+    }
+
+    [Fact]
+    public async Task A_provider_that_cannot_be_reached_gets_a_page_that_says_so()
+    {
+        var response = await server.CreateClient().GetAsync("/account/external/Start?provider=down");
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        Assert.Contains("Down SSO cannot be reached right now", await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public void A_provider_without_what_it_needs_is_refused_at_start()
+    {
+        var validator = new Latchkey.Features.ExternalSignIn.ExternalSignInOptions
+        {
+            Providers =
+            {
+                ["Bad Name"] = new() { ClientId = "x" },
+                ["github"] = new() { Type = Latchkey.Features.ExternalSignIn.ExternalProviderType.GitHub, ClientId = "x" },
+                ["corp"] = new() { ClientId = "", Issuer = "not a url" },
+            },
+        };
+        var result = new Latchkey.Features.ExternalSignIn.ExternalSignInOptionsValidator().Validate(null, validator);
+        Assert.True(result.Failed);
+        Assert.Contains("ExternalSignIn:Providers:Bad Name: the name", result.FailureMessage);
+        Assert.Contains("ExternalSignIn:Providers:github:ClientSecret is required", result.FailureMessage);
+        Assert.Contains("ExternalSignIn:Providers:corp:ClientId is required", result.FailureMessage);
+        Assert.Contains("ExternalSignIn:Providers:corp:Issuer", result.FailureMessage);
+    }
+}

@@ -22,7 +22,8 @@ public sealed record ExternalIdentity(string Provider, string ProviderDisplayNam
 /// Accounts and the identities they sign in with elsewhere: the providers on offer, the identity
 /// that just came back, linking one to an account and unlinking it.
 /// </summary>
-public sealed class ExternalAccounts(SignInManager<LatchkeyUser> signIn, SecurityEventLog securityEvents, IOptions<ExternalSignInOptions> options)
+public sealed class ExternalAccounts(SignInManager<LatchkeyUser> signIn, SecurityEventLog securityEvents, IOptions<ExternalSignInOptions> options,
+    IServiceProvider services)
 {
     public IReadOnlyList<ExternalProvider> Providers { get; } =
         [.. options.Value.Providers.Select(p => new ExternalProvider(p.Key, ExternalSignInOptions.DisplayNameOf(p.Key, p.Value))).OrderBy(p => p.DisplayName)];
@@ -38,6 +39,22 @@ public sealed class ExternalAccounts(SignInManager<LatchkeyUser> signIn, Securit
         {
             RedirectUri = then,
         });
+
+    /// <summary>Whether the provider's configuration can be read (OpenIddict caches it; GitHub's is built in).</summary>
+    public async Task<bool> IsReachableAsync(string provider, CancellationToken cancellationToken)
+    {
+        var client = services.GetRequiredService<OpenIddict.Client.OpenIddictClientService>();
+        try
+        {
+            var registration = await client.GetClientRegistrationByIdAsync(provider, cancellationToken);
+            return registration.ConfigurationManager is null || await registration.ConfigurationManager.GetConfigurationAsync(cancellationToken) is not null;
+        }
+        catch (Exception exception) when (exception is InvalidOperationException or OpenIddict.Abstractions.OpenIddictExceptions.ProtocolException
+                                              or HttpRequestException)
+        {
+            return false;
+        }
+    }
 
     public bool IsConfigured(string? provider) => provider is not null && Providers.Any(p => p.Name == provider);
 

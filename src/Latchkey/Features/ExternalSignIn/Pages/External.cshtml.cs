@@ -51,14 +51,29 @@ public sealed partial class ExternalModel(
     /// pages' Content-Security-Policy (<c>form-action 'self'</c>) would stop a form's redirect to
     /// the provider. Starting changes nothing here; whatever comes back still needs a confirmation.
     /// </summary>
-    public IActionResult OnGetStart(string? provider)
+    public async Task<IActionResult> OnGetStartAsync(string? provider)
     {
         if (!external.IsConfigured(provider))
         {
             return NotFound();
         }
         var then = ReturnUrls.AppendTo(ExternalSignInSetup.ExternalPath, ReturnUrls.SafeLocal(Url, ReturnUrl));
+        // The provider's configuration (its discovery document, read once and cached) is needed to
+        // send the person there: one that cannot be read gets a page that says so, not OpenIddict's bare 400.
+        if (!await external.IsReachableAsync(provider!, HttpContext.RequestAborted))
+        {
+            return Unreachable(provider!);
+        }
         return external.Challenge(provider!, then);
+    }
+
+    private PageResult Unreachable(string provider)
+    {
+        LogUnreachable(logger, provider);
+        Response.StatusCode = StatusCodes.Status502BadGateway;
+        Step = ExternalStep.Failed;
+        Problem = $"{external.DisplayNameOf(provider)} cannot be reached right now, so signing in with it cannot start. Try again later, or use your password.";
+        return Page();
     }
 
     public async Task<IActionResult> OnGetAsync(bool failed = false)
@@ -189,6 +204,9 @@ public sealed partial class ExternalModel(
         Step = ExternalStep.Failed;
         return Page();
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Sign-in with {Provider} cannot start: its configuration cannot be read (is it reachable?)")]
+    private static partial void LogUnreachable(ILogger logger, string provider);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Sign-in with another identity refused")]
     private static partial void LogRefused(ILogger logger);
