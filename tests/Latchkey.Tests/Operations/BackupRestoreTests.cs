@@ -37,6 +37,16 @@ public abstract class BackupRestoreTests(LatchkeyServerFixture server) : IAsyncL
     /// <summary>Backs the running server's database up to <paramref name="file"/>.</summary>
     protected abstract Task BackUpAsync(string file);
 
+    [Fact]
+    public async Task The_start_ups_newest_migration_is_ef_cores_newest_migration()
+    {
+        // The up-to-date check at start compares with these constants (scripts/update-model.sh writes them).
+        var expected = server.Provider == Latchkey.Storage.StorageProvider.Postgres
+            ? Latchkey.Storage.LatestMigrations.Postgres
+            : Latchkey.Storage.LatestMigrations.Sqlite;
+        Assert.Equal(await server.WithDbAsync(db => Task.FromResult(db.Database.GetMigrations().Last())), expected);
+    }
+
     /// <summary>With the server stopped: destroys its database and restores <paramref name="file"/> in its place.</summary>
     protected abstract Task DestroyAndRestoreAsync(string file);
 

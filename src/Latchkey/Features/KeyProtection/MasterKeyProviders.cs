@@ -26,7 +26,6 @@ public sealed class ConfiguredMasterKeys(VaultOptions options) : IMasterKeyProvi
 /// </summary>
 public sealed partial class MasterKeyFile(string path, bool mayGenerate, ILogger<MasterKeyFile> logger) : IMasterKeyProvider, IMasterKeyGenerator
 {
-    private sealed record Content(string Active, Dictionary<string, string> Keys);
 
     /// <summary>The full path of the file.</summary>
     public string FilePath { get; } = Path.GetFullPath(path);
@@ -71,7 +70,7 @@ public sealed partial class MasterKeyFile(string path, bool mayGenerate, ILogger
                     "Put the key file back, or give the keys in Vault:MasterKeys.");
             }
             var id = MasterKeys.NewId();
-            Save(new Content(id, new() { [id] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) }));
+            Save(new MasterKeyFileContent(id, new() { [id] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) }));
             Generated = true;
             LogGenerated(logger, FilePath);
         }
@@ -102,11 +101,11 @@ public sealed partial class MasterKeyFile(string path, bool mayGenerate, ILogger
         return id;
     }
 
-    private Content Read()
+    private MasterKeyFileContent Read()
     {
         try
         {
-            return JsonSerializer.Deserialize<Content>(File.ReadAllText(FilePath)) is { Active: not null, Keys: not null } content
+            return JsonSerializer.Deserialize(File.ReadAllText(FilePath), MasterKeyFileJson.Default.MasterKeyFileContent) is { Active: not null, Keys: not null } content
                 ? content
                 : throw new JsonException();
         }
@@ -116,14 +115,14 @@ public sealed partial class MasterKeyFile(string path, bool mayGenerate, ILogger
         }
     }
 
-    private void Save(Content content)
+    private void Save(MasterKeyFileContent content)
     {
         OwnerOnlyFiles.CreateDirectory(Path.GetDirectoryName(FilePath)!);
         // Written beside and renamed into place, so that a crash never leaves half a key file.
         var temporary = FilePath + ".tmp";
         File.Delete(temporary);
         OwnerOnlyFiles.CreateFile(temporary);
-        File.WriteAllText(temporary, JsonSerializer.Serialize(content));
+        File.WriteAllText(temporary, JsonSerializer.Serialize(content, MasterKeyFileJson.Default.MasterKeyFileContent));
         File.Move(temporary, FilePath, overwrite: true);
     }
 
@@ -136,3 +135,13 @@ public sealed partial class MasterKeyFile(string path, bool mayGenerate, ILogger
     [LoggerMessage(Level = LogLevel.Warning, Message = "The vault key file {KeyFile} is readable by other accounts and could not be changed: chmod 600 it")]
     private static partial void LogOpenToOthers(ILogger logger, string keyFile);
 }
+
+/// <summary>The key file's content: <c>{"Active": id, "Keys": {id: base64}}</c>.</summary>
+internal sealed record MasterKeyFileContent(string Active, Dictionary<string, string> Keys);
+
+/// <summary>
+/// The key file's JSON, generated at build time: every CLI command reads the file, and building
+/// the serializer's metadata by reflection was a noticeable part of a command's start.
+/// </summary>
+[System.Text.Json.Serialization.JsonSerializable(typeof(MasterKeyFileContent))]
+internal sealed partial class MasterKeyFileJson : System.Text.Json.Serialization.JsonSerializerContext;
