@@ -30,11 +30,11 @@ const provider = new Provider(issuer, {
     }),
   }),
   features: { devInteractions: { enabled: true } },
-  // The development pages would answer on http only behind this flag.
+  // PKCE for every client, as OAuth 2.1 asks (OpenIddict's client always sends it).
   pkce: { required: () => true },
 });
 provider.proxy = false;
 provider.on('server_error', (ctx, error) => console.error('server_error', error));
 
-// The development interactions refuse a plain-http issuer outside loopback; this one is loopback.
+// Loopback only, like every server the tests start.
 provider.listen(port, '127.0.0.1', () => console.log(`listening on ${issuer}`));

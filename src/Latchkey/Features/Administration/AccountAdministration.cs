@@ -53,6 +53,7 @@ public sealed class AccountAdministration(
     IOpenIddictAuthorizationManager authorizations,
     IOpenIddictTokenManager tokens,
     SecurityEventLog securityEvents,
+    AccountSecurity.AccountSessions sessions,
     TimeProvider time)
 {
     public const int ListLimit = 500;
@@ -147,7 +148,7 @@ public sealed class AccountAdministration(
 
     // The stamp already ends them at their next request; the rows go too, so the account's session list says so.
     private Task<int> EndBrowserSessionsAsync(LatchkeyUser user, CancellationToken cancellationToken) =>
-        db.AccountSessions.Where(s => s.UserId == user.Id).ExecuteDeleteAsync(cancellationToken);
+        sessions.EndAllAsync(user.Id, cancellationToken);
 
     /// <summary>
     /// Sets a new password (validated like any other; the security stamp changes, so other sessions
